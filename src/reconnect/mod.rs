@@ -1,0 +1,1 @@
+//! Reconnection: a pure backoff policy and a reconnecting client session.

@@ -44,7 +44,11 @@ impl Instant {
     #[must_use]
     pub const fn from_duration(d: Duration) -> Self {
         let n = d.as_nanos();
-        Instant(if n > u64::MAX as u128 { u64::MAX } else { n as u64 })
+        Instant(if n > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            n as u64
+        })
     }
 
     /// Nanoseconds since the origin.
@@ -69,7 +73,11 @@ impl Instant {
     #[must_use]
     pub const fn saturating_add(self, d: Duration) -> Instant {
         let n = d.as_nanos();
-        let n = if n > u64::MAX as u128 { u64::MAX } else { n as u64 };
+        let n = if n > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            n as u64
+        };
         Instant(self.0.saturating_add(n))
     }
 
@@ -77,7 +85,11 @@ impl Instant {
     #[must_use]
     pub const fn saturating_sub(self, d: Duration) -> Instant {
         let n = d.as_nanos();
-        let n = if n > u64::MAX as u128 { u64::MAX } else { n as u64 };
+        let n = if n > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            n as u64
+        };
         Instant(self.0.saturating_sub(n))
     }
 }
@@ -152,7 +164,10 @@ mod tests {
     fn saturates_both_ways() {
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
         assert_eq!(Instant::ZERO - Duration::from_secs(1), Instant::ZERO);
-        assert_eq!(Instant::from_secs(1) - Instant::from_secs(2), Duration::ZERO);
+        assert_eq!(
+            Instant::from_secs(1) - Instant::from_secs(2),
+            Duration::ZERO
+        );
         assert_eq!(
             Instant::from_secs(2) - Instant::from_secs(1),
             Duration::from_secs(1)

@@ -1,0 +1,101 @@
+//! Connection configuration: limits, delivery mode and timers, with documented defaults.
+
+use core::time::Duration;
+
+/// How a connection behaves. Every field has a documented default; change fields on
+/// `Config::default()`.
+///
+/// ```
+/// let mut config = tether::Config::default();
+/// config.max_message_size = 1 << 20;
+/// config.heartbeat = None; // no pings
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest accepted frame payload. A larger one fails the connection with 1009 as soon as its
+    /// header is parsed. Default 16 MiB. Not applied to data frames in streaming mode, where
+    /// payloads are never buffered whole.
+    pub max_frame_payload: usize,
+    /// Largest accepted message (the sum of its fragments). A message that would grow past it
+    /// fails the connection with 1009 as soon as the header that announces it is parsed.
+    /// Default 64 MiB. Not applied in streaming mode.
+    pub max_message_size: usize,
+    /// Most bytes the output buffer may hold: a send that would go past it is refused with
+    /// [`SendErrorKind::BufferFull`](crate::SendErrorKind::BufferFull) and the message is handed
+    /// back. Control frames the core must send (Pong, Close) are always queued. While the buffer
+    /// is over this size, [`Connection::wants_read`](crate::Connection::wants_read) is false, so a
+    /// peer that floods pings without reading cannot grow it without bound. Default 64 MiB.
+    pub max_write_buffer: usize,
+    /// Size of the slice [`Connection::read_buf`](crate::Connection::read_buf) offers when no
+    /// frame needs more. Default 16 KiB.
+    pub read_buffer_size: usize,
+    /// Deliver data messages as [`Event::MessageStart`](crate::Event::MessageStart),
+    /// [`Event::MessageChunk`](crate::Event::MessageChunk) and
+    /// [`Event::MessageEnd`](crate::Event::MessageEnd) as the bytes arrive, instead of assembled
+    /// [`Event::Message`](crate::Event::Message)s. Memory stays bounded by one read whatever the
+    /// message size. Text is still validated incrementally. Default `false`.
+    pub streaming: bool,
+    /// Report received Pings as [`Event::Ping`](crate::Event::Ping) (the core answers them
+    /// either way). Default `true`.
+    pub report_pings: bool,
+    /// Periodic pings and dead-peer detection. Default: on, every 20 s, with a 20 s pong
+    /// timeout. `None` turns it off.
+    pub heartbeat: Option<Heartbeat>,
+    /// Close the connection with 1001 when no frame at all has been received for this long.
+    /// Default `None` (off).
+    pub idle_timeout: Option<Duration>,
+    /// How long to wait for the peer's Close after sending ours, and (as a client) for the
+    /// server to close the transport after the close handshake. Default 10 s.
+    pub close_timeout: Duration,
+    /// How long the opening handshake may take. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// The largest opening-handshake head accepted, in bytes. Default 16 KiB.
+    pub max_handshake_head: usize,
+    /// The most header fields an opening-handshake head may carry. Default 64.
+    pub max_handshake_headers: usize,
+}
+
+/// Heartbeat settings (see [`Config::heartbeat`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Heartbeat {
+    /// How long the connection may go without receiving anything before a Ping is sent. Any
+    /// received frame postpones the next Ping: a peer that is talking is alive.
+    pub interval: Duration,
+    /// How long to wait for the Pong that matches a Ping before the peer is declared dead.
+    pub timeout: Duration,
+}
+
+impl Heartbeat {
+    /// A heartbeat with the given interval and pong timeout.
+    #[must_use]
+    pub const fn new(interval: Duration, timeout: Duration) -> Self {
+        Heartbeat { interval, timeout }
+    }
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat::new(Duration::from_secs(20), Duration::from_secs(20))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_payload: 16 << 20,
+            max_message_size: 64 << 20,
+            max_write_buffer: 64 << 20,
+            read_buffer_size: 16 << 10,
+            streaming: false,
+            report_pings: true,
+            heartbeat: Some(Heartbeat::default()),
+            idle_timeout: None,
+            close_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_handshake_head: 16 << 10,
+            max_handshake_headers: 64,
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The receive path: frame decoding, in-place unmasking, incremental UTF-8 and message assembly.
+//!
+//! One input buffer holds `[data | initialised spare]`. The driver reads into the spare part, the
+//! decoder parses headers there, unmasks and validates payload bytes as soon as they arrive (so a
+//! bad text frame fails before it is complete), and a complete payload leaves the buffer as
+//! `Bytes` with `split_to().freeze()`: no copy. Only fragmented messages are copied, once, into
+//! their assembly buffer.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::connection::Role;
+use crate::error::ProtocolError;
+use crate::frame::{FrameHeader, OpCode};
+use crate::mask::apply_mask_at;
+use crate::message::{DataKind, Message, Utf8Bytes};
+use crate::utf8::Utf8Validator;
+
+/// Largest read slice offered while a big frame is being received (assembled mode).
+const MAX_READ_HINT: usize = 4 << 20;
+
+/// What the decoder produced.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A complete message (assembled mode).
+    Message(Message),
+    /// A piece of a message (streaming mode).
+    Chunk {
+        kind: DataKind,
+        data: Bytes,
+        first: bool,
+        last: bool,
+    },
+    Ping(Bytes),
+    Pong(Bytes),
+    Close(Bytes),
+}
+
+/// The frame whose payload is being received.
+#[derive(Debug)]
+struct InFrame {
+    header: FrameHeader,
+    /// Payload bytes not yet split off the buffer.
+    remaining: u64,
+    /// Payload bytes at the front of the buffer already unmasked (and validated if text).
+    ready: usize,
+    /// Payload offset of the buffer front, for the mask rotation.
+    offset: usize,
+    /// Whether the payload belongs to a text message.
+    text: bool,
+}
+
+/// The data message being received.
+#[derive(Debug)]
+struct InMessage {
+    kind: DataKind,
+    /// Sum of the announced payload lengths so far.
+    size: u64,
+    /// Fragments assembled so far (assembled mode).
+    parts: BytesMut,
+    /// Whether a chunk was already reported (streaming mode).
+    started: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    buf: BytesMut,
+    filled: usize,
+    frame: Option<InFrame>,
+    msg: Option<InMessage>,
+    utf8: Utf8Validator,
+    role: Role,
+    max_frame: usize,
+    max_message: usize,
+    streaming: bool,
+    read_size: usize,
+}
+
+impl Receiver {
+    pub(crate) fn new(role: Role, config: &crate::Config) -> Self {
+        Receiver {
+            buf: BytesMut::new(),
+            filled: 0,
+            frame: None,
+            msg: None,
+            utf8: Utf8Validator::new(),
+            role,
+            max_frame: config.max_frame_payload,
+            max_message: config.max_message_size,
+            streaming: config.streaming,
+            read_size: config.read_buffer_size.max(1),
+        }
+    }
+
+    /// The spare part of the input buffer for the driver to read into.
+    pub(crate) fn read_buf(&mut self) -> &mut [u8] {
+        let need = match &self.frame {
+            Some(f) if !self.streaming => f.remaining.saturating_sub(self.filled as u64),
+            _ => 0,
+        };
+        let want = (need.min(MAX_READ_HINT as u64) as usize).max(self.read_size);
+        if self.buf.len() < self.filled + want {
+            self.buf.resize(self.filled + want, 0);
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// The driver read `n` bytes into [`Receiver::read_buf`].
+    pub(crate) fn commit(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.buf.len());
+    }
+
+    /// Copies `data` into the input buffer.
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        let end = self.filled + data.len();
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        self.buf[self.filled..end].copy_from_slice(data);
+        self.filled = end;
+    }
+
+    /// Runs `f` on the unprocessed bytes as one `BytesMut`: the opening handshake consumes its
+    /// head from the front and leaves whatever follows (pipelined frames) in place.
+    pub(crate) fn with_input<T>(&mut self, f: impl FnOnce(&mut BytesMut) -> T) -> T {
+        self.buf.truncate(self.filled);
+        let out = f(&mut self.buf);
+        self.filled = self.buf.len();
+        out
+    }
+
+    /// Drops everything buffered: used once the connection has ended.
+    pub(crate) fn discard(&mut self) {
+        self.buf = BytesMut::new();
+        self.filled = 0;
+        self.frame = None;
+        self.msg = None;
+    }
+
+    /// Releases an empty input buffer that grew past a few reads' worth (after a large message),
+    /// so an idle connection holds little memory.
+    pub(crate) fn shrink(&mut self) {
+        if self.filled == 0 && self.buf.capacity() > 4 * self.read_size {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Bytes held in the input buffer (data and spare), for memory accounting.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity() + self.msg.as_ref().map_or(0, |m| m.parts.capacity())
+    }
+
+    /// Whether a data frame is partly received (the peer is mid-message).
+    pub(crate) fn in_data_frame(&self) -> bool {
+        self.frame
+            .as_ref()
+            .is_some_and(|f| !f.header.opcode.is_control())
+    }
+
+    fn check_header(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them.
+        if h.rsv != 0 {
+            return Err(ProtocolError::ReservedBits(h.rsv));
+        }
+        // RFC 6455 §5.1: clients mask every frame, servers mask none.
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        // RFC 6455 §5.4: fragments of one message are not interleaved with another.
+        match (h.opcode, &self.msg) {
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation);
+            }
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            _ => {}
+        }
+        if !self.streaming && !h.opcode.is_control() {
+            if h.payload_len > self.max_frame as u64 {
+                return Err(ProtocolError::FrameTooLarge {
+                    len: h.payload_len,
+                    max: self.max_frame,
+                });
+            }
+            let total = self
+                .msg
+                .as_ref()
+                .map_or(0, |m| m.size)
+                .saturating_add(h.payload_len);
+            if total > self.max_message as u64 {
+                return Err(ProtocolError::MessageTooLarge {
+                    len: total,
+                    max: self.max_message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the next item from the buffered bytes; `Ok(None)` when more bytes are needed.
+    pub(crate) fn poll(&mut self) -> Result<Option<Incoming>, ProtocolError> {
+        loop {
+            if self.frame.is_none() {
+                let Some((header, len)) = FrameHeader::parse(&self.buf[..self.filled])? else {
+                    return Ok(None);
+                };
+                self.check_header(&header)?;
+                self.buf.advance(len);
+                self.filled -= len;
+                let kind = match header.opcode {
+                    OpCode::Text => Some(DataKind::Text),
+                    OpCode::Binary => Some(DataKind::Binary),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    self.utf8.reset();
+                    self.msg = Some(InMessage {
+                        kind,
+                        size: 0,
+                        parts: BytesMut::new(),
+                        started: false,
+                    });
+                }
+                let mut text = false;
+                if !header.opcode.is_control()
+                    && let Some(m) = self.msg.as_mut()
+                {
+                    m.size = m.size.saturating_add(header.payload_len);
+                    text = m.kind == DataKind::Text;
+                }
+                self.frame = Some(InFrame {
+                    header,
+                    remaining: header.payload_len,
+                    ready: 0,
+                    offset: 0,
+                    text,
+                });
+            }
+            let Some(f) = self.frame.as_mut() else {
+                continue;
+            };
+            let avail = (self.filled as u64).min(f.remaining) as usize;
+            if f.ready < avail {
+                let fresh = &mut self.buf[f.ready..avail];
+                if let Some(key) = f.header.mask {
+                    apply_mask_at(fresh, key, f.offset + f.ready);
+                }
+                if f.text {
+                    self.utf8
+                        .feed(fresh)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                f.ready = avail;
+            }
+            let control = f.header.opcode.is_control();
+            if self.streaming && !control {
+                if avail == 0 && f.remaining > 0 {
+                    return Ok(None);
+                }
+                let data = self.buf.split_to(avail).freeze();
+                self.filled -= avail;
+                f.remaining -= avail as u64;
+                f.offset += avail;
+                f.ready = 0;
+                let frame_done = f.remaining == 0;
+                let last = frame_done && f.header.fin;
+                if frame_done {
+                    self.frame = None;
+                }
+                let Some(m) = self.msg.as_mut() else {
+                    continue;
+                };
+                let kind = m.kind;
+                let first = !m.started;
+                m.started = true;
+                if last {
+                    self.msg = None;
+                    if kind == DataKind::Text {
+                        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                }
+                if data.is_empty() && !first && !last {
+                    continue;
+                }
+                return Ok(Some(Incoming::Chunk {
+                    kind,
+                    data,
+                    first,
+                    last,
+                }));
+            }
+            if (avail as u64) < f.remaining {
+                return Ok(None);
+            }
+            let header = f.header;
+            self.frame = None;
+            let payload = self.buf.split_to(avail).freeze();
+            self.filled -= avail;
+            match header.opcode {
+                OpCode::Ping => return Ok(Some(Incoming::Ping(payload))),
+                OpCode::Pong => return Ok(Some(Incoming::Pong(payload))),
+                OpCode::Close => return Ok(Some(Incoming::Close(payload))),
+                _ => {}
+            }
+            let Some(m) = self.msg.as_mut() else {
+                continue;
+            };
+            if !header.fin {
+                m.parts.extend_from_slice(&payload);
+                continue;
+            }
+            let Some(m) = self.msg.take() else {
+                continue;
+            };
+            let data = if m.parts.is_empty() {
+                payload
+            } else {
+                let mut parts = m.parts;
+                parts.extend_from_slice(&payload);
+                parts.freeze()
+            };
+            let message = match m.kind {
+                DataKind::Text => {
+                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                    Message::Text(Utf8Bytes::from_validated(data))
+                }
+                DataKind::Binary => Message::Binary(data),
+            };
+            return Ok(Some(Incoming::Message(message)));
+        }
+    }
+}

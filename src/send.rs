@@ -1,0 +1,147 @@
+//! The send path: frame encoding, masking and the output queue.
+//!
+//! Headers and small payloads are written into one growing buffer (`tail`); a large payload in
+//! the server role (no masking) is queued as its own `Bytes` without a copy, so a driver can write
+//! header and payload with one vectored write. The driver sees the queue as slices and reports
+//! how much it wrote; partial writes are fine.
+
+use alloc::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rand_core::Rng;
+
+use crate::connection::Role;
+use crate::frame::{FrameHeader, OpCode};
+use crate::mask::apply_mask;
+
+/// Payloads at least this large are queued without copying when no masking is needed.
+const ZERO_COPY_MIN: usize = 2048;
+
+/// An empty tail buffer larger than this is released rather than kept.
+const KEEP_CAPACITY: usize = 64 << 10;
+
+#[derive(Debug, Default)]
+pub(crate) struct Sender {
+    /// Chunks older than `tail`, ready to write.
+    queue: VecDeque<Bytes>,
+    /// Newest bytes; small frames are coalesced here.
+    tail: BytesMut,
+    /// Total bytes waiting.
+    len: usize,
+}
+
+impl Sender {
+    /// Bytes waiting to be written.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues one frame. The client role masks with a fresh key from `rng` (RFC 6455 §5.3),
+    /// leaving `payload` itself untouched. When the payload is also available as `shared`
+    /// `Bytes`, a large unmasked payload is queued without a copy.
+    pub(crate) fn write_frame(
+        &mut self,
+        role: Role,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        shared: Option<&Bytes>,
+        rng: &mut dyn Rng,
+    ) {
+        let mask = match role {
+            Role::Client => Some(rng.next_u32().to_ne_bytes()),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        self.len += header.encoded_len() + payload.len();
+        header.encode(&mut self.tail);
+        match mask {
+            Some(key) => {
+                let start = self.tail.len();
+                self.tail.extend_from_slice(payload);
+                apply_mask(&mut self.tail[start..], key);
+            }
+            None if payload.len() >= ZERO_COPY_MIN && shared.is_some() => {
+                self.queue.push_back(self.tail.split().freeze());
+                self.queue.extend(shared.cloned());
+            }
+            None => self.tail.extend_from_slice(payload),
+        }
+    }
+
+    /// Queues bytes as they are (an HTTP handshake head).
+    pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
+        self.len += bytes.len();
+        self.tail.extend_from_slice(bytes);
+    }
+
+    /// The first run of bytes to write.
+    pub(crate) fn pending(&self) -> Option<&[u8]> {
+        match self.queue.front() {
+            Some(front) => Some(front),
+            None if !self.tail.is_empty() => Some(&self.tail),
+            None => None,
+        }
+    }
+
+    /// Every run of bytes waiting, in order, for vectored writes.
+    pub(crate) fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.queue
+            .iter()
+            .map(|b| &b[..])
+            .chain(core::iter::once(&self.tail[..]))
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The driver wrote `n` bytes from the front.
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        n = n.min(self.len);
+        self.len -= n;
+        while n > 0 {
+            match self.queue.front_mut() {
+                Some(front) if n >= front.len() => {
+                    n -= front.len();
+                    self.queue.pop_front();
+                }
+                Some(front) => {
+                    front.advance(n);
+                    n = 0;
+                }
+                None => {
+                    self.tail.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        if self.len == 0 {
+            self.queue.clear();
+            if self.tail.capacity() > KEEP_CAPACITY {
+                self.tail = BytesMut::new();
+            } else {
+                self.tail.clear();
+            }
+        }
+    }
+
+    /// Drops everything not yet written (the transport is being closed).
+    pub(crate) fn discard(&mut self) {
+        self.queue.clear();
+        self.tail = BytesMut::new();
+        self.len = 0;
+    }
+
+    /// Bytes of memory the queue holds, for accounting.
+    pub(crate) fn capacity(&self) -> usize {
+        self.tail.capacity() + self.queue.iter().map(Bytes::len).sum::<usize>()
+    }
+}

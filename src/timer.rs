@@ -1,0 +1,72 @@
+//! The connection's timers: one table of optional deadlines; the next deadline is the earliest.
+
+use crate::Instant;
+
+/// Every timer a connection can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The opening handshake must complete by then.
+    Handshake,
+    /// Send a heartbeat Ping.
+    Ping,
+    /// The heartbeat Pong must arrive by then.
+    Pong,
+    /// Something other than a Pong must arrive by then.
+    Idle,
+    /// The peer's Close must arrive by then.
+    Close,
+    /// Close the transport by then even if output is still queued, or (client after a clean
+    /// close) if the server has not closed it.
+    Linger,
+}
+
+const COUNT: usize = 6;
+
+impl Timer {
+    pub(crate) const ALL: [Timer; COUNT] = [
+        Timer::Handshake,
+        Timer::Ping,
+        Timer::Pong,
+        Timer::Idle,
+        Timer::Close,
+        Timer::Linger,
+    ];
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TimerTable {
+    deadlines: [Option<Instant>; COUNT],
+}
+
+impl TimerTable {
+    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
+        self.deadlines[timer as usize] = Some(at);
+    }
+
+    pub(crate) fn stop(&mut self, timer: Timer) {
+        self.deadlines[timer as usize] = None;
+    }
+
+    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
+        self.deadlines[timer as usize]
+    }
+
+    pub(crate) fn stop_all(&mut self) {
+        self.deadlines = [None; COUNT];
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.deadlines.iter().flatten().min().copied()
+    }
+
+    /// Stops and returns the earliest timer due at `now`, if any.
+    pub(crate) fn take_expired(&mut self, now: Instant) -> Option<Timer> {
+        let timer = Timer::ALL
+            .into_iter()
+            .filter(|t| self.get(*t).is_some_and(|d| d <= now))
+            .min_by_key(|t| self.get(*t))?;
+        self.stop(timer);
+        Some(timer)
+    }
+}

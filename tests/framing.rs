@@ -1,0 +1,690 @@
+//! Framing, message and close rules of RFC 6455, one test per rule, driven through the public
+//! sans-IO API with raw bytes.
+
+mod common;
+
+use common::*;
+use tether::frame::OpCode;
+use tether::{
+    CloseCause, CloseCode, CloseError, Config, DataKind, Event, Initiator, Instant, Message,
+    ProtocolError, Role, SendErrorKind, State, TransportAction,
+};
+
+const T0: Instant = Instant::ZERO;
+
+/// Feeds `input` to a fresh connection of `role` and returns what it wrote and its events.
+fn run(role: Role, config: Config, input: &[u8]) -> (Vec<WireFrame>, Vec<Event>) {
+    let mut conn = open(role, config);
+    feed(&mut conn, T0, input, &Chunking::Whole);
+    let out = parse_frames(&drain_output(&mut conn));
+    (out, drain_events(&mut conn))
+}
+
+/// Asserts that `input` makes a server fail with `code` and the given protocol error.
+fn server_fails(input: &[u8], code: u16, err: ProtocolError) {
+    for chunking in [Chunking::Whole, Chunking::Bytewise] {
+        let mut conn = open(Role::Server, quiet());
+        feed(&mut conn, T0, input, &chunking);
+        let out = parse_frames(&drain_output(&mut conn));
+        let last = out.last().expect("a close frame");
+        assert_eq!(last.1, OpCode::Close);
+        assert_eq!(close_code(&last.2), Some(code));
+        let events = drain_events(&mut conn);
+        let closed = terminal(&events);
+        assert_eq!(closed.code, CloseCode(code));
+        assert!(!closed.clean);
+        assert_eq!(closed.initiator, Initiator::Local);
+        assert_eq!(closed.cause, CloseCause::Protocol(err.clone()));
+        assert!(!closed.reason.is_empty(), "the reason says what was wrong");
+        assert_eq!(conn.poll_transport(), Some(TransportAction::Close));
+        assert_eq!(conn.state(), State::Closed);
+    }
+}
+
+// ----- RFC 6455 §5.2 base framing ---------------------------------------------------------------
+
+/// RFC 6455 §5.2: reserved opcodes fail the connection with 1002.
+#[test]
+fn rfc6455_5_2_reserved_opcodes_fail_with_1002() {
+    for op in (0x3..=0x7u8).chain(0xb..=0xf) {
+        let input = [0x80 | op, 0x80, 1, 2, 3, 4];
+        server_fails(&input, 1002, ProtocolError::ReservedOpcode(op));
+    }
+}
+
+/// RFC 6455 §5.2: RSV bits without a negotiated extension fail with 1002.
+#[test]
+fn rfc6455_5_2_rsv_bits_fail_with_1002() {
+    for rsv in 1..=7u8 {
+        let input = frame_rsv(true, rsv, OpCode::Text, b"x", Some([1, 2, 3, 4]));
+        server_fails(&input, 1002, ProtocolError::ReservedBits(rsv));
+    }
+}
+
+/// RFC 6455 §5.2: a 64-bit length with the most significant bit set fails with 1002.
+#[test]
+fn rfc6455_5_2_64bit_length_top_bit_fails() {
+    let input = [0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+    server_fails(&input, 1002, ProtocolError::InvalidLength);
+}
+
+/// RFC 6455 §5.5: control frames over 125 bytes fail with 1002.
+#[test]
+fn rfc6455_5_5_long_control_frame_fails() {
+    let input = cframe(true, OpCode::Ping, &[0u8; 126]);
+    server_fails(&input, 1002, ProtocolError::ControlFrameTooLong(126));
+}
+
+/// RFC 6455 §5.5: fragmented control frames fail with 1002.
+#[test]
+fn rfc6455_5_5_fragmented_control_frame_fails() {
+    let input = cframe(false, OpCode::Ping, b"x");
+    server_fails(&input, 1002, ProtocolError::FragmentedControlFrame);
+}
+
+/// RFC 6455 §5.1: a server fails the connection on an unmasked frame from the client.
+#[test]
+fn rfc6455_5_1_server_rejects_unmasked_frames() {
+    server_fails(
+        &sframe(true, OpCode::Text, b"hi"),
+        1002,
+        ProtocolError::UnmaskedFrame,
+    );
+}
+
+/// RFC 6455 §5.1: a client fails the connection on a masked frame from the server.
+#[test]
+fn rfc6455_5_1_client_rejects_masked_frames() {
+    let (out, events) = run(Role::Client, quiet(), &cframe(true, OpCode::Text, b"hi"));
+    assert_eq!(out.last().unwrap().1, OpCode::Close);
+    assert_eq!(close_code(&out.last().unwrap().2), Some(1002));
+    assert_eq!(
+        terminal(&events).cause,
+        CloseCause::Protocol(ProtocolError::MaskedFrame)
+    );
+}
+
+/// RFC 6455 §5.3: every client frame carries a fresh masking key from the injected generator.
+#[test]
+fn rfc6455_5_3_client_masks_with_a_fresh_key_per_frame() {
+    let mut conn = open(Role::Client, quiet());
+    for _ in 0..4 {
+        conn.send_text("same").unwrap();
+    }
+    let out = drain_output(&mut conn);
+    let mut keys = Vec::new();
+    let mut rest = &out[..];
+    while !rest.is_empty() {
+        let (h, n) = tether::frame::FrameHeader::parse(rest).unwrap().unwrap();
+        keys.push(h.mask.expect("client frames are masked"));
+        rest = &rest[n + h.payload_len as usize..];
+    }
+    keys.dedup();
+    assert_eq!(keys.len(), 4, "four distinct keys");
+    // The same seed gives the same keys: randomness is injected, not global.
+    let mut again = open(Role::Client, quiet());
+    for _ in 0..4 {
+        again.send_text("same").unwrap();
+    }
+    assert_eq!(drain_output(&mut again), out);
+}
+
+/// RFC 6455 §5.1: a server never masks.
+#[test]
+fn rfc6455_5_1_server_does_not_mask() {
+    let mut conn = open(Role::Server, quiet());
+    conn.send_text("hello").unwrap();
+    assert_eq!(
+        drain_output(&mut conn),
+        sframe(true, OpCode::Text, b"hello")
+    );
+}
+
+// ----- RFC 6455 §5.4 fragmentation --------------------------------------------------------------
+
+/// RFC 6455 §5.4: a continuation frame with no message in progress fails with 1002.
+#[test]
+fn rfc6455_5_4_continuation_without_start_fails() {
+    server_fails(
+        &cframe(true, OpCode::Continuation, b"x"),
+        1002,
+        ProtocolError::UnexpectedContinuation,
+    );
+}
+
+/// RFC 6455 §5.4: a new data frame while a fragmented message is open fails with 1002.
+#[test]
+fn rfc6455_5_4_new_message_inside_fragmented_fails() {
+    let mut input = cframe(false, OpCode::Text, b"a");
+    input.extend(cframe(true, OpCode::Binary, b"b"));
+    server_fails(&input, 1002, ProtocolError::ExpectedContinuation);
+}
+
+/// RFC 6455 §5.4: control frames between fragments are handled at once, and the message is
+/// reassembled around them.
+#[test]
+fn rfc6455_5_4_control_frames_between_fragments() {
+    let mut input = cframe(false, OpCode::Text, b"Hel");
+    input.extend(cframe(true, OpCode::Ping, b"p"));
+    input.extend(cframe(false, OpCode::Continuation, b"lo, "));
+    input.extend(cframe(true, OpCode::Continuation, b"world"));
+    for chunking in [Chunking::Whole, Chunking::Bytewise] {
+        let mut conn = open(Role::Server, quiet());
+        feed(&mut conn, T0, &input, &chunking);
+        let out = parse_frames(&drain_output(&mut conn));
+        assert_eq!(out, vec![(true, OpCode::Pong, b"p".to_vec())]);
+        let events = drain_events(&mut conn);
+        assert!(matches!(&events[0], Event::Ping(p) if &p[..] == b"p"));
+        assert!(matches!(&events[1], Event::Message(Message::Text(t)) if t == "Hello, world"));
+        assert_eq!(events.len(), 2);
+    }
+}
+
+/// Fragmentation on the send side: `send_fragment` writes Text/Continuation frames with FIN on
+/// the last, allows control frames in between, and refuses interleaved messages.
+#[test]
+fn sending_fragments() {
+    let mut conn = open(Role::Server, quiet());
+    conn.send_fragment(DataKind::Text, "ab", false).unwrap();
+    conn.ping("x").unwrap();
+    let err = conn.send_text("other").unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::MessageInProgress);
+    let err = conn.send_fragment(DataKind::Binary, "c", true).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::KindMismatch);
+    conn.send_fragment(DataKind::Text, "c", true).unwrap();
+    let out = parse_frames(&drain_output(&mut conn));
+    assert_eq!(
+        out,
+        vec![
+            (false, OpCode::Text, b"ab".to_vec()),
+            (true, OpCode::Ping, b"x".to_vec()),
+            (true, OpCode::Continuation, b"c".to_vec()),
+        ]
+    );
+}
+
+/// Text fragments may split a character but must stay valid UTF-8; a bad fragment is refused
+/// and changes nothing.
+#[test]
+fn sending_text_fragments_validates_utf8() {
+    let euro = "€".as_bytes();
+    let mut conn = open(Role::Server, quiet());
+    conn.send_fragment(DataKind::Text, euro[..1].to_vec(), false)
+        .unwrap();
+    let err = conn
+        .send_fragment(DataKind::Text, vec![0xff], true)
+        .unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::InvalidUtf8);
+    assert_eq!(&err.data[..], &[0xff]);
+    let err = conn
+        .send_fragment(DataKind::Text, euro[1..2].to_vec(), true)
+        .unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::InvalidUtf8, "unfinished at fin");
+    conn.send_fragment(DataKind::Text, euro[1..].to_vec(), true)
+        .unwrap();
+    let out = parse_frames(&drain_output(&mut conn));
+    assert_eq!(out.len(), 2);
+}
+
+// ----- RFC 6455 §8.1 UTF-8 ----------------------------------------------------------------------
+
+/// RFC 6455 §8.1: invalid UTF-8 fails with 1007 as soon as the bytes can no longer be valid,
+/// before the frame (or the message) is complete.
+#[test]
+fn rfc6455_8_1_invalid_utf8_fails_fast_mid_frame() {
+    // A 1000-byte text frame whose 11th byte is invalid: only 20 payload bytes are delivered.
+    let mut payload = vec![b'a'; 1000];
+    payload[10] = 0xff;
+    let bytes = cframe(true, OpCode::Text, &payload);
+    let mut conn = open(Role::Server, quiet());
+    feed(&mut conn, T0, &bytes[..8 + 20], &Chunking::Whole);
+    let events = drain_events(&mut conn);
+    assert_eq!(terminal(&events).code, CloseCode::INVALID_PAYLOAD);
+    let out = parse_frames(&drain_output(&mut conn));
+    assert_eq!(close_code(&out[0].2), Some(1007));
+}
+
+/// RFC 6455 §8.1: validation spans fragments: a character split across two frames is fine, an
+/// invalid sequence split across them fails in the second.
+#[test]
+fn rfc6455_8_1_utf8_across_fragments() {
+    let euro = "€".as_bytes();
+    let mut ok = cframe(false, OpCode::Text, &euro[..2]);
+    ok.extend(cframe(true, OpCode::Continuation, &euro[2..]));
+    let (_, events) = run(Role::Server, quiet(), &ok);
+    assert!(matches!(&events[0], Event::Message(Message::Text(t)) if t == "€"));
+
+    let mut bad = cframe(false, OpCode::Text, &[0xf4]);
+    bad.extend(cframe(false, OpCode::Continuation, &[0x90]));
+    bad.extend(cframe(true, OpCode::Continuation, b"never reached"));
+    server_fails(&bad, 1007, ProtocolError::InvalidUtf8);
+}
+
+/// RFC 6455 §8.1: a message that ends inside a character is invalid.
+#[test]
+fn rfc6455_8_1_truncated_character_at_end_fails() {
+    server_fails(
+        &cframe(true, OpCode::Text, &"€".as_bytes()[..2]),
+        1007,
+        ProtocolError::InvalidUtf8,
+    );
+}
+
+// ----- limits -----------------------------------------------------------------------------------
+
+/// A frame over the limit fails with 1009 when its header is parsed, before any payload.
+#[test]
+fn frame_limit_decided_at_header() {
+    let mut config = quiet();
+    config.max_frame_payload = 100;
+    let header_only = &cframe(true, OpCode::Binary, &[0u8; 101])[..8];
+    let mut conn = open(Role::Server, config);
+    feed(&mut conn, T0, header_only, &Chunking::Whole);
+    let closed = terminal(&drain_events(&mut conn));
+    assert_eq!(closed.code, CloseCode::MESSAGE_TOO_BIG);
+    assert_eq!(
+        closed.cause,
+        CloseCause::Protocol(ProtocolError::FrameTooLarge { len: 101, max: 100 })
+    );
+}
+
+/// A message whose fragments add up past the limit fails with 1009 at the header that would
+/// pass it.
+#[test]
+fn message_limit_decided_at_header() {
+    let mut config = quiet();
+    config.max_message_size = 100;
+    let mut input = cframe(false, OpCode::Binary, &[0u8; 60]);
+    input.extend(&cframe(true, OpCode::Continuation, &[0u8; 41])[..8]);
+    let mut conn = open(Role::Server, config);
+    feed(&mut conn, T0, &input, &Chunking::Whole);
+    let closed = terminal(&drain_events(&mut conn));
+    assert_eq!(closed.code, CloseCode::MESSAGE_TOO_BIG);
+    assert_eq!(
+        closed.cause,
+        CloseCause::Protocol(ProtocolError::MessageTooLarge { len: 101, max: 100 })
+    );
+}
+
+/// The defaults allow 16 MiB messages in one frame.
+#[test]
+fn defaults_allow_16_mib_messages() {
+    let c = Config::default();
+    assert!(c.max_frame_payload >= 16 << 20);
+    assert!(c.max_message_size >= 16 << 20);
+    let payload = vec![7u8; 16 << 20];
+    let (_, events) = run(
+        Role::Server,
+        quiet(),
+        &cframe(true, OpCode::Binary, &payload),
+    );
+    assert!(matches!(&events[0], Event::Message(Message::Binary(b)) if b.len() == 16 << 20));
+}
+
+/// A send that would overfill the output buffer hands the message back with a typed error and
+/// changes nothing; once drained, it goes through.
+#[test]
+fn write_buffer_limit_returns_the_message() {
+    let mut config = quiet();
+    config.max_write_buffer = 100;
+    let mut conn = open(Role::Server, config);
+    conn.send_binary(vec![1u8; 80]).unwrap();
+    let before = conn.buffered_output();
+    let err = conn.send_binary(vec![2u8; 80]).unwrap_err();
+    assert!(matches!(
+        err.kind,
+        SendErrorKind::BufferFull { limit: 100, .. }
+    ));
+    assert_eq!(err.into_inner(), Message::binary(vec![2u8; 80]));
+    assert_eq!(conn.buffered_output(), before);
+    drain_output(&mut conn);
+    conn.send_binary(vec![2u8; 80]).unwrap();
+}
+
+/// Streaming mode: a large message arrives as start / chunks / end with bounded buffering.
+#[test]
+fn streaming_delivers_chunks_with_bounded_memory() {
+    let mut config = quiet();
+    config.streaming = true;
+    config.max_message_size = 1024; // not applied in streaming mode
+    let mut conn = open(Role::Server, config);
+    let payload: Vec<u8> = (0..(4 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let input = cframe(true, OpCode::Binary, &payload);
+    let mut received = Vec::new();
+    let mut peak = 0;
+    let mut ended = false;
+    for piece in input.chunks(16 << 10) {
+        feed(&mut conn, T0, piece, &Chunking::Whole);
+        peak = peak.max(conn.buffer_memory());
+        for ev in drain_events(&mut conn) {
+            match ev {
+                Event::MessageStart(k) => assert_eq!(k, DataKind::Binary),
+                Event::MessageChunk(c) => received.extend_from_slice(&c),
+                Event::MessageEnd => ended = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert!(ended);
+    assert_eq!(received, payload);
+    assert!(peak <= 64 << 10, "peak buffer {peak}");
+}
+
+/// Streaming text is validated incrementally too.
+#[test]
+fn streaming_text_fails_fast() {
+    let mut config = quiet();
+    config.streaming = true;
+    let mut payload = vec![b'a'; 100];
+    payload[50] = 0xc0;
+    let input = cframe(true, OpCode::Text, &payload);
+    let mut conn = open(Role::Server, config);
+    feed(&mut conn, T0, &input, &Chunking::Sizes(vec![20]));
+    let events = drain_events(&mut conn);
+    assert_eq!(terminal(&events).code, CloseCode::INVALID_PAYLOAD);
+}
+
+// ----- zero copy --------------------------------------------------------------------------------
+
+/// A single-frame payload leaves the input buffer without a copy: the message's bytes live inside
+/// the buffer the driver read into.
+#[test]
+fn single_frame_payload_is_not_copied() {
+    let mut conn = open(Role::Server, quiet());
+    let input = cframe(true, OpCode::Binary, &[9u8; 1000]);
+    let buf = conn.read_buf();
+    let range = buf.as_ptr_range();
+    buf[..input.len()].copy_from_slice(&input);
+    conn.handle_read(T0, input.len());
+    let Some(Event::Message(Message::Binary(b))) = conn.poll_event() else {
+        panic!("a message")
+    };
+    assert!(
+        range.contains(&b.as_ptr()),
+        "payload points into the read buffer"
+    );
+    assert_eq!(&b[..], &[9u8; 1000][..]);
+}
+
+/// Server role: a large binary payload is queued as-is for a vectored write.
+#[test]
+fn server_sends_large_payloads_without_copy() {
+    let mut conn = open(Role::Server, quiet());
+    let payload = bytes::Bytes::from(vec![5u8; 64 << 10]);
+    conn.send_binary(payload.clone()).unwrap();
+    let slices: Vec<&[u8]> = conn.output_slices().collect();
+    assert_eq!(slices.len(), 2);
+    assert_eq!(slices[1].as_ptr(), payload.as_ptr());
+}
+
+// ----- ping / pong ------------------------------------------------------------------------------
+
+/// RFC 6455 §5.5.2: a Ping is answered with a Pong with the same payload, by the core.
+#[test]
+fn rfc6455_5_5_2_ping_answered_with_pong() {
+    let (out, events) = run(Role::Server, quiet(), &cframe(true, OpCode::Ping, b"abc"));
+    assert_eq!(out, vec![(true, OpCode::Pong, b"abc".to_vec())]);
+    assert!(matches!(&events[..], [Event::Ping(p)] if &p[..] == b"abc"));
+}
+
+/// Pings are answered even when the user does not want to see them.
+#[test]
+fn pings_answered_silently_when_not_reported() {
+    let mut config = quiet();
+    config.report_pings = false;
+    let (out, events) = run(Role::Client, config, &sframe(true, OpCode::Ping, b""));
+    assert_eq!(out, vec![(true, OpCode::Pong, vec![])]);
+    assert!(events.is_empty());
+}
+
+/// Control payloads over 125 bytes are a local error.
+#[test]
+fn ping_payload_limit_is_a_local_error() {
+    let mut conn = open(Role::Client, quiet());
+    let err = conn.ping(vec![0u8; 126]).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::ControlPayloadTooLong);
+    assert_eq!(conn.buffered_output(), 0);
+}
+
+// ----- RFC 6455 §5.5.1 / §7 close ---------------------------------------------------------------
+
+/// RFC 6455 §5.5.1: a Close payload of one byte fails with 1002.
+#[test]
+fn rfc6455_5_5_1_close_length_one_fails() {
+    server_fails(
+        &cframe(true, OpCode::Close, &[3]),
+        1002,
+        ProtocolError::InvalidCloseLength,
+    );
+}
+
+/// RFC 6455 §7.4: codes not allowed on the wire fail with 1002; the allowed ones are echoed.
+#[test]
+fn rfc6455_7_4_close_codes_on_the_wire() {
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+    ] {
+        server_fails(
+            &cframe(true, OpCode::Close, &code.to_be_bytes()),
+            1002,
+            ProtocolError::InvalidCloseCode(code),
+        );
+    }
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+        4000, 4999,
+    ] {
+        let (out, events) = run(
+            Role::Server,
+            quiet(),
+            &cframe(true, OpCode::Close, &code.to_be_bytes()),
+        );
+        assert_eq!(
+            out,
+            vec![(true, OpCode::Close, code.to_be_bytes().to_vec())]
+        );
+        let closed = terminal(&events);
+        assert_eq!(closed.code, CloseCode(code));
+        assert!(closed.clean);
+        assert_eq!(closed.initiator, Initiator::Remote);
+    }
+}
+
+/// RFC 6455 §5.5.1: a Close reason that is not UTF-8 fails with 1007.
+#[test]
+fn rfc6455_5_5_1_close_reason_must_be_utf8() {
+    server_fails(
+        &cframe(true, OpCode::Close, &[0x03, 0xe8, 0xce, 0xba, 0xff]),
+        1007,
+        ProtocolError::InvalidCloseReason,
+    );
+}
+
+/// RFC 6455 §7.1.5: an empty Close body is reported as 1005 and echoed empty.
+#[test]
+fn rfc6455_7_1_5_empty_close_is_1005() {
+    let (out, events) = run(Role::Server, quiet(), &cframe(true, OpCode::Close, b""));
+    assert_eq!(out, vec![(true, OpCode::Close, vec![])]);
+    let closed = terminal(&events);
+    assert_eq!(closed.code, CloseCode::NO_STATUS);
+    assert!(closed.clean);
+}
+
+/// Local close arguments: invalid codes and long reasons are typed errors that change nothing.
+#[test]
+fn close_argument_errors() {
+    let mut conn = open(Role::Client, quiet());
+    for code in [0u16, 1005, 1006, 1015, 2000, 5000] {
+        assert_eq!(
+            conn.close(T0, CloseCode(code), ""),
+            Err(CloseError::InvalidCode(code))
+        );
+    }
+    let long = "x".repeat(124);
+    assert_eq!(
+        conn.close(T0, CloseCode::NORMAL, &long),
+        Err(CloseError::ReasonTooLong(124))
+    );
+    assert_eq!(conn.buffered_output(), 0);
+    assert_eq!(conn.state(), State::Open);
+    conn.close(T0, CloseCode::NORMAL, &"x".repeat(123)).unwrap();
+    assert_eq!(
+        conn.close(T0, CloseCode::NORMAL, ""),
+        Err(CloseError::AlreadyClosing)
+    );
+}
+
+/// RFC 6455 §5.5.1: after sending Close, data frames are a local error; incoming data is still
+/// delivered until the peer's Close.
+#[test]
+fn rfc6455_5_5_1_no_data_after_our_close() {
+    let mut conn = open(Role::Server, quiet());
+    conn.close(T0, CloseCode::GOING_AWAY, "bye").unwrap();
+    assert_eq!(conn.state(), State::Closing);
+    let err = conn.send_text("late").unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::Closing);
+    let mut input = cframe(true, OpCode::Text, b"still here");
+    input.extend(cframe(true, OpCode::Close, &1001u16.to_be_bytes()));
+    feed(&mut conn, T0, &input, &Chunking::Whole);
+    let events = drain_events(&mut conn);
+    assert!(matches!(&events[0], Event::Message(Message::Text(t)) if t == "still here"));
+    let closed = terminal(&events);
+    assert!(closed.clean);
+    assert_eq!(closed.initiator, Initiator::Local);
+    assert_eq!(closed.cause, CloseCause::Normal);
+    // Our Close was written exactly once; no echo of theirs.
+    let out = parse_frames(&drain_output(&mut conn));
+    assert_eq!(out.iter().filter(|f| f.1 == OpCode::Close).count(), 1);
+    // Server closes the transport first (RFC 6455 §7.1.1).
+    assert_eq!(conn.poll_transport(), Some(TransportAction::Close));
+    assert_eq!(conn.send_text("x").unwrap_err().kind, SendErrorKind::Closed);
+}
+
+/// RFC 6455 §7.1.1: after the close handshake the server closes the transport; the client waits
+/// for that, and closes it itself after the close timeout.
+#[test]
+fn rfc6455_7_1_1_who_closes_the_transport() {
+    let mut pair = Pair::open(quiet(), Chunking::Whole);
+    pair.client
+        .conn
+        .close(pair.now, CloseCode::NORMAL, "done")
+        .unwrap();
+    pair.drive();
+    assert!(pair.server.transport_closed, "server closes first");
+    assert!(pair.client.eof_delivered);
+    assert!(
+        pair.client.transport_closed,
+        "client closes after seeing EOF"
+    );
+    let c = terminal(&pair.client.events);
+    let s = terminal(&pair.server.events);
+    assert!(c.clean && s.clean);
+    assert_eq!(
+        (c.initiator, s.initiator),
+        (Initiator::Local, Initiator::Remote)
+    );
+    assert_eq!((c.code, s.code), (CloseCode::NORMAL, CloseCode::NORMAL));
+    assert_eq!(s.reason, "done");
+}
+
+/// A client whose server never closes the transport closes it after the close timeout.
+#[test]
+fn client_closes_transport_after_timeout() {
+    let mut conn = open(Role::Client, quiet());
+    feed(
+        &mut conn,
+        T0,
+        &sframe(true, OpCode::Close, &1000u16.to_be_bytes()),
+        &Chunking::Whole,
+    );
+    drain_output(&mut conn);
+    assert!(terminal(&drain_events(&mut conn)).clean);
+    assert_eq!(conn.poll_transport(), None, "waits for the server");
+    let deadline = conn.poll_timeout().unwrap();
+    assert_eq!(deadline, T0 + Config::default().close_timeout);
+    conn.handle_timeout(deadline - std::time::Duration::from_millis(1));
+    assert_eq!(conn.poll_transport(), None);
+    conn.handle_timeout(deadline);
+    assert_eq!(conn.poll_transport(), Some(TransportAction::Close));
+    assert_eq!(conn.poll_timeout(), None);
+}
+
+/// RFC 6455 §7.1.5: a transport that ends without a Close frame gives 1006, not clean.
+#[test]
+fn rfc6455_7_1_5_eof_without_close_is_1006() {
+    for role in [Role::Client, Role::Server] {
+        let mut conn = open(role, quiet());
+        conn.handle_eof(T0);
+        let closed = terminal(&drain_events(&mut conn));
+        assert_eq!(closed.code, CloseCode::ABNORMAL);
+        assert!(!closed.clean);
+        assert_eq!(closed.cause, CloseCause::TransportLost);
+        assert_eq!(conn.poll_transport(), Some(TransportAction::Close));
+        conn.handle_eof(T0);
+        assert!(
+            conn.poll_event().is_none(),
+            "still exactly one terminal event"
+        );
+    }
+}
+
+/// Close timeout: our Close unanswered ends with 1006 after `close_timeout`, not before.
+#[test]
+fn close_timeout_ends_with_1006() {
+    let mut conn = open(Role::Client, quiet());
+    conn.close(T0, CloseCode::NORMAL, "").unwrap();
+    drain_output(&mut conn);
+    let deadline = conn.poll_timeout().unwrap();
+    assert_eq!(deadline, T0 + Config::default().close_timeout);
+    conn.handle_timeout(deadline - std::time::Duration::from_nanos(1));
+    assert!(conn.poll_event().is_none());
+    conn.handle_timeout(deadline);
+    let closed = terminal(&drain_events(&mut conn));
+    assert_eq!(closed.code, CloseCode::ABNORMAL);
+    assert_eq!(closed.cause, CloseCause::CloseTimeout);
+    assert!(!closed.clean);
+    assert_eq!(conn.poll_transport(), Some(TransportAction::Close));
+}
+
+/// Bytes after a Close frame are ignored, and nothing more is reported.
+#[test]
+fn nothing_after_close_frame() {
+    let mut input = cframe(true, OpCode::Close, &1000u16.to_be_bytes());
+    input.extend(cframe(true, OpCode::Text, b"ignored"));
+    input.extend([0xff; 10]);
+    let (_, events) = run(Role::Server, quiet(), &input);
+    assert_eq!(events.len(), 1);
+    assert!(terminal(&events).clean);
+}
+
+/// Everything sent arrives, in both directions, through a Pair.
+#[test]
+fn pair_round_trip_both_ways() {
+    for chunking in [
+        Chunking::Whole,
+        Chunking::Bytewise,
+        Chunking::Sizes(vec![3, 7, 1448]),
+    ] {
+        let mut pair = Pair::open(quiet(), chunking);
+        pair.client.conn.send_text("hi server").unwrap();
+        pair.server.conn.send_binary(vec![1, 2, 3]).unwrap();
+        pair.client
+            .conn
+            .send_fragment(DataKind::Binary, vec![4u8; 3000], false)
+            .unwrap();
+        pair.client
+            .conn
+            .send_fragment(DataKind::Binary, vec![5u8; 10], true)
+            .unwrap();
+        pair.drive();
+        let s = Pair::messages(&pair.server);
+        assert_eq!(s[0], Message::text("hi server"));
+        let mut expected = vec![4u8; 3000];
+        expected.extend([5u8; 10]);
+        assert_eq!(s[1], Message::binary(expected));
+        assert_eq!(
+            Pair::messages(&pair.client),
+            vec![Message::binary(vec![1, 2, 3])]
+        );
+    }
+}

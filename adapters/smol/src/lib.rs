@@ -1,0 +1,1 @@
+//! The smol adapter for the tether WebSocket core (in progress).

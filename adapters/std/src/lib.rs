@@ -1,0 +1,1 @@
+//! The std adapter for the tether WebSocket core (in progress).

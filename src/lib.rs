@@ -4,7 +4,8 @@
 //! the caller passes in. It never touches a socket, never reads a clock and never reaches for a
 //! global random source, so it can be driven by any runtime, fuzzed, and tested
 //! deterministically. It handles the opening handshake, framing, the close handshake, heartbeats
-//! and dead-peer detection, and (in [`reconnect`]) a pure reconnection policy.
+//! and dead-peer detection, and (in [`reconnect`]) a pure reconnection policy and a
+//! reconnecting client [`Session`](reconnect::Session) with a send queue that outlives transports.
 //!
 //! ## The driving contract
 //!

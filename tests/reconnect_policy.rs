@@ -6,10 +6,10 @@ use core::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use tether::reconnect::{
-    Action, Backoff, Decision, Disconnect, GiveUpReason, Initiator, Jitter, ReconnectConfig,
-    ReconnectPolicy, TRY_AGAIN_LATER_DELAY, parse_retry_after,
+    Action, Backoff, Decision, Disconnect, GiveUpReason, Jitter, ReconnectConfig, ReconnectPolicy,
+    TRY_AGAIN_LATER_DELAY, parse_retry_after,
 };
-use tether::{CloseCode, Instant};
+use tether::{CloseCode, Initiator, Instant};
 
 const MS: Duration = Duration::from_millis(1);
 const SEC: Duration = Duration::from_secs(1);
@@ -511,7 +511,7 @@ fn close_code_table_row_by_row() {
     ];
     let cfg = ReconnectConfig::default();
     for (code, want) in rows {
-        for initiator in [Initiator::Peer, Initiator::Local] {
+        for initiator in [Initiator::Remote, Initiator::Local] {
             let got = kind_of(&cfg, closed(*code, initiator));
             assert_eq!(&got, want, "close {code} by {initiator:?}");
         }
@@ -528,7 +528,8 @@ fn close_code_table_row_by_row() {
 #[test]
 fn give_up_carries_the_close_code() {
     let mut p = ReconnectPolicy::default();
-    let reason = give_up(p.disconnected(Instant::ZERO, closed(1008, Initiator::Peer), &mut rng(0)));
+    let reason =
+        give_up(p.disconnected(Instant::ZERO, closed(1008, Initiator::Remote), &mut rng(0)));
     assert_eq!(reason.close_code(), Some(CloseCode::POLICY_VIOLATION));
     assert_eq!(reason.status(), None);
     assert_eq!(
@@ -543,16 +544,16 @@ fn application_codes_follow_their_switch() {
     cfg.application_codes = Action::Retry;
     for code in [3001, 3999, 4000, 4999] {
         assert_eq!(
-            kind_of(&cfg, closed(code, Initiator::Peer)),
+            kind_of(&cfg, closed(code, Initiator::Remote)),
             Kind::Retry,
             "{code}"
         );
     }
     // Registered meanings are not application-defined.
-    assert_eq!(kind_of(&cfg, closed(3000, Initiator::Peer)), Kind::GiveUp);
-    assert_eq!(kind_of(&cfg, closed(3003, Initiator::Peer)), Kind::GiveUp);
+    assert_eq!(kind_of(&cfg, closed(3000, Initiator::Remote)), Kind::GiveUp);
+    assert_eq!(kind_of(&cfg, closed(3003, Initiator::Remote)), Kind::GiveUp);
     cfg.application_codes = Action::Stop;
-    assert_eq!(kind_of(&cfg, closed(4100, Initiator::Peer)), Kind::Stop);
+    assert_eq!(kind_of(&cfg, closed(4100, Initiator::Remote)), Kind::Stop);
 }
 
 #[test]
@@ -580,6 +581,103 @@ fn handshake_status_table_by_class() {
             "HTTP {status}"
         );
     }
+}
+
+#[test]
+fn an_invalid_handshake_response_gives_up_and_says_so() {
+    let cfg = ReconnectConfig::default();
+    assert_eq!(kind_of(&cfg, Disconnect::InvalidResponse), Kind::GiveUp);
+    let mut p = ReconnectPolicy::default();
+    let reason = give_up(p.disconnected(Instant::ZERO, Disconnect::InvalidResponse, &mut rng(0)));
+    assert_eq!(reason.status(), None);
+    assert!(!Disconnect::InvalidResponse.was_open());
+    assert!(
+        reason.to_string().contains("not a valid upgrade"),
+        "{reason}"
+    );
+}
+
+fn ended(cause: tether::CloseCause, code: u16, initiator: Initiator) -> tether::Closed {
+    tether::Closed {
+        code: CloseCode(code),
+        reason: String::new(),
+        initiator,
+        clean: false,
+        cause,
+    }
+}
+
+#[test]
+fn a_connections_terminal_event_reads_as_a_disconnect() {
+    use tether::CloseCause as C;
+    use tether::handshake::HandshakeError as H;
+    let from = |cause, code, initiator| Disconnect::from_closed(&ended(cause, code, initiator));
+    assert_eq!(
+        from(C::Normal, 1000, Initiator::Remote),
+        closed(1000, Initiator::Remote)
+    );
+    assert_eq!(
+        from(C::IdleTimeout, 1001, Initiator::Local),
+        closed(1001, Initiator::Local)
+    );
+    assert_eq!(
+        from(
+            C::Protocol(tether::ProtocolError::MaskedFrame),
+            1002,
+            Initiator::Local
+        ),
+        Disconnect::ProtocolFailure {
+            code: CloseCode::PROTOCOL_ERROR
+        }
+    );
+    for cause in [C::TransportLost, C::CloseTimeout, C::HeartbeatTimeout] {
+        assert_eq!(
+            from(cause, 1006, Initiator::Remote),
+            Disconnect::TransportLost
+        );
+    }
+    assert_eq!(
+        from(C::HandshakeTimeout, 1006, Initiator::Local),
+        Disconnect::HandshakeTimeout
+    );
+    assert_eq!(
+        from(C::Aborted, 1006, Initiator::Local),
+        Disconnect::UserClosed
+    );
+    let failed = |err| from(C::HandshakeFailed(err), 1006, Initiator::Remote);
+    assert_eq!(
+        failed(H::Redirect {
+            status: 301,
+            location: None
+        }),
+        rejected(301, None)
+    );
+    assert_eq!(failed(H::Timeout), Disconnect::HandshakeTimeout);
+    assert_eq!(failed(H::UnexpectedEof), Disconnect::TransportLost);
+    assert_eq!(failed(H::MissingAccept), Disconnect::InvalidResponse);
+    assert_eq!(
+        failed(H::InvalidAccept("nope".into())),
+        Disconnect::InvalidResponse
+    );
+}
+
+#[test]
+fn the_close_initiator_is_the_connections() {
+    // The policy and the connection's terminal event share one `Initiator`.
+    let end = tether::Closed {
+        code: CloseCode::GOING_AWAY,
+        reason: String::new(),
+        initiator: Initiator::Remote,
+        clean: true,
+        cause: tether::CloseCause::Normal,
+    };
+    let why = closed(end.code.0, end.initiator);
+    assert_eq!(
+        why.to_string(),
+        "the peer closed the connection with code 1001"
+    );
+    let local = closed(1001, Initiator::Local);
+    assert_eq!(local.to_string(), "closed the connection with code 1001");
 }
 
 #[test]
@@ -622,7 +720,7 @@ fn try_again_later_waits_at_least_its_floor_and_still_spreads() {
         .map(|seed| {
             let mut p = ReconnectPolicy::new(cfg.clone());
             p.connected(Instant::ZERO);
-            let why = closed(1013, Initiator::Peer);
+            let why = closed(1013, Initiator::Remote);
             retry(p.disconnected(Instant::from_secs(1), why, &mut rng(seed))).0
         })
         .collect();
@@ -638,9 +736,9 @@ fn overrides_take_precedence_and_can_be_cleared() {
         .set_close_code_action(CloseCode::ABNORMAL, Action::GiveUp)
         .set_status_action(401, Action::Retry)
         .set_status_action(503, Action::Stop);
-    assert_eq!(kind_of(&cfg, closed(1000, Initiator::Peer)), Kind::Retry);
+    assert_eq!(kind_of(&cfg, closed(1000, Initiator::Remote)), Kind::Retry);
     assert_eq!(
-        kind_of(&cfg, closed(4001, Initiator::Peer)),
+        kind_of(&cfg, closed(4001, Initiator::Remote)),
         Kind::RetryAtLeast(60 * SEC)
     );
     // TransportLost is a 1006 and follows its row.
@@ -655,7 +753,7 @@ fn overrides_take_precedence_and_can_be_cleared() {
 
     cfg.clear_close_code_action(CloseCode::NORMAL)
         .clear_status_action(503);
-    assert_eq!(kind_of(&cfg, closed(1000, Initiator::Peer)), Kind::Stop);
+    assert_eq!(kind_of(&cfg, closed(1000, Initiator::Remote)), Kind::Stop);
     assert_eq!(kind_of(&cfg, rejected(503, None)), Kind::Retry);
     assert_eq!(
         cfg.close_code_action(CloseCode(4001)),
@@ -681,7 +779,7 @@ fn a_floor_larger_than_retry_after_wins_and_the_other_way_round() {
 #[test]
 fn the_caller_may_classify_an_end_itself() {
     let mut p = ReconnectPolicy::default();
-    let why = closed(4000, Initiator::Peer);
+    let why = closed(4000, Initiator::Remote);
     let d = p.disconnected_with(Instant::ZERO, why, Action::Retry, &mut rng(0));
     assert_eq!(retry(d).1, 1);
     let d = p.disconnected_with(

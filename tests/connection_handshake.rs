@@ -6,9 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tether::handshake::{
-    Accept, AcceptError, ClientRequest, HandshakeError, Reject, ServerPolicy,
-};
+use tether::handshake::{Accept, AcceptError, ClientRequest, HandshakeError, Reject, ServerPolicy};
 use tether::{
     CloseCause, Config, Connection, Event, Initiator, Instant, Message, State, TransportAction,
 };
@@ -43,7 +41,9 @@ fn drive_accepting(pair: &mut Pair) {
     {
         assert_eq!(req.path(), "/chat");
         assert_eq!(req.query(), Some("room=1"));
-        let chosen = req.choose_subprotocol(&["chat.v1", "chat.v2"]).map(String::from);
+        let chosen = req
+            .choose_subprotocol(&["chat.v1", "chat.v2"])
+            .map(String::from);
         if pair.server.conn.state() == State::Connecting {
             let mut accept = Accept::new();
             if let Some(p) = chosen {
@@ -58,7 +58,11 @@ fn drive_accepting(pair: &mut Pair) {
 /// RFC 6455 §4: a full handshake, then messages both ways, however the bytes are cut.
 #[test]
 fn handshake_then_messages_under_any_chunking() {
-    for chunking in [Chunking::Whole, Chunking::Bytewise, Chunking::Sizes(vec![5, 17, 1])] {
+    for chunking in [
+        Chunking::Whole,
+        Chunking::Bytewise,
+        Chunking::Sizes(vec![5, 17, 1]),
+    ] {
         let mut pair = Pair::new(client(request()), server(ServerPolicy::new()), chunking);
         drive_accepting(&mut pair);
         assert!(matches!(
@@ -106,7 +110,10 @@ fn frames_pipelined_after_the_request_are_processed_after_accept() {
     feed(&mut s, T0, &head, &Chunking::Whole);
     assert!(matches!(s.poll_event(), Some(Event::Request(_))));
     assert!(s.poll_event().is_none(), "nothing before accept");
-    assert!(!s.wants_read(), "no reading while the request awaits an answer");
+    assert!(
+        !s.wants_read(),
+        "no reading while the request awaits an answer"
+    );
     s.accept(T0, Accept::new()).unwrap();
     let events = drain_events(&mut s);
     assert!(matches!(&events[0], Event::Connected { .. }));
@@ -166,7 +173,11 @@ fn auth_hook_rejects_with_401() {
 /// The application may refuse a request itself with any status, headers and body.
 #[test]
 fn application_reject() {
-    let mut pair = Pair::new(client(request()), server(ServerPolicy::new()), Chunking::Whole);
+    let mut pair = Pair::new(
+        client(request()),
+        server(ServerPolicy::new()),
+        Chunking::Whole,
+    );
     pair.drive();
     pair.server
         .conn
@@ -189,7 +200,11 @@ fn application_reject() {
 /// Accepting with a subprotocol the client did not offer is a typed error that changes nothing.
 #[test]
 fn accept_with_unoffered_subprotocol_is_refused() {
-    let mut pair = Pair::new(client(request()), server(ServerPolicy::new()), Chunking::Whole);
+    let mut pair = Pair::new(
+        client(request()),
+        server(ServerPolicy::new()),
+        Chunking::Whole,
+    );
     pair.drive();
     let err = pair
         .server
@@ -224,7 +239,12 @@ fn client_handshake_timeout() {
 #[test]
 fn server_handshake_timeout_sends_408() {
     let mut s = server(ServerPolicy::new());
-    feed(&mut s, T0, b"GET / HTTP/1.1\r\nHost: a\r\n", &Chunking::Whole);
+    feed(
+        &mut s,
+        T0,
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        &Chunking::Whole,
+    );
     let deadline = T0 + Config::default().handshake_timeout;
     s.handle_timeout(deadline - Duration::from_millis(1));
     assert!(s.poll_event().is_none());
@@ -244,7 +264,10 @@ fn server_awaiting_accept_times_out() {
     feed(&mut s, T0, &drain_output(&mut c), &Chunking::Whole);
     assert!(matches!(s.poll_event(), Some(Event::Request(_))));
     s.handle_timeout(T0 + Config::default().handshake_timeout);
-    assert_eq!(terminal(&drain_events(&mut s)).cause, CloseCause::HandshakeTimeout);
+    assert_eq!(
+        terminal(&drain_events(&mut s)).cause,
+        CloseCause::HandshakeTimeout
+    );
 }
 
 /// End of stream in the middle of the handshake: a typed failure on the client, 1006 on the
@@ -263,7 +286,10 @@ fn eof_during_handshake() {
     let mut s = server(ServerPolicy::new());
     feed(&mut s, T0, b"GET / HT", &Chunking::Whole);
     s.handle_eof(T0);
-    assert_eq!(terminal(&drain_events(&mut s)).cause, CloseCause::TransportLost);
+    assert_eq!(
+        terminal(&drain_events(&mut s)).cause,
+        CloseCause::TransportLost
+    );
 }
 
 /// A non-WebSocket HTTP request is answered by the core with the right status (here 426 with
@@ -295,7 +321,11 @@ fn send_before_open_is_refused() {
 /// The close handshake after an opening handshake: clean on both sides.
 #[test]
 fn full_life_cycle() {
-    let mut pair = Pair::new(client(request()), server(ServerPolicy::new()), Chunking::Bytewise);
+    let mut pair = Pair::new(
+        client(request()),
+        server(ServerPolicy::new()),
+        Chunking::Bytewise,
+    );
     drive_accepting(&mut pair);
     pair.server
         .conn
@@ -307,6 +337,9 @@ fn full_life_cycle() {
     assert!(c.clean && s.clean);
     assert_eq!(c.code, tether::CloseCode::GOING_AWAY);
     assert_eq!(c.reason, "restart");
-    assert_eq!((c.initiator, s.initiator), (Initiator::Remote, Initiator::Local));
+    assert_eq!(
+        (c.initiator, s.initiator),
+        (Initiator::Remote, Initiator::Local)
+    );
     assert!(pair.server.transport_closed && pair.client.transport_closed);
 }

@@ -27,8 +27,10 @@ pub struct Config {
     /// is over this size, [`Connection::wants_read`](crate::Connection::wants_read) is false, so a
     /// peer that floods pings without reading cannot grow it without bound. Default 64 MiB.
     pub max_write_buffer: usize,
-    /// Size of the slice [`Connection::read_buf`](crate::Connection::read_buf) offers when no
-    /// frame needs more. Default 16 KiB.
+    /// The largest slice [`Connection::read_buf`](crate::Connection::read_buf) offers when no
+    /// frame needs more. The offer adapts to recent reads between 1 KiB and this size (it
+    /// doubles when a read fills it), and an empty input buffer larger than 1 KiB is released,
+    /// so an idle connection holds at most 1 KiB of input buffer. Default 16 KiB.
     pub read_buffer_size: usize,
     /// Deliver data messages as [`Event::MessageStart`](crate::Event::MessageStart),
     /// [`Event::MessageChunk`](crate::Event::MessageChunk) and

@@ -18,6 +18,10 @@ use crate::utf8::Utf8Validator;
 /// Largest read slice offered while a big frame is being received (assembled mode).
 const MAX_READ_HINT: usize = 4 << 20;
 
+/// Smallest read slice offered, and the most an empty input buffer keeps: an idle connection
+/// holds at most this much input buffer.
+const MIN_READ: usize = 1024;
+
 /// What the decoder produced.
 #[derive(Debug)]
 pub(crate) enum Incoming {
@@ -72,7 +76,13 @@ pub(crate) struct Receiver {
     max_frame: usize,
     max_message: usize,
     streaming: bool,
+    /// The largest slice offered when no frame needs more.
     read_size: usize,
+    /// The size offered next: it doubles when a read fills the slice and halves when reads use
+    /// less than a quarter of it, between [`MIN_READ`] and `read_size`.
+    read_hint: usize,
+    /// The length of the slice last handed out by `read_buf`.
+    offered: usize,
 }
 
 impl Receiver {
@@ -87,7 +97,9 @@ impl Receiver {
             max_frame: config.max_frame_payload,
             max_message: config.max_message_size,
             streaming: config.streaming,
-            read_size: config.read_buffer_size.max(1),
+            read_size: config.read_buffer_size.max(MIN_READ),
+            read_hint: (4 << 10).min(config.read_buffer_size.max(MIN_READ)),
+            offered: 0,
         }
     }
 
@@ -97,16 +109,22 @@ impl Receiver {
             Some(f) if !self.streaming => f.remaining.saturating_sub(self.filled as u64),
             _ => 0,
         };
-        let want = (need.min(MAX_READ_HINT as u64) as usize).max(self.read_size);
+        let want = (need.min(MAX_READ_HINT as u64) as usize).max(self.read_hint);
         if self.buf.len() < self.filled + want {
             self.buf.resize(self.filled + want, 0);
         }
+        self.offered = self.buf.len() - self.filled;
         &mut self.buf[self.filled..]
     }
 
     /// The driver read `n` bytes into [`Receiver::read_buf`].
     pub(crate) fn commit(&mut self, n: usize) {
         self.filled = (self.filled + n).min(self.buf.len());
+        if n >= self.offered {
+            self.read_hint = (self.read_hint * 2).min(self.read_size);
+        } else if n < self.read_hint / 4 {
+            self.read_hint = (self.read_hint / 2).max(MIN_READ);
+        }
     }
 
     /// Copies `data` into the input buffer.
@@ -136,10 +154,10 @@ impl Receiver {
         self.msg = None;
     }
 
-    /// Releases an empty input buffer that grew past a few reads' worth (after a large message),
-    /// so an idle connection holds little memory.
+    /// Releases an empty input buffer larger than [`MIN_READ`], so an idle connection holds at
+    /// most that much; small buffers are kept and reused without being zeroed again.
     pub(crate) fn shrink(&mut self) {
-        if self.filled == 0 && self.buf.capacity() > 4 * self.read_size {
+        if self.filled == 0 && self.buf.capacity() > MIN_READ {
             self.buf = BytesMut::new();
         }
     }

@@ -17,8 +17,9 @@ use crate::mask::apply_mask;
 /// Payloads at least this large are queued without copying when no masking is needed.
 const ZERO_COPY_MIN: usize = 2048;
 
-/// An empty tail buffer larger than this is released rather than kept.
-const KEEP_CAPACITY: usize = 64 << 10;
+/// An empty tail buffer larger than this is released rather than kept, so an idle connection
+/// holds little output buffer.
+const KEEP_CAPACITY: usize = 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct Sender {

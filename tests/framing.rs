@@ -688,3 +688,24 @@ fn pair_round_trip_both_ways() {
         );
     }
 }
+
+/// An idle connection holds little buffer memory: after a 64 KiB message in each direction the
+/// input and output buffers shrink back (the benchmark measures the whole process; this pins the
+/// core's share).
+#[test]
+fn buffers_shrink_back_when_idle() {
+    let mut pair = Pair::open(quiet(), Chunking::Whole);
+    pair.client.conn.send_binary(vec![1u8; 64 << 10]).unwrap();
+    pair.server.conn.send_binary(vec![2u8; 64 << 10]).unwrap();
+    pair.drive();
+    assert_eq!(Pair::messages(&pair.server).len(), 1);
+    assert_eq!(Pair::messages(&pair.client).len(), 1);
+    // Then small messages, the common case for a connection that goes idle.
+    pair.client.conn.send_text("ping?").unwrap();
+    pair.server.conn.send_text("pong!").unwrap();
+    pair.drive();
+    for side in [&pair.client, &pair.server] {
+        let held = side.conn.buffer_memory();
+        assert!(held <= 2048, "{held} bytes held while idle");
+    }
+}

@@ -1,0 +1,556 @@
+//! The std adapter over real sockets on 127.0.0.1 (port 0).
+#![allow(clippy::result_large_err)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use tether_std::tether::handshake::{Accept, Reject, ServerPolicy};
+use tether_std::tether::{CloseCause, DataKind};
+use tether_std::{
+    ClientConfig, Error, Incoming, Message, Server, ServerConfig, accept, accept_with, connect,
+    connect_on, connect_request,
+};
+
+#[test]
+fn echo_round_trip_text_binary_and_16_mib() {
+    let addr = echo_server(ServerConfig::new().config(big_config()));
+    bounded(move || {
+        let ws = client(addr);
+        ws.send_text("héllo ✓").unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("héllo ✓"));
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        ws.send_binary(bytes.clone()).unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::binary(bytes));
+        let large: Vec<u8> = (0..16usize << 20).map(|i| (i % 253) as u8).collect();
+        ws.send_binary(large.clone()).unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::binary(large));
+        let closed = ws.close(1000u16, "done").unwrap();
+        assert!(closed.clean);
+        assert_eq!(closed.code.0, 1000);
+    });
+}
+
+#[test]
+fn fragmented_message_is_received_whole() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        ws.send_fragment(DataKind::Text, "one ", false).unwrap();
+        ws.ping("between").unwrap();
+        ws.send_fragment(DataKind::Text, "two ", false).unwrap();
+        ws.send_fragment(DataKind::Text, "thrée", true).unwrap();
+        ws.send_fragment(DataKind::Binary, vec![1u8, 2], false)
+            .unwrap();
+        ws.send_fragment(DataKind::Binary, vec![3u8], true).unwrap();
+        ws.recv()
+    });
+    bounded(move || {
+        let ws = client(addr);
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("one two thrée"));
+        assert_eq!(
+            ws.recv().unwrap().unwrap(),
+            Message::binary(vec![1u8, 2, 3])
+        );
+        ws.close(1000u16, "").unwrap();
+    });
+    assert!(
+        server.join().unwrap().is_none(),
+        "the server saw a clean close"
+    );
+}
+
+#[test]
+fn ping_and_pong_are_observed_with_next_event() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        let first = ws.next_event_timeout(LIMIT);
+        let rest = ws.recv_timeout(LIMIT);
+        (first, rest)
+    });
+    bounded(move || {
+        let ws = client(addr);
+        ws.ping("are you there").unwrap();
+        match ws.next_event_timeout(LIMIT) {
+            Some(Ok(Incoming::Pong(p))) => assert_eq!(&p[..], b"are you there"),
+            other => panic!("expected the pong, got {other:?}"),
+        }
+        ws.close(1000u16, "").unwrap();
+    });
+    let (first, rest) = server.join().unwrap();
+    match first {
+        Some(Ok(Incoming::Ping(p))) => assert_eq!(&p[..], b"are you there"),
+        other => panic!("the server expected the ping, got {other:?}"),
+    }
+    assert!(rest.is_none());
+}
+
+#[test]
+fn client_initiated_close_carries_the_code_both_ways() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        let end = ws.recv_timeout(LIMIT);
+        (end.is_none(), ws.closed())
+    });
+    let closed = bounded(move || client(addr).close(4001u16, "bye").unwrap());
+    assert!(closed.clean, "{closed:?}");
+    assert_eq!(closed.code.0, 4001, "the peer echoed our code");
+    let (clean_end, server_closed) = server.join().unwrap();
+    assert!(clean_end);
+    let server_closed = server_closed.unwrap();
+    assert_eq!(
+        (server_closed.code.0, server_closed.reason.as_str()),
+        (4001, "bye")
+    );
+    assert_eq!(server_closed.cause, CloseCause::Normal);
+}
+
+#[test]
+fn server_initiated_close_carries_the_code_both_ways() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("close-me"));
+        ws.close(4002u16, "asked").unwrap()
+    });
+    let client_closed = bounded(move || {
+        let ws = client(addr);
+        ws.send_text("close-me").unwrap();
+        assert!(
+            ws.recv_timeout(LIMIT).is_none(),
+            "a clean close ends recv with None"
+        );
+        ws.closed().unwrap()
+    });
+    assert!(client_closed.clean);
+    assert_eq!(
+        (client_closed.code.0, client_closed.reason.as_str()),
+        (4002, "asked")
+    );
+    let server_closed = server.join().unwrap();
+    assert!(server_closed.clean);
+    assert_eq!(server_closed.code.0, 4002);
+}
+
+#[test]
+fn subprotocol_is_negotiated_in_server_preference_order() {
+    let policy = ServerPolicy::new()
+        .subprotocol("chat.v2")
+        .subprotocol("chat.v1");
+    let addr = echo_server(ServerConfig::new().policy(policy));
+    bounded(move || {
+        let ws = client_with(addr, |r| {
+            r.subprotocol("chat.v1")
+                .unwrap()
+                .subprotocol("chat.v2")
+                .unwrap()
+        });
+        assert_eq!(ws.subprotocol(), Some("chat.v2"));
+        let none = client(addr);
+        assert_eq!(none.subprotocol(), None);
+    });
+}
+
+#[test]
+fn accept_with_decides_and_rejects() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let mut results = Vec::new();
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().unwrap();
+            let result = accept_with(tcp, &ServerConfig::new(), |request| {
+                if request.path() == "/yes" {
+                    Ok(Accept::new().subprotocol("x"))
+                } else {
+                    Err(Reject::new(404))
+                }
+            });
+            results.push(result.map(|ws| ws.subprotocol().map(str::to_owned)));
+        }
+        results
+    });
+    bounded(move || {
+        let request =
+            tether_std::tether::handshake::ClientRequest::new(&format!("ws://{addr}/yes"))
+                .unwrap()
+                .subprotocol("x")
+                .unwrap();
+        let (ws, response) = connect_request(request, ClientConfig::new()).unwrap();
+        assert_eq!(response.status(), 101);
+        assert_eq!(ws.subprotocol(), Some("x"));
+        match connect(&format!("ws://{addr}/no"), ClientConfig::new()) {
+            Err(Error::Handshake(e)) => assert_eq!(e.http_status(), Some(404)),
+            other => panic!("expected a 404, got {other:?}"),
+        }
+    });
+    let results = server.join().unwrap();
+    assert_eq!(results[0].as_ref().unwrap().as_deref(), Some("x"));
+    assert!(matches!(results[1], Err(Error::Rejected { status: 404 })));
+}
+
+#[test]
+fn origin_allowlist_rejects_with_403() {
+    let policy = ServerPolicy::new()
+        .allow_origin("https://good.example")
+        .unwrap();
+    let addr = echo_server(ServerConfig::new().policy(policy));
+    bounded(move || {
+        let request = tether_std::tether::handshake::ClientRequest::new(&format!("ws://{addr}/"))
+            .unwrap()
+            .header("Origin", "https://evil.example")
+            .unwrap();
+        match connect_request(request, ClientConfig::new()) {
+            Err(Error::Handshake(e)) => assert_eq!(e.http_status(), Some(403)),
+            other => panic!("expected a 403, got {other:?}"),
+        }
+        let good = client_with(addr, |r| {
+            r.header("Origin", "https://good.example").unwrap()
+        });
+        good.send_text("hi").unwrap();
+        assert_eq!(good.recv().unwrap().unwrap(), Message::text("hi"));
+    });
+}
+
+#[test]
+fn auth_hook_rejects_with_401() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let policy =
+        ServerPolicy::new().authenticate(|request| match request.header("Authorization") {
+            Some("Bearer secret") => Ok(()),
+            _ => Err(Reject::new(401).header("WWW-Authenticate", "Bearer")),
+        });
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        accept(tcp, &ServerConfig::new().policy(policy)).map(|_| ())
+    });
+    bounded(
+        move || match connect(&format!("ws://{addr}/"), ClientConfig::new()) {
+            Err(Error::Handshake(e)) => assert_eq!(e.http_status(), Some(401)),
+            other => panic!("expected a 401, got {other:?}"),
+        },
+    );
+    assert!(matches!(
+        server.join().unwrap(),
+        Err(Error::Rejected { status: 401 })
+    ));
+}
+
+#[test]
+fn heartbeat_detects_a_silent_peer() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        let sock = raw_upgrade(&listener);
+        // Silent: neither reads nor answers until the test is over.
+        let (_tx, rx) = mpsc::channel::<()>();
+        let _ = rx.recv_timeout(LIMIT);
+        drop(sock);
+    });
+    let end = bounded(move || {
+        let (ws, _) = connect(
+            &format!("ws://{addr}/"),
+            ClientConfig::new().config(heartbeat_config(200, 200)),
+        )
+        .unwrap();
+        ws.recv_timeout(LIMIT)
+    });
+    match end {
+        Some(Err(Error::Closed(closed))) => {
+            assert_eq!(closed.cause, CloseCause::HeartbeatTimeout, "{closed:?}");
+            assert!(!closed.clean);
+        }
+        other => panic!("expected a heartbeat timeout, got {other:?}"),
+    }
+    drop(peer);
+}
+
+#[test]
+fn a_dropped_socket_yields_1006() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || drop(raw_upgrade(&listener)));
+    let end = bounded(move || client(addr).recv_timeout(LIMIT));
+    match end {
+        Some(Err(Error::Closed(closed))) => {
+            assert_eq!(closed.code.0, 1006);
+            assert_eq!(closed.cause, CloseCause::TransportLost);
+        }
+        other => panic!("expected 1006, got {other:?}"),
+    }
+    peer.join().unwrap();
+}
+
+#[test]
+fn max_connections_holds_at_twice_the_limit_and_slots_come_back() {
+    const N: usize = 3;
+    let server = Server::bind("127.0.0.1:0", ServerConfig::new())
+        .unwrap()
+        .max_connections(N)
+        .retry_after(Duration::from_secs(2));
+    let addr = server.local_addr().unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let done_tx = std::sync::Mutex::new(done_tx);
+    thread::spawn(move || {
+        let _ = server.serve(move |ws| {
+            let done = done_tx.lock().unwrap().clone();
+            while let Some(Ok(message)) = ws.recv() {
+                match message.as_bytes() {
+                    b"panic" => panic!("a handler panics (expected by the test)"),
+                    b"drop" => break,
+                    _ => ws.send(message).unwrap(),
+                }
+            }
+            drop(ws);
+            let _ = done.send(());
+        });
+    });
+    bounded(move || {
+        let mut open = Vec::new();
+        let mut refused = 0;
+        for _ in 0..2 * N {
+            match connect(&format!("ws://{addr}/"), ClientConfig::new()) {
+                Ok((ws, _)) => open.push(ws),
+                Err(Error::Handshake(
+                    tether_std::tether::handshake::HandshakeError::Rejected {
+                        status, headers, ..
+                    },
+                )) => {
+                    assert_eq!(status, 503);
+                    assert_eq!(headers.get("Retry-After"), Some("2"));
+                    refused += 1;
+                }
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!((open.len(), refused), (N, N));
+        // Close the N by three paths. 1: a normal close from the client.
+        let mut open = open.into_iter();
+        let first = open.next().unwrap();
+        assert!(first.close(1000u16, "").unwrap().clean);
+        // 2: the server's handler panics; its handle is dropped during the unwind (1001).
+        let second = open.next().unwrap();
+        second.send_text("panic").unwrap();
+        assert!(second.recv_timeout(LIMIT).is_none());
+        assert_eq!(second.closed().unwrap().code.0, 1001);
+        // 3: the server's handler returns and drops its handle.
+        let third = open.next().unwrap();
+        third.send_text("drop").unwrap();
+        assert!(third.recv_timeout(LIMIT).is_none());
+        // The first and third handlers report that their connection ended.
+        for _ in 0..2 {
+            done_rx.recv_timeout(LIMIT).expect("a handler finished");
+        }
+        let again: Vec<_> = (0..N).map(|_| client(addr)).collect();
+        for ws in &again {
+            ws.send_text("still here").unwrap();
+            assert_eq!(ws.recv().unwrap().unwrap(), Message::text("still here"));
+        }
+    });
+}
+
+#[test]
+fn slot_is_released_when_the_client_vanishes() {
+    let server = Server::bind("127.0.0.1:0", ServerConfig::new())
+        .unwrap()
+        .max_connections(1);
+    let addr = server.local_addr().unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let done_tx = std::sync::Mutex::new(done_tx);
+    thread::spawn(move || {
+        let _ = server.serve(move |ws| {
+            let done = done_tx.lock().unwrap().clone();
+            while let Some(Ok(_)) = ws.recv() {}
+            let _ = done.send(());
+        });
+    });
+    bounded(move || {
+        // Drop the client's handle: it closes with 1001 in the background.
+        drop(client(addr));
+        done_rx
+            .recv_timeout(LIMIT)
+            .expect("the handler saw the end");
+        // The transport vanishes under the client without a close: the server sees 1006.
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        let cut = tcp.try_clone().unwrap();
+        let request =
+            tether_std::tether::handshake::ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+        let (ws, _) = connect_on(tcp, request, big_config()).unwrap();
+        cut.shutdown(std::net::Shutdown::Both).unwrap();
+        done_rx
+            .recv_timeout(LIMIT)
+            .expect("the handler saw the end");
+        assert!(matches!(
+            ws.recv_timeout(LIMIT),
+            Some(Err(Error::Closed(_)))
+        ));
+        // The slot is free again (over the limit this would be a 503).
+        let last = client(addr);
+        assert!(last.close(1000u16, "").unwrap().clean);
+    });
+}
+
+#[test]
+fn replies_and_heartbeats_flow_while_the_user_is_idle() {
+    // The server pings every 100 ms; the client's user never touches its handle, yet its
+    // driver answers, so the server measures a round-trip time and the connection survives.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (rtt_tx, rtt_rx) = mpsc::channel();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let ws = accept(
+            tcp,
+            &ServerConfig::new().config(heartbeat_config(100, 1000)),
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + LIMIT;
+        while ws.rtt().is_none() && std::time::Instant::now() < deadline {
+            let _ = ws.next_event_timeout(Duration::from_millis(50));
+        }
+        let _ = rtt_tx.send(ws.rtt());
+        // The client's user is idle too: our ping gets its pong from the client's driver.
+        ws.ping("idle?").unwrap();
+        let pong = ws.next_event_timeout(LIMIT);
+        (ws.close(1000u16, "").map(|c| c.clean), pong)
+    });
+    let idle_client = client(addr);
+    let rtt = rtt_rx.recv_timeout(LIMIT * 2).expect("the server reports");
+    assert!(
+        rtt.is_some(),
+        "the idle client's driver answered the heartbeat"
+    );
+    let (closed, pong) = server.join().unwrap();
+    assert!(matches!(pong, Some(Ok(Incoming::Pong(p))) if &p[..] == b"idle?"));
+    assert!(
+        closed.unwrap(),
+        "the close handshake completed while the client user was idle"
+    );
+    drop(idle_client);
+}
+
+#[test]
+fn split_halves_work_from_two_threads() {
+    const COUNT: usize = 2000;
+    let addr = echo_server(ServerConfig::new());
+    bounded(move || {
+        let (reader, writer) = client(addr).split();
+        let sender = thread::spawn(move || {
+            for i in 0..COUNT {
+                writer.send_text(&i.to_string()).unwrap();
+            }
+            writer
+        });
+        for (i, message) in reader.take(COUNT).enumerate() {
+            assert_eq!(message.unwrap(), Message::text(i.to_string()));
+        }
+        let writer = sender.join().unwrap();
+        assert!(writer.close(1000u16, "").unwrap().clean);
+    });
+}
+
+#[test]
+fn recv_timeout_gives_up_without_harm() {
+    let addr = echo_server(ServerConfig::new());
+    bounded(move || {
+        let ws = client(addr);
+        assert!(matches!(
+            ws.recv_timeout(Duration::from_millis(20)),
+            Some(Err(Error::Timeout))
+        ));
+        ws.send_text("after").unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("after"));
+    });
+}
+
+#[test]
+fn send_after_close_is_local_misuse() {
+    let addr = echo_server(ServerConfig::new());
+    bounded(move || {
+        let ws = client(addr);
+        ws.close(1000u16, "").unwrap();
+        assert!(matches!(ws.send_text("late"), Err(Error::Send(_))));
+        assert!(matches!(ws.close(999u16, ""), Err(Error::Close(_))));
+    });
+}
+
+#[test]
+fn handshake_timeout_bounds_a_silent_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = std::net::TcpStream::connect(addr).unwrap();
+    let (tcp, _) = listener.accept().unwrap();
+    let mut config = big_config();
+    config.handshake_timeout = Duration::from_millis(200);
+    let result = bounded(move || accept(tcp, &ServerConfig::new().config(config)).map(|_| ()));
+    assert!(matches!(result, Err(Error::HandshakeTimeout)), "{result:?}");
+    drop(silent);
+}
+
+#[test]
+fn pipelined_large_messages_do_not_deadlock() {
+    // Both ends write big messages while the other is also writing: the drivers keep reading
+    // while the users' threads write.
+    const COUNT: usize = 6;
+    let addr = echo_server(ServerConfig::new().config(big_config()));
+    bounded(move || {
+        let (reader, writer) = client(addr).split();
+        let sender = thread::spawn(move || {
+            for i in 0..COUNT {
+                writer.send_binary(vec![i as u8; 8 << 20]).unwrap();
+            }
+            writer
+        });
+        for i in 0..COUNT {
+            let message = reader.recv().unwrap().unwrap();
+            assert_eq!(message.len(), 8 << 20);
+            assert!(message.as_bytes().iter().all(|&b| b == i as u8));
+        }
+        drop(sender.join().unwrap());
+    });
+}
+
+#[test]
+fn a_send_blocked_on_a_peer_that_does_not_read_ends_with_the_heartbeat() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        let sock = raw_upgrade(&listener);
+        // Never reads again: the client's writes fill the socket buffers and block.
+        let (_tx, rx) = mpsc::channel::<()>();
+        let _ = rx.recv_timeout(LIMIT);
+        drop(sock);
+    });
+    let result = bounded(move || {
+        let mut config = heartbeat_config(200, 200);
+        config.close_timeout = Duration::from_millis(200);
+        let (ws, _) =
+            connect(&format!("ws://{addr}/"), ClientConfig::new().config(config)).unwrap();
+        let started = std::time::Instant::now();
+        let result = ws.send_binary(vec![0u8; 48 << 20]);
+        (result, started.elapsed())
+    });
+    match result {
+        (Err(Error::Closed(closed)), took) => {
+            assert_eq!(closed.cause, CloseCause::HeartbeatTimeout, "{closed:?}");
+            assert!(took < LIMIT, "took {took:?}");
+        }
+        other => panic!("expected the heartbeat to end the blocked send, got {other:?}"),
+    }
+    drop(peer);
+}

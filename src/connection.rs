@@ -11,7 +11,7 @@ use rand_core::Rng;
 
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN, truncate_reason};
 use crate::config::Config;
-use crate::error::{CloseError, SendError, SendErrorKind};
+use crate::error::{CloseError, ProtocolError, SendError, SendErrorKind};
 use crate::event::{CloseCause, Closed, Event, Initiator, TransportAction};
 use crate::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::handshake::{
@@ -106,6 +106,11 @@ pub struct Connection {
     out_msg: Option<OutMessage>,
     heartbeat: Heartbeat,
     close_sent: bool,
+    /// A peer's protocol violation found behind data messages the user has not polled yet.
+    deferred: Option<ProtocolError>,
+    /// Data events (messages and streaming pieces) queued but not yet polled, and their bytes.
+    unread_data: usize,
+    unread_bytes: usize,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
 }
@@ -146,6 +151,9 @@ impl Connection {
             out_msg: None,
             heartbeat: Heartbeat::default(),
             close_sent: false,
+            deferred: None,
+            unread_data: 0,
+            unread_bytes: 0,
             now,
         }
     }
@@ -292,9 +300,30 @@ impl Connection {
     // ----- outputs ------------------------------------------------------------------------
 
     /// The next event, if any.
+    ///
+    /// Polling is also how the core learns that the application has taken a message: when the
+    /// peer breaks the protocol right after messages that are still unread, the failure (our
+    /// Close with its code) waits until they have been polled, so replies the application sends
+    /// to them go out first, as a peer that reads frame by frame would see it. The wait is
+    /// bounded by [`Config::close_timeout`]. Drivers should therefore leave events here until
+    /// the application asks for them rather than moving them all to a queue of their own.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        if self.unread_data == 0 && self.deferred.is_some() {
+            self.fail_deferred();
+        }
+        let event = self.events.pop_front()?;
+        if let Some(len) = data_len(&event) {
+            self.unread_data -= 1;
+            self.unread_bytes -= len;
+        }
+        Some(event)
+    }
+
+    /// Whether a data event (a message or a streaming piece) is waiting to be polled.
+    #[must_use]
+    pub fn has_unread_data(&self) -> bool {
+        self.unread_data > 0
     }
 
     /// The first run of bytes to write to the transport; report progress with
@@ -343,12 +372,15 @@ impl Connection {
 
     /// Whether the driver should read from the transport now. False once the transport is
     /// done, while the output buffer is over [`Config::max_write_buffer`] (so a peer that sends
-    /// without reading cannot make us buffer without bound), and while a server waits for
-    /// `accept`.
+    /// without reading cannot make us buffer without bound), while unread messages hold more
+    /// than [`Config::max_message_size`] bytes (the application is not keeping up), while a
+    /// protocol failure waits behind unread messages, and while a server waits for `accept`.
     #[must_use]
     pub fn wants_read(&self) -> bool {
         self.transport != Transport::Closed
             && self.send.len() <= self.config.max_write_buffer
+            && self.unread_bytes <= self.config.max_message_size
+            && self.deferred.is_none()
             && !matches!(self.phase, Phase::AwaitingAccept(_))
     }
 
@@ -467,7 +499,6 @@ impl Connection {
         if reason.len() > MAX_REASON_LEN {
             return Err(CloseError::ReasonTooLong(reason.len()));
         }
-        let now = self.tick(now);
         match self.phase {
             Phase::Open => {}
             Phase::Closing => return Err(CloseError::AlreadyClosing),
@@ -477,6 +508,8 @@ impl Connection {
                 return Ok(());
             }
         }
+        // Only now: a refused command leaves everything, the clock included, as it was.
+        let now = self.tick(now);
         self.write_close(Some(&CloseFrame {
             code,
             reason: String::from(reason),
@@ -511,12 +544,12 @@ impl Connection {
     /// Server role: accepts the request surfaced by [`Event::Request`], writing the 101
     /// response. Frames the client pipelined after its request are processed now.
     pub fn accept(&mut self, now: Instant, accept: Accept) -> Result<(), AcceptError> {
-        let now = self.tick(now);
         let Phase::AwaitingAccept(request) = &self.phase else {
             return Err(AcceptError::NotAwaiting);
         };
         let mut head = bytes::BytesMut::new();
         crate::handshake::write_accept(request, &accept, &mut head)?;
+        let now = self.tick(now);
         self.send.write_raw(&head);
         self.subprotocol = accept.subprotocol;
         self.become_open(now);
@@ -693,6 +726,7 @@ impl Connection {
             return;
         }
         self.phase = Phase::Ended;
+        self.deferred = None;
         self.events.push_back(Event::Closed(closed));
         self.recv.discard();
         self.timers.stop_all();
@@ -828,7 +862,31 @@ impl Connection {
         }
     }
 
+    fn push_data(&mut self, event: Event) {
+        if let Some(len) = data_len(&event) {
+            self.unread_data += 1;
+            self.unread_bytes += len;
+        }
+        self.events.push_back(event);
+    }
+
+    /// Applies a failure that was waiting behind unread messages.
+    fn fail_deferred(&mut self) {
+        if let Some(err) = self.deferred.take() {
+            let reason = err.to_string();
+            self.fail(
+                self.now,
+                err.close_code(),
+                reason,
+                CloseCause::Protocol(err),
+            );
+        }
+    }
+
     fn on_frames(&mut self, now: Instant) {
+        if self.deferred.is_some() {
+            return;
+        }
         // Anything from the peer shows it is alive: postpone the next heartbeat Ping.
         if let Some(hb) = self.config.heartbeat
             && matches!(self.phase, Phase::Open)
@@ -840,6 +898,13 @@ impl Connection {
             match self.recv.poll() {
                 Ok(None) => break,
                 Ok(Some(item)) => self.on_incoming(now, item),
+                Err(err) if self.unread_data > 0 => {
+                    // Let the application see (and answer) what came before the violation.
+                    self.deferred = Some(err);
+                    self.timers
+                        .set(Timer::Deferred, now + self.config.close_timeout);
+                    return;
+                }
                 Err(err) => {
                     let reason = err.to_string();
                     self.fail(now, err.close_code(), reason, CloseCause::Protocol(err));
@@ -865,7 +930,7 @@ impl Connection {
             self.touch_idle(now);
         }
         match item {
-            Incoming::Message(message) => self.events.push_back(Event::Message(message)),
+            Incoming::Message(message) => self.push_data(Event::Message(message)),
             Incoming::Chunk {
                 kind,
                 data,
@@ -873,13 +938,13 @@ impl Connection {
                 last,
             } => {
                 if first {
-                    self.events.push_back(Event::MessageStart(kind));
+                    self.push_data(Event::MessageStart(kind));
                 }
                 if !data.is_empty() {
-                    self.events.push_back(Event::MessageChunk(data));
+                    self.push_data(Event::MessageChunk(data));
                 }
                 if last {
-                    self.events.push_back(Event::MessageEnd);
+                    self.push_data(Event::MessageEnd);
                 }
             }
             Incoming::Ping(payload) => {
@@ -1006,6 +1071,7 @@ impl Connection {
                 },
                 Transport::CloseNow,
             ),
+            Timer::Deferred => self.fail_deferred(),
             Timer::Linger => {
                 if self.transport != Transport::Closed {
                     self.transport = Transport::CloseNow;
@@ -1048,6 +1114,16 @@ impl Connection {
             }
             _ => {}
         }
+    }
+}
+
+/// The payload length of a data event, `None` for other events.
+fn data_len(event: &Event) -> Option<usize> {
+    match event {
+        Event::Message(m) => Some(m.len()),
+        Event::MessageChunk(c) => Some(c.len()),
+        Event::MessageStart(_) | Event::MessageEnd => Some(0),
+        _ => None,
     }
 }
 

@@ -18,9 +18,12 @@ pub(crate) enum Timer {
     /// Close the transport by then even if output is still queued, or (client after a clean
     /// close) if the server has not closed it.
     Linger,
+    /// A protocol failure deferred behind unread messages happens by then even if they stay
+    /// unread.
+    Deferred,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 impl Timer {
     pub(crate) const ALL: [Timer; COUNT] = [
@@ -30,6 +33,7 @@ impl Timer {
         Timer::Idle,
         Timer::Close,
         Timer::Linger,
+        Timer::Deferred,
     ];
 }
 

@@ -709,3 +709,57 @@ fn buffers_shrink_back_when_idle() {
         assert!(held <= 2048, "{held} bytes held while idle");
     }
 }
+
+/// A violation right behind a valid message in the same read: the application sees the message
+/// and its reply goes out before our Close, as if frames were read one by one (Autobahn 3.2,
+/// 4.1.3, 5.15 and friends).
+#[test]
+fn violation_behind_unread_message_waits_for_the_reply() {
+    let mut input = cframe(true, OpCode::Text, b"first");
+    input.extend([0x85, 0x80, 1, 2, 3, 4]); // reserved opcode 5
+    input.extend(cframe(true, OpCode::Ping, b"never"));
+    for chunking in [Chunking::Whole, Chunking::Bytewise] {
+        let mut conn = open(Role::Server, quiet());
+        feed(&mut conn, T0, &input, &chunking);
+        assert!(
+            !conn.wants_read(),
+            "nothing more is read while a failure waits"
+        );
+        let Some(Event::Message(m)) = conn.poll_event() else {
+            panic!("the valid message comes first")
+        };
+        conn.send(m).unwrap(); // the echo
+        let closed = terminal(&drain_events(&mut conn));
+        assert_eq!(
+            closed.cause,
+            CloseCause::Protocol(ProtocolError::ReservedOpcode(5))
+        );
+        let out = parse_frames(&drain_output(&mut conn));
+        assert_eq!(out[0], (true, OpCode::Text, b"first".to_vec()));
+        assert_eq!(out[1].1, OpCode::Close);
+        assert_eq!(close_code(&out[1].2), Some(1002));
+        assert_eq!(out.len(), 2, "the ping after the violation is not answered");
+    }
+}
+
+/// The deferred failure is bounded: an application that never reads still gets the connection
+/// failed after the close timeout, with the unread message before the terminal event.
+#[test]
+fn deferred_violation_is_bounded_by_the_close_timeout() {
+    let mut input = cframe(true, OpCode::Binary, b"unread");
+    input.extend(cframe(true, OpCode::Continuation, b"x"));
+    let mut conn = open(Role::Server, quiet());
+    feed(&mut conn, T0, &input, &Chunking::Whole);
+    assert_eq!(conn.buffered_output(), 0);
+    let deadline = conn.poll_timeout().unwrap();
+    assert_eq!(deadline, T0 + Config::default().close_timeout);
+    conn.handle_timeout(deadline);
+    let out = parse_frames(&drain_output(&mut conn));
+    assert_eq!(close_code(&out[0].2), Some(1002));
+    let events = drain_events(&mut conn);
+    assert!(matches!(&events[0], Event::Message(_)));
+    assert_eq!(
+        terminal(&events).cause,
+        CloseCause::Protocol(ProtocolError::UnexpectedContinuation)
+    );
+}

@@ -352,3 +352,21 @@ proptest! {
         }
     }
 }
+
+/// A refused command changes nothing, not even the core's idea of the time: a `close` refused
+/// as `AlreadyClosing` at a later instant must not make the close timer fire early when the
+/// clock then reads earlier (found by `timers_never_fire_early`).
+#[test]
+fn refused_close_does_not_move_the_clock() {
+    let mut conn = open(Role::Client, quiet());
+    conn.close(T0, CloseCode::NORMAL, "").unwrap();
+    let t10 = T0 + Duration::from_secs(10);
+    assert!(conn.close(t10, CloseCode::NORMAL, "").is_err());
+    conn.handle_timeout(t10 - Duration::from_millis(1));
+    assert!(conn.poll_event().is_none());
+    conn.handle_timeout(t10);
+    assert_eq!(
+        terminal(&drain_events(&mut conn)).cause,
+        CloseCause::CloseTimeout
+    );
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Interop tests: each adapter's examples against Python `websockets` and Node `ws`, in both
+# roles (installs the peers under target/interop/ first; see interop/run.py for options).
+#   bash scripts/interop.sh
+#   bash scripts/interop.sh --adapters tokio --no-build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-peers.sh py node
+exec python3 interop/run.py "$@"

@@ -1,0 +1,583 @@
+//! The smol adapter over real sockets on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{LIMIT, echo_server, raw_client, raw_peer, run, server, within};
+use futures_lite::AsyncWriteExt;
+use tether::handshake::{ClientRequest, Reject, ServerPolicy};
+use tether::{CloseCause, CloseCode, Config, DataKind, Heartbeat, Message};
+use tether_smol::{ClientConfig, Error, Incoming, ServerConfig, connect, connect_request};
+
+fn big_config() -> Config {
+    let mut config = Config::default();
+    config.max_frame_payload = 32 << 20;
+    config.max_message_size = 32 << 20;
+    config
+}
+
+fn url(addr: std::net::SocketAddr) -> String {
+    format!("ws://{addr}/")
+}
+
+#[test]
+fn echo_round_trip_text_binary_and_16_mib() {
+    run(async {
+        let addr = echo_server(ServerConfig::new(big_config(), ServerPolicy::new())).await;
+        let (mut ws, response) = connect(&url(addr), ClientConfig::new(big_config()))
+            .await
+            .expect("connect");
+        assert_eq!(response.status(), 101);
+        ws.send_text("héllo ✓").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text("héllo ✓"));
+        let binary: Vec<u8> = (0..=255u8).collect();
+        ws.send_binary(binary.clone()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::binary(binary));
+        let large: Bytes = (0..16usize << 20).map(|i| (i % 251) as u8).collect();
+        ws.send_binary(large.clone()).await.unwrap();
+        match ws.recv().await.unwrap().unwrap() {
+            Message::Binary(b) => assert!(b == large, "16 MiB echo differs"),
+            other => panic!("expected binary, got {:?}", other.kind()),
+        }
+        let closed = ws.close(CloseCode::NORMAL, "").await.unwrap();
+        assert!(closed.clean);
+    });
+}
+
+#[test]
+fn fragmented_message_is_received_whole() {
+    run(async {
+        let (_server, addr, accepted) = server(ServerConfig::default(), usize::MAX).await;
+        let (mut client, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
+        let mut server_ws = accepted.recv().await.unwrap();
+        let bytes = "frag-men-ted ✓".as_bytes();
+        let cut = bytes.len() - 2; // inside the 3-byte "✓"
+        client
+            .send_fragment(DataKind::Text, bytes[..5].to_vec(), false)
+            .unwrap();
+        client
+            .send_fragment(DataKind::Text, bytes[5..cut].to_vec(), false)
+            .unwrap();
+        client.ping(&b"between"[..]).unwrap();
+        client
+            .send_fragment(DataKind::Text, bytes[cut..].to_vec(), true)
+            .unwrap();
+        assert_eq!(
+            server_ws.recv().await.unwrap().unwrap(),
+            Message::text("frag-men-ted ✓")
+        );
+        // And the other way.
+        server_ws
+            .send_fragment(DataKind::Binary, vec![1, 2], false)
+            .unwrap();
+        server_ws
+            .send_fragment(DataKind::Binary, vec![3], true)
+            .unwrap();
+        assert_eq!(
+            client.recv().await.unwrap().unwrap(),
+            Message::binary(vec![1, 2, 3])
+        );
+    });
+}
+
+#[test]
+fn ping_and_pong_are_observed_with_next_event() {
+    run(async {
+        let (_server, addr, accepted) = server(ServerConfig::default(), usize::MAX).await;
+        let (mut client, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
+        let mut server_ws = accepted.recv().await.unwrap();
+        client.ping(&b"hello"[..]).unwrap();
+        assert_eq!(
+            server_ws.next_event().await.unwrap().unwrap(),
+            Incoming::Ping(Bytes::from_static(b"hello"))
+        );
+        assert_eq!(
+            client.next_event().await.unwrap().unwrap(),
+            Incoming::Pong(Bytes::from_static(b"hello"))
+        );
+        // recv skips control events and returns the next message.
+        client.ping(&b"again"[..]).unwrap();
+        server_ws.send_text("after").await.unwrap();
+        assert_eq!(
+            client.recv().await.unwrap().unwrap(),
+            Message::text("after")
+        );
+    });
+}
+
+#[test]
+fn client_initiated_close_with_code() {
+    run(async {
+        let (_server, addr, accepted) = server(ServerConfig::default(), usize::MAX).await;
+        let (mut client, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
+        let mut server_ws = accepted.recv().await.unwrap();
+        let closed = client.close(CloseCode(4001), "bye").await.unwrap();
+        assert!(closed.clean, "{closed:?}");
+        assert_eq!(closed.code, CloseCode(4001));
+        assert!(
+            server_ws.recv().await.is_none(),
+            "a clean close ends recv with None"
+        );
+        let seen = server_ws.closed().expect("terminal info");
+        assert_eq!(
+            (seen.code, seen.reason.as_str(), seen.clean),
+            (CloseCode(4001), "bye", true)
+        );
+        assert!(client.recv().await.is_none());
+        assert!(matches!(
+            client.send_text("late").await,
+            Err(Error::Send(_))
+        ));
+    });
+}
+
+#[test]
+fn server_initiated_close_with_code() {
+    run(async {
+        let (_server, addr, accepted) = server(ServerConfig::default(), usize::MAX).await;
+        let (mut client, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
+        let mut server_ws = accepted.recv().await.unwrap();
+        let closing = smol::spawn(async move { server_ws.close(CloseCode(4002), "asked").await });
+        assert!(client.recv().await.is_none());
+        let seen = client.closed().expect("terminal info");
+        assert_eq!(
+            (seen.code, seen.reason.as_str(), seen.clean),
+            (CloseCode(4002), "asked", true)
+        );
+        let closed = closing.await.unwrap();
+        assert!(closed.clean);
+        assert_eq!(closed.code, CloseCode(4002));
+    });
+}
+
+#[test]
+fn subprotocol_follows_the_server_preference() {
+    run(async {
+        let policy = ServerPolicy::new()
+            .subprotocol("chat.v2")
+            .subprotocol("chat.v1");
+        let (_server, addr, accepted) =
+            server(ServerConfig::new(Config::default(), policy), usize::MAX).await;
+        let request = ClientRequest::new(&url(addr))
+            .unwrap()
+            .subprotocol("chat.v1")
+            .unwrap()
+            .subprotocol("chat.v2")
+            .unwrap();
+        let (client, response) = connect_request(request, ClientConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(client.subprotocol(), Some("chat.v2"));
+        assert_eq!(response.subprotocol(), Some("chat.v2"));
+        let server_ws = accepted.recv().await.unwrap();
+        assert_eq!(server_ws.subprotocol(), Some("chat.v2"));
+
+        let request = ClientRequest::new(&url(addr))
+            .unwrap()
+            .subprotocol("chat.v1")
+            .unwrap();
+        let (client, _) = connect_request(request, ClientConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(client.subprotocol(), Some("chat.v1"));
+        let (client, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
+        assert_eq!(client.subprotocol(), None);
+    });
+}
+
+fn handshake_status(result: Result<impl Sized, Error>) -> u16 {
+    match result {
+        Err(Error::Handshake(e)) => e.http_status().expect("an HTTP status"),
+        Err(other) => panic!("expected a handshake error, got {other}"),
+        Ok(_) => panic!("expected a handshake error, got a connection"),
+    }
+}
+
+#[test]
+fn origin_allowlist_rejects_with_403() {
+    run(async {
+        let policy = ServerPolicy::new()
+            .allow_origin("https://good.example")
+            .unwrap();
+        let addr = echo_server(ServerConfig::new(Config::default(), policy)).await;
+        let evil = ClientRequest::new(&url(addr))
+            .unwrap()
+            .header("Origin", "https://evil.example")
+            .unwrap();
+        assert_eq!(
+            handshake_status(connect_request(evil, ClientConfig::default()).await),
+            403
+        );
+        let good = ClientRequest::new(&url(addr))
+            .unwrap()
+            .header("Origin", "https://good.example")
+            .unwrap();
+        connect_request(good, ClientConfig::default())
+            .await
+            .expect("the allowed origin connects");
+    });
+}
+
+#[test]
+fn auth_hook_rejects_with_401() {
+    run(async {
+        let policy =
+            ServerPolicy::new().authenticate(|request| match request.header("Authorization") {
+                Some("Bearer secret") => Ok(()),
+                _ => Err(Reject::new(401).header("WWW-Authenticate", "Bearer")),
+            });
+        let addr = echo_server(ServerConfig::new(Config::default(), policy)).await;
+        assert_eq!(
+            handshake_status(connect(&url(addr), ClientConfig::default()).await),
+            401
+        );
+        let good = ClientRequest::new(&url(addr))
+            .unwrap()
+            .header("Authorization", "Bearer secret")
+            .unwrap();
+        connect_request(good, ClientConfig::default())
+            .await
+            .expect("the right token connects");
+    });
+}
+
+#[test]
+fn accept_with_decides_per_request() {
+    run(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = smol::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let refused = tether_smol::accept_with(stream, ServerConfig::default(), |request| {
+                assert_eq!(request.path(), "/private");
+                Err(Reject::new(404))
+            })
+            .await;
+            assert!(matches!(refused, Err(Error::Rejected { status: 404 })));
+        });
+        let status = handshake_status(
+            connect(&format!("ws://{addr}/private"), ClientConfig::default()).await,
+        );
+        assert_eq!(status, 404);
+        serving.await;
+    });
+}
+
+fn short_heartbeat() -> Config {
+    heartbeat(Duration::from_millis(200), Duration::from_millis(200))
+}
+
+/// Frequent pings, with a pong timeout that a loaded machine still meets.
+fn tolerant_heartbeat() -> Config {
+    heartbeat(Duration::from_millis(200), Duration::from_secs(5))
+}
+
+fn heartbeat(interval: Duration, timeout: Duration) -> Config {
+    let mut config = Config::default();
+    config.heartbeat = Some(Heartbeat::new(interval, timeout));
+    config
+}
+
+#[test]
+fn heartbeat_detects_a_silent_peer() {
+    run(async {
+        let (addr, accepted) = raw_peer().await;
+        let peer = smol::spawn(accepted);
+        let (mut ws, _) = connect(&url(addr), ClientConfig::new(short_heartbeat()))
+            .await
+            .unwrap();
+        let _silent = peer.await; // completes the handshake, then neither reads nor answers
+        match within(Duration::from_secs(10), ws.recv()).await {
+            Some(Err(Error::Closed(closed))) => {
+                assert_eq!(closed.cause, CloseCause::HeartbeatTimeout, "{closed:?}");
+            }
+            other => panic!("expected a heartbeat timeout, got {other:?}"),
+        }
+        assert!(ws.recv().await.is_none(), "the end is reported once");
+    });
+}
+
+#[test]
+fn dropped_socket_yields_1006() {
+    run(async {
+        let (addr, accepted) = raw_peer().await;
+        let peer = smol::spawn(accepted);
+        let (mut ws, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
+        drop(peer.await);
+        match ws.recv().await {
+            Some(Err(Error::Closed(closed))) => {
+                assert_eq!(closed.code, CloseCode::ABNORMAL);
+                assert_eq!(closed.cause, CloseCause::TransportLost);
+                assert!(!closed.clean);
+            }
+            other => panic!("expected 1006, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn pongs_and_heartbeats_flow_while_the_user_is_idle() {
+    run(async {
+        let (_server, addr, accepted) = server(
+            ServerConfig::new(tolerant_heartbeat(), ServerPolicy::new()),
+            usize::MAX,
+        )
+        .await;
+        let (mut client, _) = connect(&url(addr), ClientConfig::new(tolerant_heartbeat()))
+            .await
+            .unwrap();
+        // The server's user holds the connection and never touches it.
+        let _idle = accepted.recv().await.unwrap();
+        for i in 0..5u8 {
+            client.ping(vec![i]).unwrap();
+            loop {
+                match client.next_event().await.unwrap().unwrap() {
+                    Incoming::Pong(p) if p[..] == [i] => break,
+                    Incoming::Pong(p) => panic!("unexpected pong {p:?}"),
+                    _ => {}
+                }
+            }
+        }
+        // Heartbeats both ways keep the connection up for several intervals.
+        let mut rounds = 0;
+        while client.rtt().is_none() && rounds < 50 {
+            rounds += 1;
+            async_io::Timer::after(Duration::from_millis(100)).await;
+        }
+        assert!(
+            client.rtt().is_some(),
+            "the client's heartbeat measured a round trip"
+        );
+        assert_eq!(client.state(), tether::State::Open);
+    });
+}
+
+#[test]
+fn split_halves_work_from_two_tasks() {
+    run(async {
+        let addr = echo_server(ServerConfig::default()).await;
+        let (ws, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
+        let (mut reader, mut writer) = ws.split();
+        const COUNT: usize = 500;
+        let writing = smol::spawn(async move {
+            for i in 0..COUNT {
+                writer.send_text(&i.to_string()).await.unwrap();
+            }
+            writer
+        });
+        let reading = smol::spawn(async move {
+            for i in 0..COUNT {
+                assert_eq!(
+                    reader.recv().await.unwrap().unwrap(),
+                    Message::text(i.to_string())
+                );
+            }
+            reader
+        });
+        let (mut writer, mut reader) = (writing.await, reading.await);
+        let closed = writer.close(CloseCode::NORMAL, "done").await.unwrap();
+        assert!(closed.clean);
+        assert!(reader.recv().await.is_none());
+    });
+}
+
+#[test]
+fn stream_and_sink() {
+    use futures_util::{SinkExt, StreamExt};
+    run(async {
+        let addr = echo_server(ServerConfig::default()).await;
+        let (mut ws, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
+        for i in 0..10 {
+            ws.feed(Message::text(format!("m{i}"))).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        for i in 0..10 {
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text(format!("m{i}"))
+            );
+        }
+        SinkExt::close(&mut ws).await.unwrap();
+        assert!(ws.next().await.is_none());
+    });
+}
+
+#[test]
+fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path() {
+    const N: usize = 4;
+    run(async {
+        let (server, addr, accepted) = server(ServerConfig::default(), N).await;
+        // N accepted: three tether clients and a raw one (for the protocol-error path).
+        let mut clients = Vec::new();
+        for _ in 0..N - 1 {
+            clients.push(
+                connect(&url(addr), ClientConfig::default())
+                    .await
+                    .expect("within the limit")
+                    .0,
+            );
+        }
+        let mut raw = raw_client(addr).await;
+        let mut server_side = Vec::new();
+        for _ in 0..N {
+            server_side.push(within(LIMIT, accepted.recv()).await.unwrap());
+        }
+        assert_eq!(server.active_connections(), N);
+        // N more: each refused with 503 and Retry-After.
+        for _ in 0..N {
+            match connect(&url(addr), ClientConfig::default()).await {
+                Err(Error::Handshake(tether::handshake::HandshakeError::Rejected {
+                    status,
+                    headers,
+                    ..
+                })) => {
+                    assert_eq!(status, 503);
+                    assert!(
+                        headers.get("Retry-After").is_some(),
+                        "503 without Retry-After"
+                    );
+                }
+                Err(other) => panic!("expected 503, got {other}"),
+                Ok(_) => panic!("a connection over the limit was accepted"),
+            }
+        }
+        assert_eq!(server.active_connections(), N);
+
+        // Close every one, each a different way.
+        let mut client_normal = clients.remove(0);
+        let client_dropped = clients.remove(0);
+        let mut client_of_panic = clients.remove(0);
+        let mut server_normal = server_side.remove(0);
+        let mut server_dropped = server_side.remove(0);
+        let server_of_panic = server_side.remove(0);
+        let mut server_of_raw = server_side.remove(0);
+        // 1. A normal close handshake.
+        assert!(
+            client_normal
+                .close(CloseCode::NORMAL, "")
+                .await
+                .unwrap()
+                .clean
+        );
+        assert!(server_normal.recv().await.is_none());
+        // 2. A dropped handle (the adapter closes in the background).
+        drop(client_dropped);
+        assert!(server_dropped.recv().await.is_none());
+        // 3. A panic in user code that owns the handle.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _owned = server_of_panic;
+            panic!("user code fails (expected by the test)");
+        }));
+        assert!(outcome.is_err());
+        assert!(client_of_panic.recv().await.is_none());
+        // 4. An error: the peer breaks the protocol (a reserved opcode, unmasked).
+        raw.write_all(&[0x83, 0x00]).await.unwrap();
+        match server_of_raw.recv().await {
+            Some(Err(Error::Closed(closed))) => {
+                assert!(
+                    matches!(closed.cause, CloseCause::Protocol(_)),
+                    "{closed:?}"
+                )
+            }
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
+        drop(raw);
+        assert_eq!(
+            server.active_connections(),
+            0,
+            "every close path releases its slot"
+        );
+
+        // N new connections succeed.
+        let mut again = Vec::new();
+        for _ in 0..N {
+            again.push(
+                connect(&url(addr), ClientConfig::default())
+                    .await
+                    .expect("a freed slot")
+                    .0,
+            );
+        }
+        assert_eq!(server.active_connections(), N);
+    });
+}
+
+#[test]
+fn server_handshake_is_bounded_by_the_handshake_timeout() {
+    run(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A client that connects and never sends its request.
+        let _silent = async_net::TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut config = Config::default();
+        config.handshake_timeout = Duration::from_millis(200);
+        let outcome =
+            tether_smol::accept(stream, ServerConfig::new(config, ServerPolicy::new())).await;
+        assert!(
+            matches!(outcome, Err(Error::HandshakeTimeout)),
+            "{outcome:?}"
+        );
+    });
+}
+
+#[test]
+fn client_handshake_is_bounded_by_the_handshake_timeout() {
+    run(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = smol::spawn(async move { listener.accept().await.unwrap() });
+        let mut config = Config::default();
+        config.handshake_timeout = Duration::from_millis(200);
+        let outcome = connect(&url(addr), ClientConfig::new(config)).await;
+        assert!(
+            matches!(outcome, Err(Error::HandshakeTimeout)),
+            "{:?}",
+            outcome.err()
+        );
+        drop(accepting.await);
+    });
+}
+
+#[test]
+fn send_waits_for_room_in_the_output_buffer() {
+    use futures_lite::AsyncReadExt;
+    run(async {
+        let (addr, accepted) = raw_peer().await;
+        let peer = smol::spawn(accepted);
+        let mut config = Config::default();
+        config.max_write_buffer = 64 << 10;
+        let (mut ws, _) = connect(&url(addr), ClientConfig::new(config))
+            .await
+            .unwrap();
+        let mut peer = peer.await; // does not read for now
+        let chunk = Bytes::from(vec![9u8; 64 << 10]);
+        let mut refused = None;
+        for _ in 0..100_000 {
+            match ws.try_send(Message::Binary(chunk.clone())) {
+                Ok(()) => {}
+                Err(e) => {
+                    assert!(
+                        matches!(e.kind, tether::SendErrorKind::BufferFull { .. }),
+                        "{e:?}"
+                    );
+                    refused = Some(e.into_inner());
+                    break;
+                }
+            }
+            futures_lite::future::yield_now().await;
+        }
+        let refused = refused.expect("the buffer filled up while the peer did not read");
+        assert_eq!(refused, Message::Binary(chunk.clone()));
+        // Once the peer reads, the waiting send goes through.
+        let draining = smol::spawn(async move {
+            let mut sink = vec![0u8; 1 << 16];
+            while peer.read(&mut sink).await.map(|n| n > 0).unwrap_or(false) {}
+        });
+        ws.send(refused).await.expect("room frees up");
+        ws.flush().await.unwrap();
+        drop(draining);
+    });
+}

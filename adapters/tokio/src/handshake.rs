@@ -1,0 +1,97 @@
+//! Driving a connection through its opening handshake inside the caller's future, then
+//! handing the transport to a driver task.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+
+use tether::handshake::{Accept, Reject, Request, Response};
+use tether::{Closed, Connection};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::clock::now;
+use crate::driver::Driver;
+use crate::shared::Shared;
+use crate::{Error, WebSocket};
+
+/// How the handshake ended.
+enum Outcome {
+    Open,
+    Ended(Closed),
+}
+
+/// Drives `conn` over `stream` until it is open (then spawns its driver and returns the
+/// handle) or ended. A server's request goes to `decide`. `guard` lives as long as the
+/// transport.
+pub(crate) async fn drive<S, F>(
+    stream: S,
+    conn: Connection,
+    decide: Option<F>,
+    guard: Option<Box<dyn Send + Sync>>,
+) -> Result<(WebSocket<S>, Option<Response>), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    let shared = Shared::new(conn);
+    let mut driver = Driver::new(stream, Arc::clone(&shared));
+    let mut decide = decide;
+    let outcome = poll_fn(|cx| {
+        loop {
+            let done = driver.poll_drive(cx).is_ready();
+            let mut inner = shared.lock();
+            if let Some(request) = inner.request.take() {
+                let verdict = match decide.take() {
+                    Some(decide) => decide(&request),
+                    None => Err(Reject::new(500)),
+                };
+                let refused = match verdict {
+                    Ok(accept) => inner
+                        .conn
+                        .accept(now(), accept)
+                        .err()
+                        .map(|e| Reject::new(500).reason(format!("invalid acceptance: {e}"))),
+                    Err(reject) => Some(reject),
+                };
+                if let Some(reject) = refused {
+                    let _ = inner.conn.reject(reject);
+                }
+                continue;
+            }
+            if inner.connected {
+                return Poll::Ready(Outcome::Open);
+            }
+            if done {
+                let closed = inner.closed.clone().unwrap_or_else(|| Closed {
+                    code: tether::CloseCode::ABNORMAL,
+                    reason: "transport closed".into(),
+                    initiator: tether::Initiator::Remote,
+                    clean: false,
+                    cause: tether::CloseCause::TransportLost,
+                });
+                return Poll::Ready(Outcome::Ended(closed));
+            }
+            // Not open yet, or ended and still writing a rejection: wait for the driver.
+            return Poll::Pending;
+        }
+    })
+    .await;
+    match outcome {
+        Outcome::Open => {
+            let (subprotocol, response) = {
+                let inner = shared.lock();
+                (
+                    inner.conn.subprotocol().map(String::from),
+                    inner.conn.response().cloned(),
+                )
+            };
+            let socket = WebSocket::new(Arc::clone(&shared), subprotocol);
+            if let Some(guard) = guard {
+                driver.hold(guard);
+            }
+            driver.spawn();
+            Ok((socket, response))
+        }
+        Outcome::Ended(closed) => Err(Error::from_handshake_end(closed)),
+    }
+}

@@ -1,0 +1,400 @@
+//! The handle: what the user holds. Every method locks the shared state briefly; the driver
+//! task does the I/O.
+
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
+use tether::{CloseCode, Closed, DataKind, Message, SendError, State};
+
+use crate::Error;
+use crate::shared::{Incoming, Shared};
+
+/// A WebSocket connection over the byte stream `S` (a `TcpStream`, a TLS stream, or any
+/// `AsyncRead + AsyncWrite`).
+///
+/// A background task owns the stream and the protocol state, so Pongs, the Close echo and
+/// heartbeats flow even while nobody reads or writes. Dropping every handle closes the
+/// connection with 1001 (Going Away).
+///
+/// Received items wait in a queue of up to `Config::max_message_size` bytes (at least 1 MiB);
+/// beyond that the driver stops reading, so TCP backpressure reaches the peer (and a peer's
+/// heartbeat answers wait too). Sends wait while the core's output buffer is over
+/// `Config::max_write_buffer`.
+///
+/// It is a [`Stream`] of received messages (the same items as [`recv`](WebSocket::recv)) and
+/// a [`Sink`] of messages to send; [`split`](WebSocket::split) gives halves for two tasks.
+///
+/// **Cancel safety**: [`recv`](WebSocket::recv) and [`next_event`](WebSocket::next_event) are
+/// cancel safe (an item is taken only when returned). The sending methods are cancel safe in
+/// the sense that a message is queued whole or not at all: if the future is dropped while it
+/// waits for room, the message was not sent. [`close`](WebSocket::close) starts the close
+/// handshake on its first poll; dropping it afterwards does not stop the handshake.
+pub struct WebSocket<S> {
+    reader: WsReader,
+    writer: WsWriter,
+    _stream: PhantomData<fn() -> S>,
+}
+
+/// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
+pub struct WsReader {
+    shared: Arc<Shared>,
+}
+
+/// The sending half of a [`WebSocket`], from [`WebSocket::split`].
+pub struct WsWriter {
+    shared: Arc<Shared>,
+    /// A message accepted by `Sink::start_send`, not yet queued in the core.
+    pending: Option<Message>,
+    /// The close started by `Sink::poll_close`.
+    closing: Option<(CloseCode, String)>,
+    close_started: bool,
+    subprotocol: Option<String>,
+}
+
+impl<S> WebSocket<S> {
+    pub(crate) fn new(shared: Arc<Shared>, subprotocol: Option<String>) -> Self {
+        WebSocket {
+            reader: WsReader::new(Arc::clone(&shared)),
+            writer: WsWriter::new(shared, subprotocol),
+            _stream: PhantomData,
+        }
+    }
+
+    /// Queues a message, waiting while the output buffer is over `Config::max_write_buffer`.
+    /// It returns once the message is queued, not once it is written.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.writer.send(message).await
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.writer.send_text(text).await
+    }
+
+    /// Sends a binary message (not copied in the server role).
+    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.writer.send_binary(data).await
+    }
+
+    /// Queues a message without waiting: a full buffer or any other refusal hands it back.
+    pub fn try_send(&mut self, message: Message) -> Result<(), SendError<Message>> {
+        self.writer.try_send(message)
+    }
+
+    /// Sends one fragment of a message (RFC 6455 §5.4): the first starts a message of `kind`,
+    /// `fin` ends it.
+    pub async fn send_fragment(
+        &mut self,
+        kind: DataKind,
+        data: impl Into<Bytes>,
+        fin: bool,
+    ) -> Result<(), Error> {
+        self.writer.send_fragment(kind, data, fin).await
+    }
+
+    /// Sends a Ping (up to 125 bytes). The answer arrives as [`Incoming::Pong`] from
+    /// [`next_event`](WebSocket::next_event).
+    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.writer.ping(payload).await
+    }
+
+    /// Waits until everything queued has been handed to the transport.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.writer.flush().await
+    }
+
+    /// The next message. `None` after a normal close (once the messages received before it
+    /// are taken); `Some(Err(Error::Closed(info)))` once when the connection ended abnormally.
+    /// Pings and Pongs are skipped. Cancel safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        self.reader.recv().await
+    }
+
+    /// The next message, Ping or Pong, with the same end rules as [`recv`](WebSocket::recv).
+    /// Cancel safe.
+    pub async fn next_event(&mut self) -> Option<Result<Incoming, Error>> {
+        self.reader.next_event().await
+    }
+
+    /// Closes with `code` and `reason` and waits for the end of the close handshake (at most
+    /// `Config::close_timeout`): the terminal information, `clean` when both Close frames were
+    /// exchanged. Messages received meanwhile stay readable. A code that may not be sent or a
+    /// reason over 123 bytes is an `Error::Io` of kind `InvalidInput`.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+        self.writer.close(code, reason).await
+    }
+
+    /// How the connection ended, once it has.
+    #[must_use]
+    pub fn closed(&self) -> Option<Closed> {
+        self.reader.closed()
+    }
+
+    /// Where the connection is in its life.
+    #[must_use]
+    pub fn state(&self) -> State {
+        self.reader.shared.lock().state()
+    }
+
+    /// The negotiated subprotocol.
+    #[must_use]
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.writer.subprotocol.as_deref()
+    }
+
+    /// The round-trip time measured by the latest heartbeat.
+    #[must_use]
+    pub fn rtt(&self) -> Option<Duration> {
+        self.reader.shared.lock().conn.rtt()
+    }
+
+    /// Splits the handle into a reader and a writer for two tasks. The connection closes when
+    /// both are dropped.
+    #[must_use]
+    pub fn split(self) -> (WsReader, WsWriter) {
+        (self.reader, self.writer)
+    }
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("state", &self.state())
+            .field("subprotocol", &self.subprotocol())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WsReader {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.attach();
+        WsReader { shared }
+    }
+
+    /// The next message; see [`WebSocket::recv`]. Cancel safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        loop {
+            match self.next_event().await? {
+                Ok(Incoming::Message(m)) => return Some(Ok(m)),
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The next message, Ping or Pong; see [`WebSocket::next_event`]. Cancel safe.
+    pub async fn next_event(&mut self) -> Option<Result<Incoming, Error>> {
+        poll_fn(|cx| self.shared.poll_next(cx)).await
+    }
+
+    /// How the connection ended, once it has.
+    #[must_use]
+    pub fn closed(&self) -> Option<Closed> {
+        self.shared.lock().closed.clone()
+    }
+}
+
+impl std::fmt::Debug for WsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsReader").finish_non_exhaustive()
+    }
+}
+
+impl Drop for WsReader {
+    fn drop(&mut self) {
+        self.shared.detach(true);
+    }
+}
+
+impl WsWriter {
+    fn new(shared: Arc<Shared>, subprotocol: Option<String>) -> Self {
+        shared.attach();
+        WsWriter {
+            shared,
+            pending: None,
+            closing: None,
+            close_started: false,
+            subprotocol,
+        }
+    }
+
+    /// Queues a message; see [`WebSocket::send`].
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        let mut slot = Some(message);
+        poll_fn(|cx| self.shared.poll_send(cx, &mut slot))
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.send(Message::text(text.to_owned())).await
+    }
+
+    /// Sends a binary message.
+    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Binary(data.into())).await
+    }
+
+    /// Queues a message without waiting; a refusal hands it back.
+    pub fn try_send(&mut self, message: Message) -> Result<(), SendError<Message>> {
+        self.shared.command(|conn| conn.send(message))
+    }
+
+    /// Sends one fragment of a message; see [`WebSocket::send_fragment`].
+    pub async fn send_fragment(
+        &mut self,
+        kind: DataKind,
+        data: impl Into<Bytes>,
+        fin: bool,
+    ) -> Result<(), Error> {
+        let mut slot = Some(data.into());
+        poll_fn(|cx| {
+            self.shared
+                .poll_command(cx, &mut slot, |conn, d| conn.send_fragment(kind, d, fin))
+        })
+        .await
+    }
+
+    /// Sends a Ping; see [`WebSocket::ping`].
+    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let mut slot = Some(payload.into());
+        poll_fn(|cx| {
+            self.shared
+                .poll_command(cx, &mut slot, |conn, p| conn.ping(p))
+        })
+        .await
+    }
+
+    /// Waits until everything queued has been handed to the transport.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.shared.poll_flushed(cx)).await
+    }
+
+    /// Closes and waits for the end of the close handshake; see [`WebSocket::close`].
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+        let mut start = Some((code, reason.to_owned()));
+        poll_fn(|cx| self.shared.poll_close(cx, &mut start)).await
+    }
+
+    /// The negotiated subprotocol.
+    #[must_use]
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// How the connection ended, once it has.
+    #[must_use]
+    pub fn closed(&self) -> Option<Closed> {
+        self.shared.lock().closed.clone()
+    }
+
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.shared
+            .poll_send(cx, &mut self.pending)
+            .map_err(|(e, _)| e)
+    }
+}
+
+impl std::fmt::Debug for WsWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsWriter")
+            .field("subprotocol", &self.subprotocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for WsWriter {
+    fn drop(&mut self) {
+        self.shared.detach(false);
+    }
+}
+
+impl Stream for WsReader {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match self.shared.poll_next(cx) {
+                Poll::Ready(Some(Ok(Incoming::Message(m)))) => return Poll::Ready(Some(Ok(m))),
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// A message [`Sink`]: `poll_ready` waits for room in the output buffer, `poll_flush` until
+/// everything is handed to the transport, `poll_close` for the end of a 1000 close handshake.
+impl Sink<Message> for WsWriter {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_pending(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        let this = self.get_mut();
+        debug_assert!(this.pending.is_none(), "start_send without poll_ready");
+        this.pending = Some(item);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        this.shared.poll_flushed(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        if !this.close_started {
+            this.close_started = true;
+            this.closing = Some((CloseCode::NORMAL, String::new()));
+        }
+        match this.shared.poll_close(cx, &mut this.closing) {
+            Poll::Ready(Ok(closed)) if closed.clean => Poll::Ready(Ok(())),
+            Poll::Ready(Ok(closed)) => Poll::Ready(Err(Error::Closed(closed))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S> Stream for WebSocket<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().reader).poll_next(cx)
+    }
+}
+
+impl<S> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().writer).poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        Pin::new(&mut self.get_mut().writer).start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().writer).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().writer).poll_close(cx)
+    }
+}

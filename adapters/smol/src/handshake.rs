@@ -34,22 +34,28 @@ async fn handshake_event<S>(ws: &WebSocket<S>) -> Result<Event, Closed> {
     let shared = ws.shared();
     poll_fn(|cx| {
         let mut st = lock(shared);
-        match st.front_event() {
-            Some(Event::Request(_) | Event::Connected { .. }) => {
-                Poll::Ready(Ok(st.pop_event().expect("an event is queued")))
-            }
-            Some(Event::Closed(_)) if st.done => {
+        let (event, wake) = st.next_event();
+        let poll = match event {
+            Some(event @ (Event::Request(_) | Event::Connected { .. })) => Poll::Ready(Ok(event)),
+            Some(Event::Closed(closed)) if st.done => {
                 st.terminal_taken = true;
-                match st.pop_event() {
-                    Some(Event::Closed(closed)) => Poll::Ready(Err(closed)),
-                    _ => unreachable!("the front event is Closed"),
-                }
+                Poll::Ready(Err(closed))
             }
-            _ => {
+            Some(event) => {
+                // Only the end can come before the handshake's event; it waits for the
+                // transport to close.
+                st.put_back(event);
                 st.set_reader(cx.waker());
                 Poll::Pending
             }
-        }
+            None => {
+                st.set_reader(cx.waker());
+                Poll::Pending
+            }
+        };
+        drop(st);
+        wake.run();
+        poll
     })
     .await
 }

@@ -43,10 +43,15 @@
 //!   trust anchors, or a caller-supplied `rustls::ClientConfig`.
 //!
 //! ## Delivery
-//! Messages are delivered whole (the core's streaming mode is turned off). Events wait in a
-//! queue for the reader; while it holds more than `Config::max_message_size` bytes (or 4096
-//! events) the driver stops reading, so a peer cannot make an application that does not read
-//! buffer without bound (the transport pushes back instead).
+//! Messages are delivered whole (the core's streaming mode is turned off). They stay in the
+//! core until the user asks for the next one (`recv`, `next_event`, the `Stream`), so the core
+//! sees the user's pace: while unread messages hold more than `Config::max_message_size`
+//! bytes the driver stops reading and the transport pushes back on the peer, and when the
+//! peer breaks the protocol right behind unread messages, our Close goes out only after the
+//! user has taken them (and its replies to them), as a reader that goes frame by frame would
+//! behave. Pings and Pongs are answered by the core at once; up to 64 of them wait for a user
+//! who does not look at them. Over plain TCP the driver asks the core for a read buffer only
+//! once the socket is readable, so an idle connection holds none.
 #![forbid(unsafe_code)]
 // `Error::Closed` carries the terminal information by value, as in the other adapters.
 #![allow(clippy::result_large_err)]

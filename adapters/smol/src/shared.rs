@@ -9,21 +9,26 @@ use tether::{Closed, Connection, Event, Instant, State};
 /// Most Ping/Pong events kept for a user who does not look at them; newer ones are dropped
 /// (the core has answered the Pings already).
 const MAX_CONTROL_EVENTS: usize = 64;
-/// Most events queued for the user before the driver stops reading from the transport.
-const MAX_EVENTS: usize = 4096;
 
 /// The current time on the core's clock.
 pub(crate) fn now() -> Instant {
     Instant::from(std::time::Instant::now())
 }
 
-/// One connection's state: the core, the events waiting for the user, and the wakers of the
-/// three parties (the driver, the reading half, the writing half). Each party holds the lock
-/// only for a few calls into the core.
+/// One connection's state: the core, the events taken from it ahead of the user, and the
+/// wakers of the three parties (the driver, the reading half, the writing half). Each party
+/// holds the lock only for a few calls into the core.
+///
+/// Messages stay in the core until the user asks for one, so the core sees the user's pace:
+/// reading pauses while unread messages exceed `max_message_size`, and a peer's violation
+/// right behind unread messages is answered only after the user has taken them (and had the
+/// chance to reply).
 pub(crate) struct Shared {
     pub(crate) conn: Connection,
+    /// Events taken from the core before the user asked: Pings and Pongs while no message
+    /// waits in the core, everything once the connection is closing (the close handshake
+    /// must read on), and a terminal event the reader took before the transport closed.
     events: VecDeque<Event>,
-    queued_bytes: usize,
     queued_control: usize,
     /// The terminal information, once the core emitted it.
     pub(crate) closed: Option<Closed>,
@@ -31,8 +36,6 @@ pub(crate) struct Shared {
     pub(crate) terminal_taken: bool,
     /// The driver has finished: the transport is closed.
     pub(crate) done: bool,
-    /// The driver skipped reading because the user's queue is full.
-    pub(crate) read_paused: bool,
     /// Live handles; at zero the connection is closed and events are discarded.
     handles: usize,
     driver: Option<Waker>,
@@ -46,6 +49,11 @@ pub(crate) struct Shared {
 pub(crate) struct Wake(Option<Waker>, Option<Waker>, Option<Waker>);
 
 impl Wake {
+    /// Both sets of wakers.
+    pub(crate) fn and(self, other: Wake) -> Wake {
+        Wake(self.0.or(other.0), self.1.or(other.1), self.2.or(other.2))
+    }
+
     pub(crate) fn run(self) {
         for waker in [self.0, self.1, self.2].into_iter().flatten() {
             waker.wake();
@@ -64,12 +72,10 @@ impl Shared {
         Arc::new(Mutex::new(Shared {
             conn,
             events: VecDeque::new(),
-            queued_bytes: 0,
             queued_control: 0,
             closed: None,
             terminal_taken: false,
             done: false,
-            read_paused: false,
             handles: 0,
             driver: None,
             reader: None,
@@ -77,64 +83,74 @@ impl Shared {
         }))
     }
 
-    /// Moves the core's events into the user's queue. Returns whether any arrived.
-    pub(crate) fn drain_events(&mut self) -> bool {
+    /// The driver's share of the events: those that taking cannot misreport the user's pace.
+    /// While open, that is Pings and Pongs when no message waits in the core and no failure
+    /// is deferred (`wants_read`), so they do not pile up behind a user who does not look at
+    /// them; once closing or closed, everything. Returns whether any were taken.
+    pub(crate) fn pull_ahead(&mut self) -> bool {
         let mut any = false;
-        while let Some(event) = self.conn.poll_event() {
+        loop {
+            let all = matches!(self.conn.state(), State::Closing | State::Closed);
+            if !all && (self.conn.has_unread_data() || !self.conn.wants_read()) {
+                return any;
+            }
+            let Some(event) = self.conn.poll_event() else {
+                return any;
+            };
             any = true;
-            match &event {
-                Event::Closed(closed) => self.closed = Some(closed.clone()),
-                Event::Message(m) => self.queued_bytes += m.len(),
-                Event::Ping(_) | Event::Pong(_) => {
-                    if self.queued_control >= MAX_CONTROL_EVENTS {
-                        continue;
-                    }
-                    self.queued_control += 1;
-                }
-                _ => {}
-            }
-            if self.handles == 0 && !matches!(event, Event::Closed(_)) {
-                self.forget(&event);
-                continue;
-            }
-            self.events.push_back(event);
+            self.keep(event);
         }
-        any
     }
 
-    /// Whether the driver may read more: the user's queue has room (or the connection is
-    /// closing, when the remaining frames must be read to finish the close handshake).
-    pub(crate) fn has_room(&self) -> bool {
-        self.conn.state() != State::Open
-            || (self.queued_bytes < self.conn.config().max_message_size
-                && self.events.len() < MAX_EVENTS)
-    }
-
-    pub(crate) fn pop_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front()?;
-        self.forget(&event);
-        Some(event)
-    }
-
-    pub(crate) fn front_event(&self) -> Option<&Event> {
-        self.events.front()
-    }
-
-    fn forget(&mut self, event: &Event) {
-        match event {
-            Event::Message(m) => self.queued_bytes -= m.len(),
-            Event::Ping(_) | Event::Pong(_) => self.queued_control -= 1,
+    /// Queues an event taken from the core ahead of the user (Pings and Pongs beyond
+    /// [`MAX_CONTROL_EVENTS`] are dropped, and everything but the end once no handle is left).
+    fn keep(&mut self, event: Event) {
+        match &event {
+            Event::Closed(closed) => self.closed = Some(closed.clone()),
+            _ if self.handles == 0 => return,
+            Event::Ping(_) | Event::Pong(_) => {
+                if self.queued_control >= MAX_CONTROL_EVENTS {
+                    return;
+                }
+                self.queued_control += 1;
+            }
             _ => {}
         }
+        self.events.push_back(event);
     }
 
-    /// After the reader took an event: the driver resumes reading if it had paused.
-    pub(crate) fn unpause(&mut self) -> Wake {
-        if self.read_paused && self.has_room() {
-            self.read_paused = false;
-            return self.wake_driver();
+    /// The next event for the user: one taken ahead, or else the core's next. Returns the
+    /// wakers to run too: taking a message can let the driver read again, or release a
+    /// failure the core deferred behind it (our Close is then to be written).
+    pub(crate) fn next_event(&mut self) -> (Option<Event>, Wake) {
+        if let Some(event) = self.events.pop_front() {
+            if matches!(event, Event::Ping(_) | Event::Pong(_)) {
+                self.queued_control -= 1;
+            }
+            return (Some(event), Wake::default());
         }
-        Wake::default()
+        let wanted = self.conn.wants_read();
+        let output = self.conn.buffered_output();
+        let state = self.conn.state();
+        let event = self.conn.poll_event();
+        if let Some(Event::Closed(closed)) = &event {
+            self.closed = Some(closed.clone());
+        }
+        let wake = if (!wanted && self.conn.wants_read())
+            || self.conn.buffered_output() > output
+            || self.conn.state() != state
+        {
+            self.wake_driver()
+        } else {
+            Wake::default()
+        };
+        (event, wake)
+    }
+
+    /// Puts back the event [`next_event`](Self::next_event) returned (the terminal one, which
+    /// is reported only once the transport is closed too).
+    pub(crate) fn put_back(&mut self, event: Event) {
+        self.events.push_front(event);
     }
 
     pub(crate) fn set_driver(&mut self, waker: &Waker) {
@@ -172,11 +188,9 @@ impl Shared {
         if self.handles > 0 {
             return Wake::default();
         }
-        self.events.clear();
-        self.queued_bytes = 0;
+        self.events.retain(|e| matches!(e, Event::Closed(_)));
         self.queued_control = 0;
         let _ = self.conn.close(now(), tether::CloseCode::GOING_AWAY, "");
-        self.read_paused = false;
         self.wake_driver()
     }
 }

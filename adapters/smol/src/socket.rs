@@ -14,7 +14,7 @@ use futures_sink::Sink;
 use tether::{CloseCode, CloseError, Closed, Event, Message, SendError, SendErrorKind, State};
 
 use crate::Error;
-use crate::shared::{SharedRef, lock, now};
+use crate::shared::{SharedRef, Wake, lock, now};
 
 /// What [`WebSocket::next_event`] yields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,38 +82,40 @@ impl Reader {
         all: bool,
     ) -> Poll<Option<Result<Incoming, Error>>> {
         let mut st = lock(&self.handle.shared);
-        loop {
-            // The end is reported once the transport is closed too.
-            if matches!(st.front_event(), Some(Event::Closed(_))) && !st.done {
-                st.set_reader(cx.waker());
-                return Poll::Pending;
-            }
-            let Some(event) = st.pop_event() else {
-                if st.terminal_taken {
-                    return Poll::Ready(None);
-                }
-                st.set_reader(cx.waker());
-                return Poll::Pending;
-            };
+        let mut wake = Wake::default();
+        let poll = loop {
+            let (event, more) = st.next_event();
+            wake = wake.and(more);
             let item = match event {
-                Event::Message(m) => Incoming::Message(m),
-                Event::Ping(p) if all => Incoming::Ping(p),
-                Event::Pong(p) if all => Incoming::Pong(p),
-                Event::Closed(closed) => {
+                None if st.terminal_taken => break Poll::Ready(None),
+                None => {
+                    st.set_reader(cx.waker());
+                    break Poll::Pending;
+                }
+                Some(Event::Message(m)) => Incoming::Message(m),
+                Some(Event::Ping(p)) if all => Incoming::Ping(p),
+                Some(Event::Pong(p)) if all => Incoming::Pong(p),
+                // The end is reported once the transport is closed too.
+                Some(event @ Event::Closed(_)) if !st.done => {
+                    st.put_back(event);
+                    st.set_reader(cx.waker());
+                    break Poll::Pending;
+                }
+                Some(Event::Closed(closed)) => {
                     st.terminal_taken = true;
-                    return Poll::Ready(if closed.clean {
+                    break Poll::Ready(if closed.clean {
                         None
                     } else {
                         Some(Err(Error::Closed(closed)))
                     });
                 }
-                _ => continue,
+                Some(_) => continue,
             };
-            let wake = st.unpause();
-            drop(st);
-            wake.run();
-            return Poll::Ready(Some(Ok(item)));
-        }
+            break Poll::Ready(Some(Ok(item)));
+        };
+        drop(st);
+        wake.run();
+        poll
     }
 
     async fn recv(&mut self) -> Option<Result<Message, Error>> {

@@ -581,3 +581,85 @@ fn send_waits_for_room_in_the_output_buffer() {
         drop(draining);
     });
 }
+
+#[test]
+fn a_reply_goes_out_before_the_close_for_a_violation_behind_the_message() {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    run(async {
+        let (_server, addr, accepted) = server(ServerConfig::default(), usize::MAX).await;
+        let mut raw = raw_client(addr).await;
+        let mut ws = accepted.recv().await.unwrap();
+        // A masked text "A" (mask 0) and, in the same write, a frame with RSV2 set.
+        raw.write_all(&[0x81, 0x81, 0, 0, 0, 0, b'A', 0xA1, 0x80, 0, 0, 0, 0])
+            .await
+            .unwrap();
+        let message = ws.recv().await.unwrap().unwrap();
+        assert_eq!(message, Message::text("A"));
+        ws.send(message).await.unwrap();
+        match ws.recv().await {
+            Some(Err(Error::Closed(closed))) => assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR),
+            other => panic!("expected the protocol error, got {other:?}"),
+        }
+        // The peer sees the echo first, then our Close with 1002.
+        let mut head = [0u8; 5];
+        raw.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[..3], [0x81, 0x01, b'A']);
+        assert_eq!(head[3], 0x88, "then Close");
+        let mut payload = vec![0u8; usize::from(head[4])];
+        raw.read_exact(&mut payload).await.unwrap();
+        assert_eq!(payload[..2], 1002u16.to_be_bytes());
+    });
+}
+
+#[test]
+fn reading_pauses_for_a_user_who_does_not_read_and_resumes_when_it_does() {
+    run(async {
+        let mut server_config = Config::default();
+        server_config.max_message_size = 64 << 10;
+        let (_server, addr, accepted) = server(
+            ServerConfig::new(server_config, ServerPolicy::new()),
+            usize::MAX,
+        )
+        .await;
+        let mut client_config = Config::default();
+        client_config.max_write_buffer = 64 << 10;
+        let (mut client, _) = connect(&url(addr), ClientConfig::new(client_config))
+            .await
+            .unwrap();
+        let mut ws = accepted.recv().await.unwrap();
+        // The server's user does not read: its driver stops reading, the transport fills up
+        // and the client's buffer with it.
+        let chunk = |i: u32| {
+            let mut data = vec![0u8; 16 << 10];
+            data[..4].copy_from_slice(&i.to_be_bytes());
+            Message::binary(data)
+        };
+        let mut sent = 0u32;
+        loop {
+            match client.try_send(chunk(sent)) {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    assert!(
+                        matches!(e.kind, tether::SendErrorKind::BufferFull { .. }),
+                        "{e:?}"
+                    );
+                    break;
+                }
+            }
+            assert!(sent < 100_000, "the server never stopped reading");
+            futures_lite::future::yield_now().await;
+        }
+        // Taking the messages lets it read on, in order, to the last one.
+        let last = chunk(sent);
+        let sending = smol::spawn(async move {
+            client.send(last).await.unwrap();
+            client
+        });
+        for i in 0..=sent {
+            assert_eq!(ws.recv().await.unwrap().unwrap(), chunk(i));
+        }
+        let mut client = sending.await;
+        let closed = client.close(CloseCode::NORMAL, "").await.unwrap();
+        assert!(closed.clean);
+    });
+}

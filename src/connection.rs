@@ -25,6 +25,9 @@ use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
 use crate::utf8::Utf8Validator;
 
+/// The most events that may wait to be polled before [`Connection::wants_read`] turns false.
+pub const MAX_QUEUED_EVENTS: usize = 1024;
+
 /// Which end of the connection this is (RFC 6455 §5.1: clients mask, servers do not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -373,13 +376,16 @@ impl Connection {
     /// Whether the driver should read from the transport now. False once the transport is
     /// done, while the output buffer is over [`Config::max_write_buffer`] (so a peer that sends
     /// without reading cannot make us buffer without bound), while unread messages hold more
-    /// than [`Config::max_message_size`] bytes (the application is not keeping up), while a
+    /// than [`Config::max_message_size`] bytes or [`MAX_QUEUED_EVENTS`] events are waiting
+    /// (the application is not keeping up: a peer flooding Pings behind an unread message
+    /// cannot grow the queue without bound either), while a
     /// protocol failure waits behind unread messages, and while a server waits for `accept`.
     #[must_use]
     pub fn wants_read(&self) -> bool {
         self.transport != Transport::Closed
             && self.send.len() <= self.config.max_write_buffer
             && self.unread_bytes <= self.config.max_message_size
+            && self.events.len() < MAX_QUEUED_EVENTS
             && self.deferred.is_none()
             && !matches!(self.phase, Phase::AwaitingAccept(_))
     }

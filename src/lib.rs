@@ -110,7 +110,7 @@ mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, Heartbeat};
-pub use connection::{Connection, Role, State};
+pub use connection::{Connection, MAX_QUEUED_EVENTS, Role, State};
 pub use error::{CloseError, ProtocolError, SendError, SendErrorKind};
 pub use event::{CloseCause, Closed, Event, Initiator, TransportAction};
 pub use message::{DataKind, Message, Utf8Bytes};

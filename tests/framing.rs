@@ -763,3 +763,38 @@ fn deferred_violation_is_bounded_by_the_close_timeout() {
         CloseCause::Protocol(ProtocolError::UnexpectedContinuation)
     );
 }
+
+/// A peer that sends a message and then floods Pings while the application does not read cannot
+/// grow the event queue without bound: reading pauses once the queue is full (the Pings are
+/// still answered as they are decoded).
+#[test]
+fn ping_flood_behind_an_unread_message_pauses_reading() {
+    let mut conn = open(Role::Server, quiet());
+    feed(
+        &mut conn,
+        T0,
+        &cframe(true, OpCode::Text, b"unread"),
+        &Chunking::Whole,
+    );
+    let ping = cframe(true, OpCode::Ping, b"p");
+    let mut fed = 0;
+    while conn.wants_read() && fed < 10_000 {
+        feed(&mut conn, T0, &ping, &Chunking::Whole);
+        fed += 1;
+    }
+    assert!(!conn.wants_read());
+    assert!(
+        fed < tether::MAX_QUEUED_EVENTS + 1,
+        "paused after {fed} pings"
+    );
+    assert_eq!(
+        parse_frames(&drain_output(&mut conn)).len(),
+        fed,
+        "every ping answered"
+    );
+    drain_events(&mut conn);
+    assert!(
+        conn.wants_read(),
+        "reading resumes once the application catches up"
+    );
+}

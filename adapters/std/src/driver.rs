@@ -1,6 +1,10 @@
 //! The per-connection driver: one thread owns the reads and the timers; the output is written by
 //! whichever thread holds the write half at the time. Both share the core through one mutex and
 //! one condition variable, and no lock is ever held across a system call.
+//!
+//! Received messages stay in the core until the user asks for one: polling is how the core learns
+//! what the application has read, and it defers a failure behind unread messages until then
+//! (see [`Connection::poll_event`]), so a reply to a message goes out before our Close.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
@@ -8,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant as StdInstant};
 
 use tether::handshake::Request;
-use tether::{Closed, Connection, Event, Instant, TransportAction};
+use tether::{Closed, Connection, Event, Instant, State as Phase, TransportAction};
 
 use crate::Incoming;
 use crate::stream::{ReadHalf, WriteHalf};
@@ -71,12 +75,15 @@ pub(crate) struct State<W> {
     writer: Option<WriterSlot<W>>,
     /// User threads waiting to write.
     flush_waiters: usize,
-    /// Received items not yet taken by the user.
+    /// Received items taken from the core ahead of the user: Pings and Pongs while no message
+    /// waits in the core, and everything once no reply can follow (see `may_pull`).
     pub(crate) events: VecDeque<Incoming>,
     /// Payload bytes in `events`.
     queued: usize,
     /// Reading pauses while `queued` is over this.
     recv_limit: usize,
+    /// User threads blocked in `recv` or `next_event`, to be woken when a message arrives.
+    pullers: usize,
     pub(crate) connected: bool,
     pub(crate) request: Option<Request>,
     pub(crate) closed: Option<Closed>,
@@ -96,6 +103,36 @@ impl<W> State<W> {
     /// Nothing is waiting to be written.
     pub(crate) fn output_idle(&self) -> bool {
         self.conn.buffered_output() == 0 && self.writer.as_ref().is_some_and(|s| !s.dirty)
+    }
+
+    /// Whether the driver may take the core's next event on the user's behalf. While the
+    /// connection is open and the user can still answer, a message stays in the core (and so
+    /// does whatever is behind it) until the user asks, and an empty poll is not made while
+    /// reading is paused, since the core may then hold a deferred failure for the next poll.
+    /// Before the handshake completes, after we sent Close and after the terminal event there
+    /// is nothing left to reply to, so everything is taken (this is how `closed` becomes known).
+    fn may_pull(&self) -> bool {
+        match self.conn.state() {
+            Phase::Open if self.handles > 0 && self.connected => {
+                !self.conn.has_unread_data() && self.conn.wants_read()
+            }
+            // Open but not yet `connected`: the core's first event is `Connected`.
+            _ => true,
+        }
+    }
+
+    /// Notes a lifecycle event; returns what is for the user.
+    fn record(&mut self, event: Event) -> Option<Incoming> {
+        match event {
+            Event::Connected { .. } => self.connected = true,
+            Event::Request(request) => self.request = Some(request),
+            Event::Closed(closed) => self.closed = Some(closed),
+            Event::Message(m) => return Some(Incoming::Message(m)),
+            Event::Ping(p) => return Some(Incoming::Ping(p)),
+            Event::Pong(p) => return Some(Incoming::Pong(p)),
+            _ => {}
+        }
+        None
     }
 
     /// Takes the next received item, waking the driver if it paused for the user.
@@ -143,6 +180,7 @@ impl<W: WriteHalf> Shared<W> {
                 events: VecDeque::new(),
                 queued: 0,
                 recv_limit,
+                pullers: 0,
                 connected: false,
                 request: None,
                 closed: None,
@@ -166,30 +204,18 @@ impl<W: WriteHalf> Shared<W> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Moves the core's events into the shared queue and notes a transport close.
+    /// Takes the core's events that need no user (see `State::may_pull`), notes a transport
+    /// close, and wakes the waiting users if there is something for them.
     fn settle(&self, st: &mut State<W>) {
         let mut changed = false;
-        while let Some(event) = st.conn.poll_event() {
-            changed = true;
-            let item = match event {
-                Event::Connected { .. } => {
-                    st.connected = true;
-                    continue;
-                }
-                Event::Request(request) => {
-                    st.request = Some(request);
-                    continue;
-                }
-                Event::Closed(closed) => {
-                    st.closed = Some(closed);
-                    continue;
-                }
-                Event::Message(m) => Incoming::Message(m),
-                Event::Ping(p) => Incoming::Ping(p),
-                Event::Pong(p) => Incoming::Pong(p),
-                _ => continue,
+        while st.may_pull() {
+            let Some(event) = st.conn.poll_event() else {
+                break;
             };
-            if st.handles > 0 {
+            changed = true;
+            if let Some(item) = st.record(event)
+                && st.handles > 0
+            {
                 st.queued += item.payload_len();
                 st.events.push_back(item);
             }
@@ -200,9 +226,47 @@ impl<W: WriteHalf> Shared<W> {
             st.slot = None;
             changed = true;
         }
-        if changed {
+        if changed || st.pullers > 0 && st.conn.has_unread_data() {
             self.cond.notify_all();
         }
+    }
+
+    /// The user asks for the next event, once the items already taken are gone: it comes from
+    /// the core, which so learns what the user has read. This may be when a deferred failure
+    /// happens (its Close is written here), and it may let the driver read again.
+    pub(crate) fn pull<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<W>>,
+    ) -> (MutexGuard<'a, State<W>>, Option<Incoming>) {
+        let could_read = st.conn.wants_read();
+        let mut item = None;
+        let mut polled = false;
+        while let Some(event) = st.conn.poll_event() {
+            polled = true;
+            item = st.record(event);
+            if item.is_some() {
+                break;
+            }
+        }
+        if !polled {
+            return (st, None);
+        }
+        if !could_read && st.conn.wants_read() {
+            self.cond.notify_all();
+        }
+        (self.drive(st, Who::User), item)
+    }
+
+    /// Blocks a user thread that found nothing to receive; see [`Shared::wait`].
+    pub(crate) fn wait_for_event<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<W>>,
+        until: Option<StdInstant>,
+    ) -> (MutexGuard<'a, State<W>>, bool) {
+        st.pullers += 1;
+        let (mut st, timed_out) = self.wait(st, until);
+        st.pullers -= 1;
+        (st, timed_out)
     }
 
     /// After any input or command: hand out events, then close or flush the transport if the

@@ -45,8 +45,14 @@
 //! to the system calls; reading straight into the core's buffer would need the lock held across
 //! the blocking read, which would stall every sender. See `tests/throughput.rs`.
 //!
-//! Received messages wait in a queue for [`WebSocket::recv`]; the driver stops reading while
-//! more than `Config::max_message_size` bytes wait there.
+//! **Received messages** stay in the core until [`WebSocket::recv`] (or `next_event`, or an
+//! iterator) asks for the next one: that is how the core learns what the application has read.
+//! When a peer breaks the protocol right behind unread messages, the core fails the connection
+//! only once they have been received, at the next `recv`, so replies to them go out before our
+//! Close, as with a peer that reads frame by frame (bounded by `Config::close_timeout`). Pongs,
+//! Close echoes and heartbeats do not wait for the user: the core answers as it decodes. The
+//! driver stops reading while more than `Config::max_message_size` bytes of messages wait
+//! unread, and while a failure waits for the user; receiving wakes it.
 //!
 //! ## Features
 //! - `rustls`: `wss://` in [`connect`] (rustls with the ring provider and the `webpki-roots`

@@ -87,6 +87,14 @@ impl<S: SplitStream> Handle<S> {
             if let Some(item) = st.pop_event(&self.shared.cond) {
                 return Some(Ok(item));
             }
+            let (g, item) = self.shared.pull(st);
+            st = g;
+            if let Some(item) = item {
+                return Some(Ok(item));
+            }
+            if !st.events.is_empty() {
+                continue;
+            }
             if st.finished() {
                 return match &st.closed {
                     Some(closed) if closed.clean => None,
@@ -94,7 +102,7 @@ impl<S: SplitStream> Handle<S> {
                     None => Some(Err(Error::Closed(lost()))),
                 };
             }
-            let (g, timed_out) = self.shared.wait(st, until);
+            let (g, timed_out) = self.shared.wait_for_event(st, until);
             st = g;
             if timed_out {
                 return Some(Err(Error::Timeout));

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::thread;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use tether_std::tether::handshake::{Accept, Reject, ServerPolicy};
-use tether_std::tether::{CloseCause, DataKind};
+use tether_std::tether::{CloseCause, CloseCode, DataKind};
 use tether_std::{
     ClientConfig, Error, Incoming, Message, Server, ServerConfig, accept, accept_with, connect,
     connect_on, connect_request,
@@ -553,4 +554,82 @@ fn a_send_blocked_on_a_peer_that_does_not_read_ends_with_the_heartbeat() {
         other => panic!("expected the heartbeat to end the blocked send, got {other:?}"),
     }
     drop(peer);
+}
+
+/// Two text frames from a server ("a", "b") and then a frame with RSV2 set, a protocol
+/// violation (RFC 6455 §5.2), in one write.
+const TWO_MESSAGES_THEN_A_VIOLATION: &[u8] = &[0x81, 1, b'a', 0x81, 1, b'b', 0xa1, 1, b'x'];
+
+#[test]
+fn replies_to_messages_before_a_violation_go_out_before_our_close() {
+    // Like a peer that reads frame by frame: the failure (Close 1002) waits until the user
+    // received the messages in front of it and answered them.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        let mut sock = raw_upgrade(&listener);
+        sock.write_all(TWO_MESSAGES_THEN_A_VIOLATION).unwrap();
+        let frames: Vec<_> = (0..3).map(|_| read_client_frame(&mut sock)).collect();
+        frames
+    });
+    let (received, end) = bounded(move || {
+        let ws = client(addr);
+        let mut received = Vec::new();
+        loop {
+            match ws.recv() {
+                Some(Ok(message)) => {
+                    ws.send(message.clone()).unwrap();
+                    received.push(message);
+                }
+                end => break (received, end),
+            }
+        }
+    });
+    assert_eq!(received, [Message::text("a"), Message::text("b")]);
+    match end {
+        Some(Err(Error::Closed(closed))) => {
+            assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR, "{closed:?}");
+            assert!(!closed.clean);
+        }
+        other => panic!("expected the protocol error, got {other:?}"),
+    }
+    let frames = peer.join().unwrap();
+    assert_eq!(frames[0], (0x81, b"a".to_vec()));
+    assert_eq!(frames[1], (0x81, b"b".to_vec()));
+    assert_eq!(frames[2].0, 0x88, "then our Close: {frames:?}");
+    assert_eq!(frames[2].1[..2], 1002u16.to_be_bytes());
+}
+
+#[test]
+fn a_deferred_failure_happens_after_the_close_timeout_while_the_user_is_idle() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        let mut sock = raw_upgrade(&listener);
+        sock.write_all(TWO_MESSAGES_THEN_A_VIOLATION).unwrap();
+        let started = std::time::Instant::now();
+        let close = read_client_frame(&mut sock);
+        (close, started.elapsed())
+    });
+    let mut config = big_config();
+    config.close_timeout = Duration::from_millis(300);
+    let (ws, _) = connect(&format!("ws://{addr}/"), ClientConfig::new().config(config)).unwrap();
+    // The user does nothing until the peer has our Close.
+    let ((opcode, payload), took) = peer.join().unwrap();
+    assert_eq!(opcode, 0x88);
+    assert_eq!(payload[..2], 1002u16.to_be_bytes());
+    assert!(
+        took >= Duration::from_millis(200),
+        "the Close waited for the user: {took:?}"
+    );
+    // The messages in front of the violation are still there, then the error.
+    let ws = bounded(move || {
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("a"));
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("b"));
+        ws
+    });
+    assert!(matches!(
+        bounded(move || ws.recv()),
+        Some(Err(Error::Closed(closed))) if closed.code == CloseCode::PROTOCOL_ERROR
+    ));
 }

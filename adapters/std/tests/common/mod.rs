@@ -108,3 +108,32 @@ pub fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     });
     rx.recv_timeout(LIMIT * 2).expect("the step took too long")
 }
+
+/// Reads one frame sent by a client (masked) from a raw peer: its first byte (FIN, RSV,
+/// opcode) and its unmasked payload.
+pub fn read_client_frame(sock: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    sock.read_exact(&mut head).expect("frame header");
+    assert!(head[1] & 0x80 != 0, "a client's frame is masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut n = [0u8; 2];
+            sock.read_exact(&mut n).expect("length");
+            u64::from(u16::from_be_bytes(n))
+        }
+        127 => {
+            let mut n = [0u8; 8];
+            sock.read_exact(&mut n).expect("length");
+            u64::from_be_bytes(n)
+        }
+        n => u64::from(n),
+    };
+    let mut key = [0u8; 4];
+    sock.read_exact(&mut key).expect("masking key");
+    let mut payload = vec![0u8; usize::try_from(len).expect("length")];
+    sock.read_exact(&mut payload).expect("payload");
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
+    (head[0], payload)
+}

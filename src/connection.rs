@@ -113,6 +113,9 @@ pub struct Connection {
     deferred: Option<ProtocolError>,
     /// Data events (messages and streaming pieces) queued but not yet polled, and their bytes.
     unread_data: usize,
+    /// The last `poll_event` handed out a data event: the application may still be answering
+    /// it, until it polls again.
+    answering: bool,
     unread_bytes: usize,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
@@ -156,6 +159,7 @@ impl Connection {
             close_sent: false,
             deferred: None,
             unread_data: 0,
+            answering: false,
             unread_bytes: 0,
             now,
         }
@@ -312,6 +316,7 @@ impl Connection {
     /// the application asks for them rather than moving them all to a queue of their own.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.answering = false;
         if self.unread_data == 0 && self.deferred.is_some() {
             self.fail_deferred();
         }
@@ -319,6 +324,7 @@ impl Connection {
         if let Some(len) = data_len(&event) {
             self.unread_data -= 1;
             self.unread_bytes -= len;
+            self.answering = true;
         }
         Some(event)
     }
@@ -904,7 +910,7 @@ impl Connection {
             match self.recv.poll() {
                 Ok(None) => break,
                 Ok(Some(item)) => self.on_incoming(now, item),
-                Err(err) if self.unread_data > 0 => {
+                Err(err) if self.unread_data > 0 || self.answering => {
                     // Let the application see (and answer) what came before the violation.
                     self.deferred = Some(err);
                     self.timers

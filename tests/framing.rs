@@ -798,3 +798,34 @@ fn ping_flood_behind_an_unread_message_pauses_reading() {
         "reading resumes once the application catches up"
     );
 }
+
+/// The application took the message, and the violation arrives in a later read before the
+/// application replied: the reply still goes out first (the failure waits for the next poll).
+#[test]
+fn violation_after_the_message_was_taken_still_waits_for_the_reply() {
+    let mut conn = open(Role::Server, quiet());
+    feed(
+        &mut conn,
+        T0,
+        &cframe(true, OpCode::Text, b"first"),
+        &Chunking::Whole,
+    );
+    let Some(Event::Message(m)) = conn.poll_event() else {
+        panic!("a message")
+    };
+    feed(
+        &mut conn,
+        T0,
+        &frame_rsv(true, 2, OpCode::Text, b"x", Some([1, 2, 3, 4])),
+        &Chunking::Whole,
+    );
+    conn.send(m).unwrap();
+    let closed = terminal(&drain_events(&mut conn));
+    assert_eq!(
+        closed.cause,
+        CloseCause::Protocol(ProtocolError::ReservedBits(2))
+    );
+    let out = parse_frames(&drain_output(&mut conn));
+    assert_eq!(out[0].1, OpCode::Text);
+    assert_eq!(close_code(&out[1].2), Some(1002));
+}

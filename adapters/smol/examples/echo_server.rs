@@ -7,14 +7,14 @@
 //!     [--subprotocol NAME]...
 //! ```
 //!
-//! Prints `listening on ADDR` (the bound address) once bound. A peer that sends the text
-//! `close-me` is closed with 4002 "asked" (the interop tests use it).
+//! Prints `listening on ADDR` (the bound address) once bound, then echoes every text and binary
+//! message unchanged.
 
 use std::io::Write;
 use std::time::Duration;
 
 use tether::handshake::ServerPolicy;
-use tether::{CloseCode, Config, Heartbeat, Message};
+use tether::{Config, Heartbeat};
 use tether_smol::{Server, ServerConfig, WebSocket};
 
 fn main() {
@@ -95,12 +95,7 @@ fn run() -> Result<(), String> {
 
 async fn echo<S>(mut ws: WebSocket<S>) -> Result<(), tether_smol::Error> {
     while let Some(message) = ws.recv().await {
-        let message = message?;
-        if matches!(&message, Message::Text(t) if t.as_str() == "close-me") {
-            ws.close(CloseCode(4002), "asked").await?;
-            continue;
-        }
-        ws.send(message).await?;
+        ws.send(message?).await?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The driver: the loop that owns the transport. It reads into the core, writes what the core
-//! queued, obeys transport actions, sleeps until the next deadline and hands events to the
-//! shared state. Nothing else.
+//! queued, obeys transport actions, sleeps until the next deadline and tells the reader when
+//! events wait for it. Nothing else.
 
 use std::future::poll_fn;
 use std::io;

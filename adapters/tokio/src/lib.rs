@@ -4,9 +4,12 @@
 //! One background task per connection owns the stream and the core's `Connection`: it reads
 //! straight into the core's buffer (a plain `TcpStream` only once it is readable, so an idle
 //! connection holds no read buffer), writes the core's output with vectored writes, obeys the
-//! core's transport actions, sleeps until the core's next deadline and moves events into a
-//! small shared state (`Arc<Mutex<_>>` plus wakers) that the [`WebSocket`] handle reads. So
-//! Pongs, the Close echo and heartbeats flow even while the user neither reads nor writes.
+//! core's transport actions and sleeps until the core's next deadline; the core sits in a small
+//! shared state (`Arc<Mutex<_>>` plus wakers) with the [`WebSocket`] handle. So Pongs, the
+//! Close echo and heartbeats flow even while the user neither reads nor writes. Messages stay
+//! in the core until the user asks for the next one, so a peer's protocol violation right
+//! behind messages is answered (our Close) after the user's replies to them, as a peer that
+//! reads frame by frame would see it.
 //!
 //! - Server: [`accept`] / [`accept_with`] over any accepted stream, or a [`Server`] listener
 //!   with a connection limit (503 with `Retry-After` beyond it).

@@ -1,5 +1,12 @@
-//! The state the driver task and the handles share: the core's `Connection`, the queue of
-//! received items, the terminal information and the wakers of whoever waits on them.
+//! The state the driver task and the handles share: the core's `Connection`, a small queue of
+//! received control items, the terminal information and the wakers of whoever waits on them.
+//!
+//! Received messages stay in the core until the reader asks for one: `poll_event` is how the
+//! core learns that the application has taken a message, and a protocol failure found behind
+//! unread messages waits for that (see `Connection::poll_event`), so replies to them are
+//! written before our Close. The driver pulls events itself only where that cannot fire such
+//! a failure early: Pings and Pongs while no message is unread, and everything once the
+//! connection has ended (or the reader is gone).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,10 +41,22 @@ impl Incoming {
     }
 }
 
+/// What one event taken from the core was.
+enum Pulled {
+    /// The core has no event.
+    Empty,
+    /// An event for the adapter itself.
+    Handled,
+    /// An item for the reader.
+    Item(Incoming),
+}
+
 /// Everything behind the lock.
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
-    /// Received items not yet taken by the reader.
+    /// Items pulled from the core by the driver and not yet taken by the reader: Pings and
+    /// Pongs while the connection is open (never a message: those wait in the core until the
+    /// reader asks), everything left once it has ended.
     queue: VecDeque<Incoming>,
     queued_bytes: usize,
     /// Reading from the transport pauses while the queue holds more than this.
@@ -153,35 +172,38 @@ impl Shared {
         }
     }
 
-    /// Receives the next item: cancel safe (an item is removed only when returned).
+    /// Receives the next item: cancel safe (an item is removed only when returned). Messages
+    /// come straight from the core, so it sees what the application has taken.
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, Error>>> {
         let mut inner = self.lock();
-        if let Some(item) = inner.queue.pop_front() {
-            let was_full = inner.queued_bytes > inner.queue_limit;
-            inner.queued_bytes -= item.weight();
-            let driver = if was_full && inner.queued_bytes <= inner.queue_limit {
-                inner.driver_waker.clone()
-            } else {
-                None
-            };
-            drop(inner);
-            if let Some(w) = driver {
-                w.wake();
-            }
-            return Poll::Ready(Some(Ok(item)));
-        }
-        if let Some(closed) = inner.closed.clone() {
-            let reported = std::mem::replace(&mut inner.end_reported, true);
-            if reported || closed.clean {
-                return Poll::Ready(None);
-            }
-            return Poll::Ready(Some(Err(Error::Closed(closed))));
-        }
-        if inner.transport_closed {
-            return Poll::Ready(None);
-        }
-        set_waker(&mut inner.read_waker, cx);
-        Poll::Pending
+        // Whoever polls now is the current reader; a stale waker must not count as "asking".
+        let registered = inner.read_waker.take();
+        let mut wake = Wake::default();
+        let item = inner.next_item(&mut wake);
+        let result = match item {
+            Some(item) => Poll::Ready(Some(Ok(item))),
+            None => match inner.closed.clone() {
+                Some(closed) => {
+                    let reported = std::mem::replace(&mut inner.end_reported, true);
+                    if reported || closed.clean {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Ready(Some(Err(Error::Closed(closed))))
+                    }
+                }
+                None if inner.transport_closed => Poll::Ready(None),
+                None => {
+                    inner.read_waker = match registered {
+                        Some(w) if w.will_wake(cx.waker()) => Some(w),
+                        _ => Some(cx.waker().clone()),
+                    };
+                    Poll::Pending
+                }
+            },
+        };
+        drop(inner);
+        wake.run();
+        result
     }
 
     /// Queues `message`, waiting while the output buffer is full. On error the message is
@@ -305,36 +327,99 @@ impl Shared {
 }
 
 impl Inner {
-    /// Moves the core's events into the shared state; returns whom to wake.
+    /// The driver's share of event handling: pulls the events it may take (see
+    /// [`may_pull`](Inner::may_pull)) and wakes the reader when something waits for it, here
+    /// or in the core.
     pub(crate) fn take_events(&mut self, wake: &mut Wake) {
-        while let Some(event) = self.conn.poll_event() {
-            let item = match event {
-                Event::Message(m) => Incoming::Message(m),
-                Event::Ping(p) => Incoming::Ping(p),
-                Event::Pong(p) => Incoming::Pong(p),
-                Event::Connected { .. } => {
-                    self.connected = true;
-                    continue;
-                }
-                Event::Request(r) => {
-                    self.request = Some(r);
-                    continue;
-                }
-                Event::Closed(c) => {
-                    self.closed = Some(c);
-                    self.wake_all(wake);
-                    continue;
-                }
-                _ => continue,
-            };
-            if self.reader_alive {
-                self.queued_bytes += item.weight();
-                self.queue.push_back(item);
-                if wake.read.is_none() {
-                    wake.read = self.read_waker.take();
+        while self.may_pull() {
+            match self.pull(wake) {
+                Pulled::Empty => break,
+                Pulled::Handled => {}
+                Pulled::Item(item) => {
+                    if self.reader_alive {
+                        self.queued_bytes += item.weight();
+                        self.queue.push_back(item);
+                        if wake.read.is_none() {
+                            wake.read = self.read_waker.take();
+                        }
+                    }
                 }
             }
         }
+        if self.read_waker.is_some() && self.conn.has_unread_data() {
+            wake.read = self.read_waker.take();
+        }
+    }
+
+    /// Whether the driver may take the core's next event without the reader asking. Taking a
+    /// message would tell the core that the application has it, so the driver does that only
+    /// when nobody can reply any more: the connection ended or the reader is gone. Otherwise it
+    /// takes events only while no message is unread (so just Pings, Pongs and the terminal
+    /// event come out) and no failure waits for the reader: either the reader is waiting
+    /// (it polled the core just before) or the core wants to read (no failure is deferred).
+    /// Before a handle exists it takes the handshake's events and stops at the first one.
+    fn may_pull(&self) -> bool {
+        if !self.reader_alive || self.conn.state() == State::Closed {
+            return true;
+        }
+        if !self.attached {
+            return !self.connected && self.request.is_none();
+        }
+        !self.conn.has_unread_data() && (self.read_waker.is_some() || self.conn.wants_read())
+    }
+
+    /// Takes one event from the core: the adapter's own (the handshake's, the terminal one)
+    /// are handled here, the others are for the reader.
+    fn pull(&mut self, wake: &mut Wake) -> Pulled {
+        let Some(event) = self.conn.poll_event() else {
+            return Pulled::Empty;
+        };
+        match event {
+            Event::Message(m) => return Pulled::Item(Incoming::Message(m)),
+            Event::Ping(p) => return Pulled::Item(Incoming::Ping(p)),
+            Event::Pong(p) => return Pulled::Item(Incoming::Pong(p)),
+            Event::Connected { .. } => self.connected = true,
+            Event::Request(r) => self.request = Some(r),
+            Event::Closed(c) => {
+                self.closed = Some(c);
+                self.wake_all(wake);
+            }
+            _ => {}
+        }
+        Pulled::Handled
+    }
+
+    /// The reader's next item: the queue first, then the core. Taking from the core can make
+    /// work for the driver (a deferred failure now queues our Close; fewer unread bytes let it
+    /// read again), so it is woken then, and only then.
+    fn next_item(&mut self, wake: &mut Wake) -> Option<Incoming> {
+        if let Some(item) = self.queue.pop_front() {
+            let was_full = self.queued_bytes > self.queue_limit;
+            self.queued_bytes -= item.weight();
+            if was_full && self.queued_bytes <= self.queue_limit {
+                wake.driver = self.driver_waker.clone();
+            }
+            return Some(item);
+        }
+        let reading = self.conn.wants_read();
+        let output = self.conn.buffered_output();
+        let state = self.conn.state();
+        let deadline = self.conn.poll_timeout();
+        let item = loop {
+            match self.pull(wake) {
+                Pulled::Empty => break None,
+                Pulled::Handled => {}
+                Pulled::Item(item) => break Some(item),
+            }
+        };
+        if (!reading && self.conn.wants_read())
+            || self.conn.buffered_output() != output
+            || self.conn.state() != state
+            || self.conn.poll_timeout() != deadline
+        {
+            wake.driver = self.driver_waker.clone();
+        }
+        item
     }
 
     /// The output buffer shrank: a waiting writer may go on.
@@ -359,9 +444,10 @@ impl Inner {
         }
     }
 
-    /// Whether the reader has room for more received items.
+    /// Whether the reader has room for more received items. Once the connection has ended
+    /// the core discards input, but reading goes on to see the end of the transport.
     pub(crate) fn has_room(&self) -> bool {
-        self.queued_bytes <= self.queue_limit
+        self.queued_bytes <= self.queue_limit || self.closed.is_some()
     }
 
     /// Whether every handle half has been dropped.

@@ -23,10 +23,14 @@ use crate::shared::{Incoming, Shared};
 /// heartbeats flow even while nobody reads or writes. Dropping every handle closes the
 /// connection with 1001 (Going Away).
 ///
-/// Received items wait in a queue of up to `Config::max_message_size` bytes (at least 1 MiB);
-/// beyond that the driver stops reading, so TCP backpressure reaches the peer (and a peer's
-/// heartbeat answers wait too). Sends wait while the core's output buffer is over
-/// `Config::max_write_buffer`.
+/// Received messages wait in the core until [`recv`](WebSocket::recv) asks for them: while they
+/// hold more than `Config::max_message_size` bytes the driver stops reading, so TCP
+/// backpressure reaches the peer (and a peer's heartbeat answers wait too). Pings and Pongs
+/// wait in a queue of up to `Config::max_message_size` bytes (at least 1 MiB) with the same
+/// effect. A protocol violation the peer commits right behind unread messages is acted on
+/// (our Close) once they have been taken and the next item is asked for, so replies to them
+/// go out first; it waits at most `Config::close_timeout`. Sends wait while the core's output
+/// buffer is over `Config::max_write_buffer`.
 ///
 /// It is a [`Stream`] of received messages (the same items as [`recv`](WebSocket::recv)) and
 /// a [`Sink`] of messages to send; [`split`](WebSocket::split) gives halves for two tasks.

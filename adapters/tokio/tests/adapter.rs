@@ -345,6 +345,86 @@ async fn pings_are_answered_while_the_user_is_idle() {
     drop(ws);
 }
 
+/// A masked "Hello" (mask 0), then a Text frame with RSV1 set (a protocol error, RFC 6455
+/// §5.2), then a Ping that is never read: Autobahn's case 3.2.
+const HELLO_THEN_RSV1: [u8; 19] = [
+    0x81, 0x85, 0, 0, 0, 0, b'H', b'e', b'l', b'l', b'o', 0xC1, 0x80, 0, 0, 0, 0, 0x89, 0x80,
+];
+
+/// Reads one unmasked frame from the server: (first byte, payload).
+async fn read_frame(peer: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    peer.read_exact(&mut head).await.unwrap();
+    assert!(head[1] < 126, "a short frame expected, got {head:?}");
+    let mut payload = vec![0u8; usize::from(head[1])];
+    peer.read_exact(&mut payload).await.unwrap();
+    (head[0], payload)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_violation_behind_a_message_is_answered_after_the_reply() {
+    let (mut ws, mut peer) = accept_raw(Config::default()).await;
+    peer.write_all(&HELLO_THEN_RSV1).await.unwrap();
+    let hello = bounded("hello", ws.recv()).await.unwrap().unwrap();
+    assert_eq!(hello, Message::text("Hello"));
+    ws.send(hello).await.unwrap();
+    match bounded("the failure", ws.recv()).await {
+        Some(Err(Error::Closed(closed))) => assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR),
+        other => panic!("expected a 1002 end, got {other:?}"),
+    }
+    // The peer sees the echo first, then our Close.
+    let echo = bounded("echo", read_frame(&mut peer)).await;
+    assert_eq!(echo, (0x81, b"Hello".to_vec()));
+    let (op, close) = bounded("close", read_frame(&mut peer)).await;
+    assert_eq!((op, &close[..2]), (0x88, &1002u16.to_be_bytes()[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_violation_behind_an_unread_message_waits_at_most_the_close_timeout() {
+    let mut config = Config::default();
+    config.close_timeout = Duration::from_millis(300);
+    let (mut ws, mut peer) = accept_raw(config).await;
+    peer.write_all(&HELLO_THEN_RSV1).await.unwrap();
+    // Nobody reads on the server: the Close comes once the close timeout has passed.
+    let (op, close) = bounded("close", read_frame(&mut peer)).await;
+    assert_eq!((op, &close[..2]), (0x88, &1002u16.to_be_bytes()[..]));
+    // The message stays readable, then the end is reported.
+    assert_eq!(
+        bounded("hello", ws.recv()).await.unwrap().unwrap(),
+        Message::text("Hello")
+    );
+    match bounded("the failure", ws.recv()).await {
+        Some(Err(Error::Closed(closed))) => assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR),
+        other => panic!("expected a 1002 end, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_pauses_behind_unread_messages_and_resumes_when_they_are_taken() {
+    const N: usize = 300;
+    const SIZE: usize = 1000;
+    let mut config = Config::default();
+    config.max_message_size = 4 * SIZE;
+    let (mut ws, mut peer) = accept_raw(config).await;
+    let writer = tokio::spawn(async move {
+        let mut frame = vec![0x82, 0xFE, (SIZE >> 8) as u8, SIZE as u8, 0, 0, 0, 0];
+        frame.resize(frame.len() + SIZE, 7);
+        for _ in 0..N {
+            peer.write_all(&frame).await.unwrap();
+        }
+        peer
+    });
+    // Each read of the driver brings more than the limit, so it pauses again and again; a
+    // pause the user's `recv` failed to end would hang here.
+    for i in 0..N {
+        match bounded("message", ws.recv()).await {
+            Some(Ok(Message::Binary(b))) => assert_eq!(b.len(), SIZE, "message {i}"),
+            other => panic!("message {i}: {other:?}"),
+        }
+    }
+    let _peer = bounded("writer", writer).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_halves_work_from_two_tasks() {
     const N: usize = 1000;

@@ -7,14 +7,14 @@
 //!     [--subprotocol NAME]...
 //! ```
 //!
-//! Prints `listening on ADDR` (the bound address) once bound. Peers that send `close-me` are
-//! closed with 4002 "asked" (the interop tests use it).
+//! Prints `listening on ADDR` (the bound address) once bound, then echoes every text and binary
+//! message unchanged.
 
 use std::io::Write;
 use std::time::Duration;
 
 use tether::handshake::ServerPolicy;
-use tether::{CloseCode, Config, Heartbeat, Message};
+use tether::{Config, Heartbeat};
 use tether_tokio::{Server, ServerConfig};
 
 fn main() {
@@ -100,12 +100,7 @@ fn run() -> Result<(), String> {
 async fn echo(connecting: tether_tokio::Connecting) -> Result<(), tether_tokio::Error> {
     let mut ws = connecting.handshake().await?;
     while let Some(message) = ws.recv().await {
-        let message = message?;
-        if matches!(&message, Message::Text(t) if t.as_str() == "close-me") {
-            ws.close(CloseCode(4002), "asked").await?;
-            continue;
-        }
-        ws.send(message).await?;
+        ws.send(message?).await?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ import queue
 import re
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -100,7 +101,28 @@ def example(target_dir, crate, name):
 
 
 def free_port():
-    """A port that was free a moment ago on 127.0.0.1 (bind port 0, read it, release it)."""
+    """A port that was free a moment ago on every interface.
+
+    Chosen at random below the kernel's ephemeral range (32768 and up here), so it cannot be one
+    of the thousands of ports that test clients leave in TIME-WAIT; a listener that does not set
+    SO_REUSEADDR (wstest's) cannot bind those. Checked by binding it, then released.
+    """
+    low, high = 20000, 32000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[0])
+        high = min(high, first - 1)
+        low = min(low, high - 1000)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(64):
+        port = random.randint(low, high)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("0.0.0.0", port))
+            return port
+        except OSError:
+            continue
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

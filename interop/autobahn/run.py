@@ -106,10 +106,10 @@ def start_fuzzingserver(children, agent, spec, args, logs):
     """Starts wstest fuzzingserver on a free port. Returns (child, port) or (None, error).
 
     The port is picked by binding port 0 and releasing it, so another process may take it
-    first: then wstest cannot listen, and this tries again with another port (3 attempts).
+    first: then wstest cannot listen, and this tries again with another port (5 attempts).
     """
     why = ""
-    for attempt in range(1, 4):
+    for attempt in range(1, 6):
         port = common.free_port()
         spec["url"] = f"ws://127.0.0.1:{port}"
         spec_path = write_spec(spec, os.path.join(args.report_dir, "specs", f"fuzzingserver-{agent}.json"))

@@ -21,15 +21,23 @@ pub fn apply_mask_at(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
 /// XORs `buf` with `key`, starting at key byte 0.
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
-    if buf.len() < 16 {
-        for (i, b) in buf.iter_mut().enumerate() {
+    // The key repeated over a word: 8 bytes are 2 whole keys, so every word starts at key byte 0.
+    let word = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    if buf.len() < BLOCK {
+        let (words, rest) = buf.as_chunks_mut::<8>();
+        for w in words {
+            *w = (u64::from_ne_bytes(*w) ^ word).to_ne_bytes();
+        }
+        for (i, b) in rest.iter_mut().enumerate() {
             *b ^= key[i & 3];
         }
         return;
     }
     let mut wide = [0u8; BLOCK];
-    for (i, w) in wide.iter_mut().enumerate() {
-        *w = key[i & 3];
+    for chunk in wide.as_chunks_mut::<8>().0 {
+        *chunk = word.to_ne_bytes();
     }
     let (blocks, rest) = buf.as_chunks_mut::<BLOCK>();
     for block in blocks {

@@ -110,7 +110,10 @@ impl Receiver {
             _ => 0,
         };
         let want = (need.min(MAX_READ_HINT as u64) as usize).max(self.read_hint);
-        if self.buf.len() < self.filled + want {
+        // Reuse the initialised spare while it is worth a read; when growing, drop the stale
+        // spare first so a reallocation moves only the unprocessed bytes.
+        if self.buf.len() - self.filled < want.min(MIN_READ) {
+            self.buf.truncate(self.filled);
             self.buf.resize(self.filled + want, 0);
         }
         self.offered = self.buf.len() - self.filled;

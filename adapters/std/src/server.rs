@@ -238,19 +238,15 @@ impl Server {
                 continue;
             };
             let (config, handler) = (Arc::clone(&self.config), Arc::clone(&handler));
-            let spawned = std::thread::Builder::new()
+            // A connection whose thread cannot be started (out of threads or memory maps) is
+            // dropped with the closure, slot included; the server keeps serving the others.
+            let _ = std::thread::Builder::new()
                 .name("tether-conn".into())
                 .spawn(move || {
                     if let Ok(ws) = handshake_slot(tcp, &config, slot) {
                         handler(ws);
                     }
                 });
-            if let Err(e) = spawned {
-                // Out of threads: the connection (and its slot) is dropped with the closure.
-                if !transient(&e) {
-                    return Err(e);
-                }
-            }
         }
     }
 

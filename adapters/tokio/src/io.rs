@@ -44,13 +44,13 @@ where
     T: ReadTarget,
 {
     if let Some(tcp) = tcp_of(stream) {
-        loop {
-            std::task::ready!(tcp.poll_read_ready(cx))?;
-            match tcp.try_read(core.read_buf()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
+        // Readiness first, so an idle connection allocates no read buffer; then `poll_read`,
+        // which (unlike `try_read`) clears readiness after a short read and so spares the next
+        // round a `recvfrom` that would only answer EAGAIN.
+        std::task::ready!(tcp.poll_read_ready(cx))?;
+        let mut buf = ReadBuf::new(core.read_buf());
+        std::task::ready!(Pin::new(tcp).poll_read(cx, &mut buf))?;
+        return Poll::Ready(Ok(buf.filled().len()));
     }
     let mut buf = ReadBuf::new(core.read_buf());
     std::task::ready!(Pin::new(stream).poll_read(cx, &mut buf))?;

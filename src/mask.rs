@@ -3,7 +3,7 @@
 //! This is the hottest loop of the core, so it is written in a shape the compiler vectorises:
 //! the key is widened to a 64-byte pattern and the buffer is walked in fixed 64-byte blocks
 //! (`as_chunks_mut`), which LLVM turns into SSE2/AVX2/AVX-512 XORs depending on the target,
-//! with no `unsafe` and no alignment preconditions.
+//! in safe code with no alignment preconditions.
 
 /// Width of the block the loop works on.
 const BLOCK: usize = 64;

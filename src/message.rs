@@ -88,7 +88,7 @@ pub enum DataKind {
 /// Bytes known to be valid UTF-8, shared without copying.
 ///
 /// Received text is validated once, as it arrives; [`Utf8Bytes::as_str`] checks it again because
-/// the core forbids `unsafe` (the check runs at several GB/s; see the project notes).
+/// the core makes no unchecked conversions (the check runs at several GB/s).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Utf8Bytes(Bytes);
 

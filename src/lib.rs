@@ -87,6 +87,8 @@
 //! - `std` (default): conversion from `std::time::Instant` and `std::error::Error` impls.
 //!   Without it the crate is `no_std` + `alloc`.
 #![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(feature = "std")]

@@ -2,6 +2,8 @@
 
 use core::time::Duration;
 
+use crate::handshake::HandshakeLimits;
+
 /// How a connection behaves. Every field has a documented default; change fields on
 /// `Config::default()`.
 ///
@@ -52,10 +54,9 @@ pub struct Config {
     pub close_timeout: Duration,
     /// How long the opening handshake may take. Default 10 s.
     pub handshake_timeout: Duration,
-    /// The largest opening-handshake head accepted, in bytes. Default 16 KiB.
-    pub max_handshake_head: usize,
-    /// The most header fields an opening-handshake head may carry. Default 64.
-    pub max_handshake_headers: usize,
+    /// Bounds on the opening-handshake head (size and header count). Default
+    /// [`HandshakeLimits::DEFAULT`]: 16 KiB and 64 fields.
+    pub handshake_limits: HandshakeLimits,
 }
 
 /// Heartbeat settings (see [`Config::heartbeat`]).
@@ -96,8 +97,7 @@ impl Default for Config {
             idle_timeout: None,
             close_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
-            max_handshake_head: 16 << 10,
-            max_handshake_headers: 64,
+            handshake_limits: HandshakeLimits::DEFAULT,
         }
     }
 }

@@ -15,8 +15,8 @@ use crate::error::{CloseError, ProtocolError, SendError, SendErrorKind};
 use crate::event::{CloseCause, Closed, Event, Initiator, TransportAction};
 use crate::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::handshake::{
-    Accept, AcceptError, ClientHandshake, ClientRequest, HandshakeLimits, Reject, Request,
-    Response, ServerHandshake, ServerPolicy,
+    Accept, AcceptError, ClientHandshake, ClientRequest, Reject, Request, Response,
+    ServerHandshake, ServerPolicy,
 };
 use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::recv::{Incoming, Receiver};
@@ -183,7 +183,7 @@ impl Connection {
     ) -> Self {
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
-        let handshake = ClientHandshake::new(request, nonce, &handshake_limits(&config));
+        let handshake = ClientHandshake::new(request, nonce, &config.handshake_limits);
         let mut conn = Connection::new(
             Role::Client,
             config,
@@ -210,7 +210,7 @@ impl Connection {
         rng: R,
         now: Instant,
     ) -> Self {
-        let handshake = ServerHandshake::new(&handshake_limits(&config));
+        let handshake = ServerHandshake::new(&config.handshake_limits);
         let mut conn = Connection::new(
             Role::Server,
             config,
@@ -1137,8 +1137,4 @@ fn data_len(event: &Event) -> Option<usize> {
         Event::MessageStart(_) | Event::MessageEnd => Some(0),
         _ => None,
     }
-}
-
-fn handshake_limits(config: &Config) -> HandshakeLimits {
-    HandshakeLimits::new(config.max_handshake_head, config.max_handshake_headers)
 }

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use tether::{CloseCode, State, TransportAction};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Sleep;
 
-use crate::clock::{deadline, now};
+use crate::clock::{CoreTimer, now};
 use crate::io::{poll_read_into, poll_write_out};
 use crate::shared::{Inner, Shared, Wake};
 
@@ -26,8 +25,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) struct Driver<S> {
     stream: S,
     shared: Arc<Shared>,
-    sleep: Pin<Box<Sleep>>,
-    armed: Option<tether::Instant>,
+    timer: CoreTimer,
     flush_needed: bool,
     read_eof: bool,
     shutting_down: bool,
@@ -43,8 +41,7 @@ where
         Driver {
             stream,
             shared,
-            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            armed: None,
+            timer: CoreTimer::new(),
             flush_needed: false,
             read_eof: false,
             shutting_down: false,
@@ -92,17 +89,15 @@ where
                 progress |= self.write(cx, inner, wake, now);
                 if let Some(TransportAction::Close) = inner.conn.poll_transport() {
                     self.shutting_down = true;
-                    self.armed = None;
-                    self.sleep
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + SHUTDOWN_TIMEOUT);
+                    self.timer
+                        .reset_at(tokio::time::Instant::now() + SHUTDOWN_TIMEOUT);
                 }
             }
             inner.take_events(wake);
             if self.shutting_down {
                 // Best effort: a peer that stopped reading cannot hold the task.
                 let done = Pin::new(&mut self.stream).poll_shutdown(cx).is_ready()
-                    || self.sleep.as_mut().poll(cx).is_ready();
+                    || self.timer.poll_elapsed(cx);
                 if done {
                     inner.finish(wake);
                     return Poll::Ready(());
@@ -112,20 +107,9 @@ where
             if !self.read_eof && inner.conn.wants_read() && inner.has_room() {
                 progress |= self.read(cx, inner, now);
             }
-            if let Some(at) = inner.conn.poll_timeout() {
-                if at <= now {
-                    inner.conn.handle_timeout(now);
-                    progress = true;
-                } else {
-                    if self.armed != Some(at) {
-                        self.armed = Some(at);
-                        self.sleep.as_mut().reset(deadline(at));
-                    }
-                    if self.sleep.as_mut().poll(cx).is_ready() {
-                        inner.conn.handle_timeout(crate::clock::now());
-                        progress = true;
-                    }
-                }
+            if let Some(at) = self.timer.due(cx, inner.conn.poll_timeout(), now) {
+                inner.conn.handle_timeout(at);
+                progress = true;
             }
             if !progress {
                 return Poll::Pending;

@@ -8,7 +8,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use tether::handshake::{ClientRequest, WsUrl};
 use tether::reconnect::{
@@ -16,10 +15,9 @@ use tether::reconnect::{
 };
 use tether::{CloseCode, Message};
 use tokio::io::AsyncWrite;
-use tokio::time::Sleep;
 
 use crate::client::open_transport;
-use crate::clock::{deadline, now, os_rng};
+use crate::clock::{CoreTimer, now, os_rng};
 use crate::io::{poll_read_into, poll_write_out};
 use crate::{ClientConfig, Error, MaybeTlsStream};
 
@@ -103,8 +101,7 @@ pub fn reconnecting_request(
         config,
         stream: None,
         opening: None,
-        sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
-        armed: None,
+        timer: CoreTimer::new(),
         flush_needed: false,
         read_eof: false,
         close_started: false,
@@ -228,8 +225,7 @@ struct SessionDriver {
     config: ClientConfig,
     stream: Option<MaybeTlsStream>,
     opening: Option<Opening>,
-    sleep: Pin<Box<Sleep>>,
-    armed: Option<tether::Instant>,
+    timer: CoreTimer,
     flush_needed: bool,
     read_eof: bool,
     close_started: bool,
@@ -307,20 +303,9 @@ impl SessionDriver {
                 inner.done = true;
                 return Poll::Ready(());
             }
-            if let Some(at) = inner.session.poll_timeout() {
-                if at <= now {
-                    inner.session.handle_timeout(now);
-                    progress = true;
-                } else {
-                    if self.armed != Some(at) {
-                        self.armed = Some(at);
-                        self.sleep.as_mut().reset(deadline(at));
-                    }
-                    if self.sleep.as_mut().poll(cx).is_ready() {
-                        inner.session.handle_timeout(crate::clock::now());
-                        progress = true;
-                    }
-                }
+            if let Some(at) = self.timer.due(cx, inner.session.poll_timeout(), now) {
+                inner.session.handle_timeout(at);
+                progress = true;
             }
             if !progress {
                 return Poll::Pending;

@@ -398,7 +398,7 @@ impl Connection {
 
     // ----- commands -----------------------------------------------------------------------
 
-    /// Sends a complete message.
+    /// Sends a complete message. In the server role a large payload is queued without a copy.
     pub fn send(&mut self, message: Message) -> Result<(), SendError<Message>> {
         if let Err(kind) = self.check_data(message.len()) {
             return Err(SendError {
@@ -406,16 +406,19 @@ impl Connection {
                 data: message,
             });
         }
-        let (opcode, bytes) = match &message {
-            Message::Text(t) => (OpCode::Text, t.as_bytes()),
-            Message::Binary(b) => (OpCode::Binary, &b[..]),
+        // Text and binary alike: a large payload is queued without a copy in the server role.
+        let (opcode, payload) = match &message {
+            Message::Text(t) => (OpCode::Text, t.shared()),
+            Message::Binary(b) => (OpCode::Binary, b),
         };
-        let shared = match &message {
-            Message::Text(_) => None,
-            Message::Binary(b) => Some(b),
-        };
-        self.send
-            .write_frame(self.role, opcode, true, bytes, shared, &mut *self.rng);
+        self.send.write_frame(
+            self.role,
+            opcode,
+            true,
+            payload,
+            Some(payload),
+            &mut *self.rng,
+        );
         Ok(())
     }
 
@@ -438,7 +441,7 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends a binary message. Large payloads are not copied in the server role.
+    /// Sends a binary message (see [`send`](Connection::send)).
     pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), SendError<Message>> {
         self.send(Message::Binary(data.into()))
     }

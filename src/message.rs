@@ -127,6 +127,11 @@ impl Utf8Bytes {
         &self.0
     }
 
+    /// The shared buffer itself, for queuing without a copy.
+    pub(crate) fn shared(&self) -> &Bytes {
+        &self.0
+    }
+
     /// The underlying `Bytes` (no copy).
     #[must_use]
     pub fn into_bytes(self) -> Bytes {

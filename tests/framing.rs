@@ -829,3 +829,14 @@ fn violation_after_the_message_was_taken_still_waits_for_the_reply() {
     assert_eq!(out[0].1, OpCode::Text);
     assert_eq!(close_code(&out[1].2), Some(1002));
 }
+
+/// Server role: a large text payload is queued as-is too, like a binary one.
+#[test]
+fn server_sends_large_text_without_copy() {
+    let mut conn = open(Role::Server, quiet());
+    let text = tether::Utf8Bytes::from("é".repeat(32 << 10));
+    conn.send(Message::Text(text.clone())).unwrap();
+    let slices: Vec<&[u8]> = conn.output_slices().collect();
+    assert_eq!(slices.len(), 2);
+    assert_eq!(slices[1].as_ptr(), text.as_bytes().as_ptr());
+}

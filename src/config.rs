@@ -23,21 +23,28 @@ pub struct Config {
     /// fails the connection with 1009 as soon as the header that announces it is parsed.
     /// Default 64 MiB. Not applied in streaming mode.
     pub max_message_size: usize,
-    /// Most bytes the output buffer may hold: a send that would go past it is refused with
-    /// [`SendErrorKind::BufferFull`](crate::SendErrorKind::BufferFull) and the message is handed
-    /// back. Control frames the core must send (Pong, Close) are always queued. While the buffer
-    /// is over this size, [`Connection::wants_read`](crate::Connection::wants_read) is false, so a
-    /// peer that floods pings without reading cannot grow it without bound. Default 64 MiB.
-    pub max_write_buffer: usize,
-    /// The largest slice [`Connection::read_buf`](crate::Connection::read_buf) offers when no
+    /// Flow control, in bytes, for both directions (the high/low watermarks of
+    /// python-websockets). Reading stops
+    /// ([`Connection::wants_read`](crate::Connection::wants_read) is false) while unread inbound
+    /// data (data not yet [`read`](crate::Connection::read), and queued Ping/Pong events) or
+    /// unwritten outbound data (Pongs and Close echoes included) is over this, and resumes once
+    /// both are under [`low_watermark`](Config::low_watermark). Sends are refused with
+    /// [`SendErrorKind::BufferFull`](crate::SendErrorKind::BufferFull) (the message handed back)
+    /// over the same mark. A peer that never reads therefore costs at most about twice this plus
+    /// one message of each direction, whatever it sends (Pings included). Default 2 MiB.
+    pub high_watermark: usize,
+    /// Where reading (and sending, after a refusal) resumes; see
+    /// [`high_watermark`](Config::high_watermark). Default 512 KiB.
+    pub low_watermark: usize,
+    /// The largest slice [`Connection::recv_buf`](crate::Connection::recv_buf) offers when no
     /// frame needs more. The offer adapts to recent reads between 1 KiB and this size (it
     /// doubles when a read fills it), and an empty input buffer larger than 1 KiB is released,
     /// so an idle connection holds at most 1 KiB of input buffer. Default 16 KiB.
     pub read_buffer_size: usize,
-    /// Deliver data messages as [`Event::MessageStart`](crate::Event::MessageStart),
-    /// [`Event::MessageChunk`](crate::Event::MessageChunk) and
-    /// [`Event::MessageEnd`](crate::Event::MessageEnd) as the bytes arrive, instead of assembled
-    /// [`Event::Message`](crate::Event::Message)s. Memory stays bounded by one read whatever the
+    /// Deliver data messages as [`Data::MessageStart`](crate::Data::MessageStart),
+    /// [`Data::MessageChunk`](crate::Data::MessageChunk) and
+    /// [`Data::MessageEnd`](crate::Data::MessageEnd) as the bytes arrive, instead of assembled
+    /// [`Data::Message`](crate::Data::Message)s. Memory stays bounded by one read whatever the
     /// message size. Text is still validated incrementally. Default `false`.
     pub streaming: bool,
     /// Report received Pings as [`Event::Ping`](crate::Event::Ping) (the core answers them
@@ -57,6 +64,11 @@ pub struct Config {
     /// Bounds on the opening-handshake head (size and header count). Default
     /// [`HandshakeLimits::DEFAULT`]: 16 KiB and 64 fields.
     pub handshake_limits: HandshakeLimits,
+    /// Keep a reference to every message given to `send`, `send_text` or `send_binary` until
+    /// its frame is entirely written, so [`Connection::take_unsent`](crate::Connection::take_unsent)
+    /// can return what a dead transport never took (a reconnecting supervisor sends it again).
+    /// Costs a copy of text given as `&str`, and a reference otherwise. Default `false`.
+    pub retain_unsent: bool,
 }
 
 /// Heartbeat settings (see [`Config::heartbeat`]).
@@ -89,7 +101,8 @@ impl Default for Config {
         Config {
             max_frame_payload: 16 << 20,
             max_message_size: 64 << 20,
-            max_write_buffer: 64 << 20,
+            high_watermark: 2 << 20,
+            low_watermark: 512 << 10,
             read_buffer_size: 16 << 10,
             streaming: false,
             report_pings: true,
@@ -98,6 +111,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             handshake_limits: HandshakeLimits::DEFAULT,
+            retain_unsent: false,
         }
     }
 }

@@ -4,6 +4,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::time::Duration;
 
 use bytes::Bytes;
@@ -12,21 +13,26 @@ use rand_core::Rng;
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN, truncate_reason};
 use crate::config::Config;
 use crate::error::{CloseError, ProtocolError, SendError, SendErrorKind};
-use crate::event::{CloseCause, Closed, Event, Initiator, TransportAction};
+use crate::event::{CloseCause, Closed, Data, Event, Initiator, TransportAction};
 use crate::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::handshake::{
     Accept, AcceptError, ClientHandshake, ClientRequest, Reject, Request, Response,
     ServerHandshake, ServerPolicy,
 };
-use crate::message::{DataKind, Message, Utf8Bytes};
+use crate::message::{DataKind, Message};
 use crate::recv::{Incoming, Receiver};
-use crate::send::Sender;
+use crate::send::{Sender, Transmit};
 use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
 use crate::utf8::Utf8Validator;
 
-/// The most events that may wait to be polled before [`Connection::wants_read`] turns false.
-pub const MAX_QUEUED_EVENTS: usize = 1024;
+/// What a queued Ping or Pong event counts for in the inbound flow-control total, besides its
+/// payload.
+const EVENT_WEIGHT: usize = 64;
+
+/// How long the peer's Close (or violation) waits for the application's answer once it has
+/// taken every message before it (bounded by [`Config::close_timeout`] too).
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// Which end of the connection this is (RFC 6455 §5.1: clients mask, servers do not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,15 +68,26 @@ enum Phase {
     Ended,
 }
 
+/// What the transport should do; [`Connection::poll_transport`] reads it as a level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transport {
     Open,
-    /// Close once the output queue is empty (or when the linger timer fires).
+    /// Half-close once the output queue is empty, then wait for the peer's end of stream (or
+    /// the linger timer) while discarding what arrives.
+    ShutdownWhenDrained,
+    /// Close once the output queue is empty (the peer's read side may still take it).
     CloseWhenDrained,
-    /// Close now, dropping unwritten output.
-    CloseNow,
-    /// The close action was handed out.
-    Closed,
+    /// Close now; unwritten output was dropped.
+    Close,
+}
+
+/// Something from the peer that waits until the application has taken the data before it.
+#[derive(Debug)]
+enum Deferred {
+    /// A protocol violation: we fail the connection with its code.
+    Violation(ProtocolError),
+    /// The peer's Close frame (its payload): we answer it.
+    Close(Bytes),
 }
 
 /// A data message being sent in fragments.
@@ -99,7 +116,23 @@ pub struct Connection {
     phase: Phase,
     recv: Receiver,
     send: Sender,
+    /// Lifecycle events waiting for `poll_event`, and the flow-control weight of the Ping and
+    /// Pong events among them.
     events: VecDeque<Event>,
+    event_bytes: usize,
+    /// Received data waiting for `read`, and its payload bytes.
+    inbox: VecDeque<Data>,
+    unread_bytes: usize,
+    /// The last `read` handed out data: the application may still be answering it, until it
+    /// calls `read` again.
+    answering: bool,
+    /// The application will not read again: data is dropped on arrival.
+    discard_data: bool,
+    /// Something from the peer found behind data the application has not taken yet.
+    deferred: Option<Deferred>,
+    /// Flow control: reading paused by unread inbound data, by unwritten outbound data.
+    in_paused: bool,
+    out_paused: bool,
     timers: TimerTable,
     transport: Transport,
     rng: Box<dyn Rng + Send>,
@@ -109,16 +142,64 @@ pub struct Connection {
     out_msg: Option<OutMessage>,
     heartbeat: Heartbeat,
     close_sent: bool,
-    /// A peer's protocol violation found behind data messages the user has not polled yet.
-    deferred: Option<ProtocolError>,
-    /// Data events (messages and streaming pieces) queued but not yet polled, and their bytes.
-    unread_data: usize,
-    /// The last `poll_event` handed out a data event: the application may still be answering
-    /// it, until it polls again.
-    answering: bool,
-    unread_bytes: usize,
+    /// Client role: messages sent before the opening handshake completed, and their bytes.
+    early: VecDeque<Message>,
+    early_bytes: usize,
+    /// With `Config::retain_unsent`: sent messages whose frames are not entirely written yet,
+    /// with the output offset at which each frame ends.
+    flights: VecDeque<(u64, Message)>,
+    /// Output bytes queued and reported written since the connection started.
+    queued_total: u64,
+    written_total: u64,
+    /// The terminal record, once the connection ended.
+    closed: Option<Closed>,
+    opened_at: Option<Instant>,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
+}
+
+/// The spare input buffer to read transport bytes into, from [`Connection::recv_buf`]: a
+/// token that borrows the connection, so the read and its [`commit`](RecvBuf::commit) always
+/// pair up.
+///
+/// The buffer is initialised memory that is reused from read to read; only new growth is
+/// zeroed.
+#[must_use = "read into it, then commit how many bytes were read"]
+pub struct RecvBuf<'a> {
+    conn: &'a mut Connection,
+}
+
+impl RecvBuf<'_> {
+    /// The driver read `n` bytes into this buffer (`n` is clamped to its length). A read of 0
+    /// bytes is not end of stream: call [`Connection::handle_eof`] for that.
+    pub fn commit(self, now: Instant, n: usize) {
+        let n = self.conn.recv.commit(n);
+        if n > 0 {
+            self.conn.on_input(now);
+        }
+    }
+}
+
+impl core::ops::Deref for RecvBuf<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.conn.recv.spare()
+    }
+}
+
+impl core::ops::DerefMut for RecvBuf<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.conn.recv.spare_mut()
+    }
+}
+
+impl core::fmt::Debug for RecvBuf<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RecvBuf")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl core::fmt::Debug for Connection {
@@ -127,8 +208,9 @@ impl core::fmt::Debug for Connection {
             .field("role", &self.role)
             .field("phase", &self.phase)
             .field("transport", &self.transport)
-            .field("buffered_output", &self.send.len())
+            .field("unwritten", &self.send.len())
             .field("pending_events", &self.events.len())
+            .field("unread_data", &self.inbox.len())
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +230,14 @@ impl Connection {
             phase,
             send: Sender::default(),
             events: VecDeque::new(),
+            event_bytes: 0,
+            inbox: VecDeque::new(),
+            unread_bytes: 0,
+            answering: false,
+            discard_data: false,
+            deferred: None,
+            in_paused: false,
+            out_paused: false,
             timers: TimerTable::default(),
             transport: Transport::Open,
             rng,
@@ -157,19 +247,23 @@ impl Connection {
             out_msg: None,
             heartbeat: Heartbeat::default(),
             close_sent: false,
-            deferred: None,
-            unread_data: 0,
-            answering: false,
-            unread_bytes: 0,
+            early: VecDeque::new(),
+            early_bytes: 0,
+            flights: VecDeque::new(),
+            queued_total: 0,
+            written_total: 0,
+            closed: None,
+            opened_at: None,
             now,
         }
     }
 
     /// A connection that is already open, after an upgrade done elsewhere (hyper, axum, an
-    /// HTTP/2 extended CONNECT). No [`Event::Connected`] is emitted: the caller knows.
+    /// HTTP/2 extended CONNECT). Its first event is [`Event::Connected`] with no subprotocol
+    /// (the caller knows which one the upgrade agreed on).
     pub fn open<R: Rng + Send + 'static>(role: Role, config: Config, rng: R, now: Instant) -> Self {
         let mut conn = Connection::new(role, config, Phase::Open, Box::new(rng), now);
-        conn.arm_open_timers(now);
+        conn.become_open(now);
         conn
     }
 
@@ -195,7 +289,7 @@ impl Connection {
         if let Phase::ClientHandshake(hs) = &conn.phase {
             hs.write_request(&mut head);
         }
-        conn.send.write_raw(&head);
+        conn.queue_raw(&head);
         let deadline = now + conn.config.handshake_timeout;
         conn.timers.set(Timer::Handshake, deadline);
         conn
@@ -226,19 +320,12 @@ impl Connection {
 
     // ----- inputs -------------------------------------------------------------------------
 
-    /// The buffer to read transport bytes into; report how many with
-    /// [`handle_read`](Connection::handle_read). Reading straight here saves a copy.
-    pub fn read_buf(&mut self) -> &mut [u8] {
-        self.recv.read_buf()
-    }
-
-    /// The driver read `n` bytes into [`read_buf`](Connection::read_buf). A read of 0 bytes is
-    /// not end of stream: call [`handle_eof`](Connection::handle_eof) for that.
-    pub fn handle_read(&mut self, now: Instant, n: usize) {
-        self.recv.commit(n);
-        if n > 0 {
-            self.on_input(now);
-        }
+    /// The buffer to read transport bytes into, as a token: read into it, then
+    /// [`commit`](RecvBuf::commit) how many bytes arrived. Reading straight into the core's
+    /// buffer saves a copy, and the buffer is reused while the connection is busy.
+    pub fn recv_buf(&mut self) -> RecvBuf<'_> {
+        self.recv.prepare();
+        RecvBuf { conn: self }
     }
 
     /// Received bytes from a buffer of the driver's own (one copy into the core).
@@ -253,11 +340,22 @@ impl Connection {
     /// handshake this ends the connection with 1006.
     pub fn handle_eof(&mut self, now: Instant) {
         self.tick(now);
+        if self.deferred.is_some() {
+            // The peer's Close (or violation) arrived before its end of stream: act on it now,
+            // and close once what we answer is written.
+            self.release_deferred();
+            if self.send.is_empty() {
+                self.close_transport();
+            } else if self.transport != Transport::Close {
+                self.transport = Transport::CloseWhenDrained;
+                self.timers
+                    .set(Timer::Linger, self.now + self.config.close_timeout);
+            }
+            return;
+        }
         let (initiator, reason, cause) = match &mut self.phase {
             Phase::Ended => {
-                if self.transport != Transport::Closed {
-                    self.transport = Transport::CloseNow;
-                }
+                self.close_transport();
                 return;
             }
             Phase::ClientHandshake(hs) => {
@@ -292,7 +390,7 @@ impl Connection {
                 clean: false,
                 cause,
             },
-            Transport::CloseNow,
+            Transport::Close,
         );
     }
 
@@ -304,73 +402,64 @@ impl Connection {
         }
     }
 
-    // ----- outputs ------------------------------------------------------------------------
+    /// The driver wrote `n` bytes of the [`poll_transmit`](Connection::poll_transmit) output to
+    /// the transport (`n` is clamped to what was waiting).
+    pub fn advance(&mut self, n: usize) {
+        let n = n.min(self.send.len());
+        self.send.consume(n);
+        self.written_total += n as u64;
+        while self
+            .flights
+            .front()
+            .is_some_and(|(end, _)| *end <= self.written_total)
+        {
+            self.flights.pop_front();
+        }
+        if self.send.is_empty() {
+            match self.transport {
+                // Nothing more will be written: the transport only waits for the peer's end.
+                Transport::ShutdownWhenDrained => self.send.discard(),
+                Transport::CloseWhenDrained => self.close_transport(),
+                _ => {}
+            }
+        }
+        self.update_flow();
+    }
 
-    /// The next event, if any.
-    ///
-    /// Polling is also how the core learns that the application has taken a message: when the
-    /// peer breaks the protocol right after messages that are still unread, the failure (our
-    /// Close with its code) waits until they have been polled, so replies the application sends
-    /// to them go out first, as a peer that reads frame by frame would see it. The wait is
-    /// bounded by [`Config::close_timeout`]. Drivers should therefore leave events here until
-    /// the application asks for them rather than moving them all to a queue of their own.
+    // ----- outputs: pure, they never change the protocol state ----------------------------
+
+    /// The bytes to write to the transport, if any; report what was written with
+    /// [`advance`](Connection::advance). Partial and vectored writes are fine.
+    #[must_use]
+    pub fn poll_transmit(&self) -> Option<Transmit<'_>> {
+        Transmit::new(&self.send)
+    }
+
+    /// The next lifecycle event, if any: a request to accept, the completed handshake, Pings
+    /// and Pongs, the terminal [`Event::Closed`]. Received data is not an event: the
+    /// application takes it with [`read`](Connection::read). Polling changes nothing else, so a
+    /// driver may drain events as eagerly as it likes.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.answering = false;
-        if self.unread_data == 0 && self.deferred.is_some() {
-            self.fail_deferred();
-        }
         let event = self.events.pop_front()?;
-        if let Some(len) = data_len(&event) {
-            self.unread_data -= 1;
-            self.unread_bytes -= len;
-            self.answering = true;
-        }
+        self.event_bytes -= event_weight(&event);
         Some(event)
     }
 
-    /// Whether a data event (a message or a streaming piece) is waiting to be polled.
+    /// What the driver should do with the transport now (a level: the same answer until the
+    /// connection moves on). Ask after writing the output.
     #[must_use]
-    pub fn has_unread_data(&self) -> bool {
-        self.unread_data > 0
-    }
-
-    /// The first run of bytes to write to the transport; report progress with
-    /// [`consume_output`](Connection::consume_output).
-    #[must_use]
-    pub fn pending_output(&self) -> Option<&[u8]> {
-        self.send.pending()
-    }
-
-    /// Every run of bytes waiting to be written, in order, for a vectored write.
-    pub fn output_slices(&self) -> impl Iterator<Item = &[u8]> {
-        self.send.slices()
-    }
-
-    /// The driver wrote `n` bytes of the pending output.
-    pub fn consume_output(&mut self, n: usize) {
-        self.send.consume(n);
-    }
-
-    /// Bytes waiting to be written.
-    #[must_use]
-    pub fn buffered_output(&self) -> usize {
-        self.send.len()
-    }
-
-    /// What to do with the transport, if anything. Ask after draining the output.
-    #[must_use]
-    pub fn poll_transport(&mut self) -> Option<TransportAction> {
+    pub fn poll_transport(&self) -> Option<TransportAction> {
         match self.transport {
-            Transport::CloseWhenDrained if self.send.is_empty() => {}
-            Transport::CloseNow => {}
-            _ => return None,
+            Transport::Open => None,
+            Transport::ShutdownWhenDrained if self.send.is_empty() => {
+                Some(TransportAction::Shutdown)
+            }
+            Transport::ShutdownWhenDrained => None,
+            Transport::CloseWhenDrained if self.send.is_empty() => Some(TransportAction::Close),
+            Transport::CloseWhenDrained => None,
+            Transport::Close => Some(TransportAction::Close),
         }
-        self.transport = Transport::Closed;
-        self.send.discard();
-        self.recv.discard();
-        self.timers.stop_all();
-        Some(TransportAction::Close)
     }
 
     /// The earliest instant at which [`handle_timeout`](Connection::handle_timeout) has work.
@@ -379,26 +468,81 @@ impl Connection {
         self.timers.next()
     }
 
-    /// Whether the driver should read from the transport now. False once the transport is
-    /// done, while the output buffer is over [`Config::max_write_buffer`] (so a peer that sends
-    /// without reading cannot make us buffer without bound), while unread messages hold more
-    /// than [`Config::max_message_size`] bytes or [`MAX_QUEUED_EVENTS`] events are waiting
-    /// (the application is not keeping up: a peer flooding Pings behind an unread message
-    /// cannot grow the queue without bound either), while a
-    /// protocol failure waits behind unread messages, and while a server waits for `accept`.
+    /// Whether the driver should read from the transport now. False once the transport is to
+    /// be closed, while a server waits for `accept`, while something from the peer waits
+    /// behind data the application has not taken, and (flow control, see
+    /// [`Config::high_watermark`]) while unread inbound or unwritten outbound bytes are over
+    /// the high watermark, until both are under the low one. Once the connection has ended,
+    /// reading only looks for the peer's end of stream, and is never paused.
     #[must_use]
     pub fn wants_read(&self) -> bool {
-        self.transport != Transport::Closed
-            && self.send.len() <= self.config.max_write_buffer
-            && self.unread_bytes <= self.config.max_message_size
-            && self.events.len() < MAX_QUEUED_EVENTS
+        if self.transport == Transport::Close || matches!(self.phase, Phase::AwaitingAccept(_)) {
+            return false;
+        }
+        if matches!(self.phase, Phase::Ended) {
+            return true;
+        }
+        !self.in_paused
+            && !self.out_paused
+            && self.event_bytes <= self.config.high_watermark
             && self.deferred.is_none()
-            && !matches!(self.phase, Phase::AwaitingAccept(_))
+    }
+
+    // ----- received data ------------------------------------------------------------------
+
+    /// Takes the next piece of received data: the explicit step by which the application
+    /// reads. Call it when the application asks for its next message, not ahead of it.
+    ///
+    /// A call that finds nothing tells the core the application is done with what it took
+    /// before. That matters when the peer broke the protocol, or sent its Close, right behind
+    /// data the application had not taken yet (or had just taken): the core waits for this
+    /// moment before it fails the connection or answers the Close, so the application's
+    /// replies go out first, as a peer reading frame by frame would see them. The wait is
+    /// bounded by [`Config::close_timeout`] while data is unread, and by one second (at most
+    /// the close timeout) once the application has taken everything and is only answering.
+    /// Data received before the end stays readable after [`Event::Closed`].
+    pub fn read(&mut self) -> Option<Data> {
+        if let Some(data) = self.inbox.pop_front() {
+            self.unread_bytes -= data.len();
+            self.answering = true;
+            self.update_flow();
+            if self.inbox.is_empty() && self.deferred.is_some() {
+                // Everything before it is taken: only the answer is awaited now.
+                let by = self.now + self.answer_grace();
+                if self.timers.get(Timer::Deferred).is_none_or(|t| t > by) {
+                    self.timers.set(Timer::Deferred, by);
+                }
+            }
+            return Some(data);
+        }
+        self.answering = false;
+        self.release_deferred();
+        None
+    }
+
+    /// Whether received data is waiting for [`read`](Connection::read).
+    #[must_use]
+    pub fn has_unread_data(&self) -> bool {
+        !self.inbox.is_empty()
+    }
+
+    /// The application will not read again (its reader was dropped): unread data is dropped,
+    /// data that still arrives is dropped too, and nothing waits for a reader any more.
+    pub fn discard_incoming(&mut self) {
+        self.discard_data = true;
+        self.inbox.clear();
+        self.unread_bytes = 0;
+        self.answering = false;
+        self.release_deferred();
+        self.update_flow();
     }
 
     // ----- commands -----------------------------------------------------------------------
 
     /// Sends a complete message. In the server role a large payload is queued without a copy.
+    ///
+    /// In the client role a message sent before the opening handshake completes is held and
+    /// written right after it, before anything else.
     pub fn send(&mut self, message: Message) -> Result<(), SendError<Message>> {
         if let Err(kind) = self.check_data(message.len()) {
             return Err(SendError {
@@ -406,38 +550,29 @@ impl Connection {
                 data: message,
             });
         }
-        // Text and binary alike: a large payload is queued without a copy in the server role.
-        let (opcode, payload) = match &message {
-            Message::Text(t) => (OpCode::Text, t.shared()),
-            Message::Binary(b) => (OpCode::Binary, b),
-        };
-        self.send.write_frame(
-            self.role,
-            opcode,
-            true,
-            payload,
-            Some(payload),
-            &mut *self.rng,
-        );
+        if matches!(self.phase, Phase::ClientHandshake(_)) {
+            self.early_bytes += message.len();
+            self.early.push_back(message);
+            self.update_flow();
+            return Ok(());
+        }
+        self.write_message(&message);
         Ok(())
     }
 
-    /// Sends a text message, copying `text`.
+    /// Sends a text message, copying `text` (see [`send`](Connection::send)).
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError<Message>> {
         if let Err(kind) = self.check_data(text.len()) {
             return Err(SendError {
                 kind,
-                data: Message::Text(Utf8Bytes::from(String::from(text))),
+                data: Message::text(text),
             });
         }
-        self.send.write_frame(
-            self.role,
-            OpCode::Text,
-            true,
-            text.as_bytes(),
-            None,
-            &mut *self.rng,
-        );
+        if matches!(self.phase, Phase::ClientHandshake(_)) || self.config.retain_unsent {
+            // Held or remembered: it needs a shared copy anyway.
+            return self.send(Message::text(text));
+        }
+        self.queue_frame(OpCode::Text, true, text.as_bytes(), None);
         Ok(())
     }
 
@@ -488,8 +623,7 @@ impl Connection {
                 });
             }
         }
-        self.send
-            .write_frame(self.role, opcode, fin, &data, Some(&data), &mut *self.rng);
+        self.queue_frame(opcode, fin, &data, Some(&data));
         self.out_msg = (!fin).then_some(OutMessage { kind, utf8 });
         Ok(())
     }
@@ -506,7 +640,9 @@ impl Connection {
 
     /// Starts the close handshake (RFC 6455 §7.1.2): sends Close with `code` and `reason`, then
     /// waits up to [`Config::close_timeout`] for the peer's Close. Messages that arrive in the
-    /// meantime are still delivered. Before the connection is open this aborts it instead.
+    /// meantime are still delivered. Before the connection is open there is no close handshake:
+    /// this is refused with [`CloseError::NotOpen`] ([`abort`](Connection::abort) gives up).
+    /// A Close the peer sent that waits behind unread data is answered by this one.
     pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), CloseError> {
         if !code.is_sendable() {
             return Err(CloseError::InvalidCode(code.0));
@@ -519,8 +655,7 @@ impl Connection {
             Phase::Closing => return Err(CloseError::AlreadyClosing),
             Phase::Ended => return Err(CloseError::Closed),
             Phase::ClientHandshake(_) | Phase::ServerHandshake(_) | Phase::AwaitingAccept(_) => {
-                self.abort();
-                return Ok(());
+                return Err(CloseError::NotOpen);
             }
         }
         // Only now: a refused command leaves everything, the clock included, as it was.
@@ -535,6 +670,11 @@ impl Connection {
         self.timers.stop(Timer::Idle);
         self.timers
             .set(Timer::Close, now + self.config.close_timeout);
+        self.update_flow();
+        // The application is done: a peer's Close that waited for it now completes the
+        // handshake (and a waiting violation fails the connection).
+        self.answering = false;
+        self.release_deferred();
         Ok(())
     }
 
@@ -552,7 +692,7 @@ impl Connection {
                 clean: false,
                 cause: CloseCause::Aborted,
             },
-            Transport::CloseNow,
+            Transport::Close,
         );
     }
 
@@ -565,7 +705,7 @@ impl Connection {
         let mut head = bytes::BytesMut::new();
         crate::handshake::write_accept(request, &accept, &mut head)?;
         let now = self.tick(now);
-        self.send.write_raw(&head);
+        self.queue_raw(&head);
         self.subprotocol = accept.subprotocol;
         self.become_open(now);
         self.on_input(now);
@@ -648,6 +788,48 @@ impl Connection {
         self.recv.capacity() + self.send.capacity()
     }
 
+    /// Whether a send would not be refused for lack of room: unwritten output is not over
+    /// [`Config::high_watermark`] (or, after it was, has come back under the low one).
+    #[must_use]
+    pub fn is_writable(&self) -> bool {
+        !self.out_paused
+    }
+
+    /// How the connection ended, once it has: the record the terminal [`Event::Closed`]
+    /// carries.
+    #[must_use]
+    pub fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    /// When the connection opened: its opening handshake completed, or it was created
+    /// [`open`](Connection::open). `None` if it never did.
+    #[must_use]
+    pub fn opened_at(&self) -> Option<Instant> {
+        self.opened_at
+    }
+
+    /// Output bytes reported written through [`advance`](Connection::advance) so far.
+    #[must_use]
+    pub fn bytes_written(&self) -> u64 {
+        self.written_total
+    }
+
+    /// With [`Config::retain_unsent`]: the messages given to [`send`](Connection::send),
+    /// [`send_text`](Connection::send_text) or [`send_binary`](Connection::send_binary) whose
+    /// frames were not entirely reported written through [`advance`](Connection::advance)
+    /// (messages held before the handshake completed included), in the order they were sent;
+    /// they are forgotten here. A message whose frame was entirely written is never returned,
+    /// even if the transport then died with it in a kernel buffer. Meant for after the end:
+    /// before it, messages still being written are returned too. Fragments sent with
+    /// [`send_fragment`](Connection::send_fragment) are not tracked.
+    pub fn take_unsent(&mut self) -> Vec<Message> {
+        let mut out: Vec<Message> = self.flights.drain(..).map(|(_, m)| m).collect();
+        out.extend(self.early.drain(..));
+        self.early_bytes = 0;
+        out
+    }
+
     // ----- internals ----------------------------------------------------------------------
 
     fn tick(&mut self, now: Instant) -> Instant {
@@ -669,18 +851,25 @@ impl Connection {
     /// Whether `len` more payload bytes fit; a send into an empty buffer always fits, so a
     /// message larger than the limit is not refused forever.
     fn check_room(&self, len: usize) -> Result<(), SendErrorKind> {
-        let buffered = self.send.len();
-        if buffered > 0 && buffered.saturating_add(len) > self.config.max_write_buffer {
-            return Err(SendErrorKind::BufferFull {
-                buffered,
-                limit: self.config.max_write_buffer,
-            });
+        let buffered = self.unwritten();
+        let limit = self.config.high_watermark;
+        if buffered > 0 && (self.out_paused || buffered.saturating_add(len) > limit) {
+            return Err(SendErrorKind::BufferFull { buffered, limit });
         }
         Ok(())
     }
 
+    /// Outbound bytes not written yet, held messages included.
+    fn unwritten(&self) -> usize {
+        self.send.len() + self.early_bytes
+    }
+
     fn check_data(&self, len: usize) -> Result<(), SendErrorKind> {
-        self.check_state()?;
+        match self.phase {
+            // A client may send before the handshake completes: the message is held.
+            Phase::ClientHandshake(_) => {}
+            _ => self.check_state()?,
+        }
         if self.out_msg.is_some() {
             return Err(SendErrorKind::MessageInProgress);
         }
@@ -699,22 +888,81 @@ impl Connection {
                 data: payload,
             });
         }
-        self.send
-            .write_frame(self.role, opcode, true, &payload, None, &mut *self.rng);
+        self.queue_frame(opcode, true, &payload, None);
         Ok(())
     }
 
     fn write_close(&mut self, frame: Option<&CloseFrame>) {
         let payload = frame.map(CloseFrame::encode).unwrap_or_default();
-        self.send.write_frame(
-            self.role,
-            OpCode::Close,
-            true,
-            &payload,
-            None,
-            &mut *self.rng,
-        );
+        self.queue_frame(OpCode::Close, true, &payload, None);
         self.close_sent = true;
+    }
+
+    /// Queues one frame, keeping the output offset and the flow-control state up to date.
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], shared: Option<&Bytes>) {
+        let before = self.send.len();
+        self.send
+            .write_frame(self.role, opcode, fin, payload, shared, &mut *self.rng);
+        self.queued_total += (self.send.len() - before) as u64;
+        self.update_flow();
+    }
+
+    /// Queues bytes as they are (an HTTP head).
+    fn queue_raw(&mut self, bytes: &[u8]) {
+        self.send.write_raw(bytes);
+        self.queued_total += bytes.len() as u64;
+        self.update_flow();
+    }
+
+    /// Queues a data message's frame; remembers the message until it is written when
+    /// [`Config::retain_unsent`] asks for it.
+    fn write_message(&mut self, message: &Message) {
+        // Text and binary alike: a large payload is queued without a copy in the server role.
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, t.shared().clone()),
+            Message::Binary(b) => (OpCode::Binary, b.clone()),
+        };
+        self.queue_frame(opcode, true, &payload, Some(&payload));
+        if self.config.retain_unsent {
+            self.flights.push_back((self.queued_total, message.clone()));
+        }
+    }
+
+    /// Re-evaluates the flow-control hysteresis after data moved in or out.
+    fn update_flow(&mut self) {
+        let (high, low) = (self.config.high_watermark, self.config.low_watermark);
+        let inbound = self.unread_bytes;
+        if inbound > high {
+            self.in_paused = true;
+        } else if inbound <= low {
+            self.in_paused = false;
+        }
+        let outbound = self.unwritten();
+        if outbound > high {
+            self.out_paused = true;
+        } else if outbound <= low {
+            self.out_paused = false;
+        }
+    }
+
+    /// Acts on what the peer sent behind data the application had not taken yet.
+    fn release_deferred(&mut self) {
+        let now = self.now;
+        match self.deferred.take() {
+            None => {}
+            Some(Deferred::Violation(err)) => {
+                let reason = err.to_string();
+                self.fail(now, err.close_code(), reason, CloseCause::Protocol(err));
+            }
+            Some(Deferred::Close(payload)) => {
+                self.timers.stop(Timer::Deferred);
+                self.on_close(now, &payload);
+            }
+        }
+        if !matches!(self.phase, Phase::Ended) && self.deferred.is_none() {
+            // Frames that arrived behind it (none should follow a Close) are processed now.
+            self.on_frames(now);
+        }
     }
 
     fn arm_open_timers(&mut self, now: Instant) {
@@ -728,11 +976,32 @@ impl Connection {
 
     fn become_open(&mut self, now: Instant) {
         self.phase = Phase::Open;
+        self.opened_at = Some(now);
         self.timers.stop(Timer::Handshake);
         self.arm_open_timers(now);
         self.events.push_back(Event::Connected {
             subprotocol: self.subprotocol.clone(),
         });
+        // Messages sent while the handshake ran go first.
+        self.early_bytes = 0;
+        while let Some(message) = self.early.pop_front() {
+            self.write_message(&message);
+        }
+    }
+
+    /// Queues a lifecycle event, counting Pings and Pongs for flow control.
+    fn push_event(&mut self, event: Event) {
+        self.event_bytes += event_weight(&event);
+        self.events.push_back(event);
+    }
+
+    /// Closes the transport now: unwritten output is dropped, nothing more is read.
+    fn close_transport(&mut self) {
+        self.transport = Transport::Close;
+        self.send.discard();
+        self.recv.discard();
+        self.timers.stop_all();
+        self.update_flow();
     }
 
     /// Emits the terminal event and winds the connection down.
@@ -742,12 +1011,16 @@ impl Connection {
         }
         self.phase = Phase::Ended;
         self.deferred = None;
+        self.closed = Some(closed.clone());
         self.events.push_back(Event::Closed(closed));
         self.recv.discard();
         self.timers.stop_all();
         self.out_msg = None;
-        if self.transport != Transport::Closed {
-            self.transport = transport;
+        match transport {
+            Transport::Close => self.close_transport(),
+            Transport::CloseWhenDrained if self.send.is_empty() => self.close_transport(),
+            _ if self.transport == Transport::Close => {}
+            other => self.transport = other,
         }
     }
 
@@ -758,6 +1031,12 @@ impl Connection {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
+        // A peer that stopped answering will not close its end: close once our Close is
+        // written. Any other peer gets a half-close, so it can read our Close first.
+        let transport = match cause {
+            CloseCause::HeartbeatTimeout => Transport::CloseWhenDrained,
+            _ => Transport::ShutdownWhenDrained,
+        };
         let reason = String::from(truncate_reason(&reason));
         if !self.close_sent && matches!(self.phase, Phase::Open) {
             self.write_close(Some(&CloseFrame {
@@ -773,17 +1052,18 @@ impl Connection {
                 clean: false,
                 cause,
             },
-            Transport::CloseWhenDrained,
+            transport,
         );
         self.timers
             .set(Timer::Linger, now + self.config.close_timeout);
     }
 
-    /// After a completed close handshake: the server closes the transport first; the client
-    /// waits for it to, and closes it itself after the close timeout (RFC 6455 §7.1.1).
+    /// After a completed close handshake: the server closes the transport first (a
+    /// half-close, then the close at the client's end of stream); the client waits for it to,
+    /// and closes it itself after the close timeout (RFC 6455 §7.1.1).
     fn finish_clean(&mut self, now: Instant, closed: Closed) {
         match self.role {
-            Role::Server => self.end(closed, Transport::CloseWhenDrained),
+            Role::Server => self.end(closed, Transport::ShutdownWhenDrained),
             Role::Client => self.end(closed, Transport::Open),
         }
         self.timers
@@ -793,7 +1073,7 @@ impl Connection {
     fn reject_request(&mut self, reject: &Reject) {
         let mut head = bytes::BytesMut::new();
         crate::handshake::write_reject(reject, &mut head);
-        self.send.write_raw(&head);
+        self.queue_raw(&head);
         let now = self.now;
         self.end(
             Closed {
@@ -808,7 +1088,7 @@ impl Connection {
                     status: reject.effective_status(),
                 },
             },
-            Transport::CloseWhenDrained,
+            Transport::ShutdownWhenDrained,
         );
         self.timers
             .set(Timer::Linger, now + self.config.close_timeout);
@@ -835,7 +1115,7 @@ impl Connection {
                                     clean: false,
                                     cause: CloseCause::HandshakeFailed(err),
                                 },
-                                Transport::CloseNow,
+                                Transport::Close,
                             );
                             return;
                         }
@@ -877,25 +1157,41 @@ impl Connection {
         }
     }
 
-    fn push_data(&mut self, event: Event) {
-        if let Some(len) = data_len(&event) {
-            self.unread_data += 1;
-            self.unread_bytes += len;
+    fn push_data(&mut self, data: Data) {
+        if self.discard_data {
+            return;
         }
-        self.events.push_back(event);
+        self.unread_bytes += data.len();
+        self.inbox.push_back(data);
+        self.update_flow();
     }
 
-    /// Applies a failure that was waiting behind unread messages.
-    fn fail_deferred(&mut self) {
-        if let Some(err) = self.deferred.take() {
-            let reason = err.to_string();
-            self.fail(
-                self.now,
-                err.close_code(),
-                reason,
-                CloseCause::Protocol(err),
-            );
-        }
+    /// Whether something the peer sends now must wait for the application to take (and
+    /// answer) the data before it.
+    fn must_wait(&self) -> bool {
+        !self.discard_data && (!self.inbox.is_empty() || self.answering)
+    }
+
+    /// Holds `what` until the application has taken the data before it and come back for
+    /// more: at most the close timeout while data is unread, at most [`ANSWER_GRACE`] once
+    /// everything was taken (an application that took its last message and is not reading any
+    /// more must not hold the peer's Close for long). Nothing more is read meanwhile, and the
+    /// heartbeat stops: the peer is done.
+    fn defer(&mut self, now: Instant, what: Deferred) {
+        self.deferred = Some(what);
+        self.timers.stop(Timer::Ping);
+        self.timers.stop(Timer::Pong);
+        self.timers.stop(Timer::Idle);
+        let wait = if self.inbox.is_empty() {
+            self.answer_grace()
+        } else {
+            self.config.close_timeout
+        };
+        self.timers.set(Timer::Deferred, now + wait);
+    }
+
+    fn answer_grace(&self) -> Duration {
+        ANSWER_GRACE.min(self.config.close_timeout)
     }
 
     fn on_frames(&mut self, now: Instant) {
@@ -912,12 +1208,18 @@ impl Connection {
         while matches!(self.phase, Phase::Open | Phase::Closing) {
             match self.recv.poll() {
                 Ok(None) => break,
+                // Let the application see (and answer) what came before the peer's Close.
+                Ok(Some(Incoming::Close(payload)))
+                    if self.must_wait() && matches!(self.phase, Phase::Open) =>
+                {
+                    self.touch_idle(now);
+                    self.defer(now, Deferred::Close(payload));
+                    return;
+                }
                 Ok(Some(item)) => self.on_incoming(now, item),
-                Err(err) if self.unread_data > 0 || self.answering => {
-                    // Let the application see (and answer) what came before the violation.
-                    self.deferred = Some(err);
-                    self.timers
-                        .set(Timer::Deferred, now + self.config.close_timeout);
+                // Likewise before a violation.
+                Err(err) if self.must_wait() => {
+                    self.defer(now, Deferred::Violation(err));
                     return;
                 }
                 Err(err) => {
@@ -945,7 +1247,7 @@ impl Connection {
             self.touch_idle(now);
         }
         match item {
-            Incoming::Message(message) => self.push_data(Event::Message(message)),
+            Incoming::Message(message) => self.push_data(Data::Message(message)),
             Incoming::Chunk {
                 kind,
                 data,
@@ -953,30 +1255,23 @@ impl Connection {
                 last,
             } => {
                 if first {
-                    self.push_data(Event::MessageStart(kind));
+                    self.push_data(Data::MessageStart(kind));
                 }
                 if !data.is_empty() {
-                    self.push_data(Event::MessageChunk(data));
+                    self.push_data(Data::MessageChunk(data));
                 }
                 if last {
-                    self.push_data(Event::MessageEnd);
+                    self.push_data(Data::MessageEnd);
                 }
             }
             Incoming::Ping(payload) => {
                 // RFC 6455 §5.5.2: answer with a Pong carrying the same payload, unless we
                 // already sent Close (§5.5.1: nothing follows our Close).
                 if matches!(self.phase, Phase::Open) {
-                    self.send.write_frame(
-                        self.role,
-                        OpCode::Pong,
-                        true,
-                        &payload,
-                        None,
-                        &mut *self.rng,
-                    );
+                    self.queue_frame(OpCode::Pong, true, &payload, None);
                 }
                 if self.config.report_pings {
-                    self.events.push_back(Event::Ping(payload));
+                    self.push_event(Event::Ping(payload));
                 }
             }
             Incoming::Pong(payload) => self.on_pong(now, payload),
@@ -1002,7 +1297,7 @@ impl Connection {
                     self.timers.set(Timer::Ping, now + hb.interval);
                 }
             }
-            _ => self.events.push_back(Event::Pong(payload)),
+            _ => self.push_event(Event::Pong(payload)),
         }
     }
 
@@ -1052,14 +1347,7 @@ impl Connection {
                 {
                     let mut payload = [0u8; 8];
                     self.rng.fill_bytes(&mut payload);
-                    self.send.write_frame(
-                        self.role,
-                        OpCode::Ping,
-                        true,
-                        &payload,
-                        None,
-                        &mut *self.rng,
-                    );
+                    self.queue_frame(OpCode::Ping, true, &payload, None);
                     self.heartbeat.outstanding = Some((payload, now));
                     self.timers.set(Timer::Pong, now + hb.timeout);
                 }
@@ -1084,14 +1372,10 @@ impl Connection {
                     clean: false,
                     cause: CloseCause::CloseTimeout,
                 },
-                Transport::CloseNow,
+                Transport::Close,
             ),
-            Timer::Deferred => self.fail_deferred(),
-            Timer::Linger => {
-                if self.transport != Transport::Closed {
-                    self.transport = Transport::CloseNow;
-                }
-            }
+            Timer::Deferred => self.release_deferred(),
+            Timer::Linger => self.close_transport(),
         }
     }
 
@@ -1105,13 +1389,13 @@ impl Connection {
                     clean: false,
                     cause: CloseCause::HandshakeTimeout,
                 },
-                Transport::CloseNow,
+                Transport::Close,
             ),
             Phase::ServerHandshake(_) | Phase::AwaitingAccept(_) => {
                 // A 408 if it can still be written; the transport closes either way.
                 let mut head = bytes::BytesMut::new();
                 crate::handshake::write_reject(&Reject::new(408), &mut head);
-                self.send.write_raw(&head);
+                self.queue_raw(&head);
                 self.end(
                     Closed {
                         code: CloseCode::ABNORMAL,
@@ -1120,7 +1404,7 @@ impl Connection {
                         clean: false,
                         cause: CloseCause::HandshakeTimeout,
                     },
-                    Transport::CloseWhenDrained,
+                    Transport::ShutdownWhenDrained,
                 );
                 self.timers.set(
                     Timer::Linger,
@@ -1132,12 +1416,11 @@ impl Connection {
     }
 }
 
-/// The payload length of a data event, `None` for other events.
-fn data_len(event: &Event) -> Option<usize> {
+/// What a queued event counts for in the inbound flow-control total: Pings and Pongs (a peer
+/// can send them without end), nothing for the few lifecycle events.
+fn event_weight(event: &Event) -> usize {
     match event {
-        Event::Message(m) => Some(m.len()),
-        Event::MessageChunk(c) => Some(c.len()),
-        Event::MessageStart(_) | Event::MessageEnd => Some(0),
-        _ => None,
+        Event::Ping(b) | Event::Pong(b) => EVENT_WEIGHT + b.len(),
+        _ => 0,
     }
 }

@@ -97,7 +97,9 @@ pub enum SendErrorKind {
     /// The connection has ended.
     #[error("the connection is closed")]
     Closed,
-    /// Sending this would put more than the configured maximum into the output buffer.
+    /// The output buffer is over [`Config::high_watermark`](crate::Config::high_watermark)
+    /// (and has not drained under the low one yet), or this message would take it past the mark.
+    /// Try again once output was written; a send into an empty buffer always fits.
     #[error("output buffer full: {buffered} bytes buffered, limit {limit}")]
     BufferFull {
         /// Bytes already waiting to be written.
@@ -154,6 +156,10 @@ pub enum CloseError {
     /// A reason longer than 123 bytes (RFC 6455 §5.5: control payloads are at most 125 bytes).
     #[error("close reason of {0} bytes exceeds 123")]
     ReasonTooLong(usize),
+    /// The opening handshake has not completed: there is no close handshake to start. Use
+    /// [`abort`](crate::Connection::abort) to give up on the connection.
+    #[error("the connection is not open yet")]
+    NotOpen,
     /// A Close frame was already sent.
     #[error("a close frame was already sent")]
     AlreadyClosing,

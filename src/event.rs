@@ -1,4 +1,4 @@
-//! What the core tells its driver and its user: events and transport actions.
+//! What the core tells its driver and its user: events, received data and transport actions.
 
 use alloc::string::String;
 
@@ -10,17 +10,36 @@ use crate::message::{DataKind, Message};
 
 /// Something that happened on the connection. Drain them with
 /// [`Connection::poll_event`](crate::Connection::poll_event) after every input.
+///
+/// Events say what happened; they never carry received data, which the application takes
+/// with [`Connection::read`](crate::Connection::read). So a driver may drain events eagerly
+/// (polling never changes the protocol state) while data waits in the core until the
+/// application asks for it.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
     /// The server role received an opening request that passed the configured policies: inspect
     /// it, then call [`accept`](crate::Connection::accept) or [`reject`](crate::Connection::reject).
     Request(crate::handshake::Request),
-    /// The opening handshake completed; messages may flow.
+    /// The opening handshake completed (or the connection was created
+    /// [`open`](crate::Connection::open)); messages may flow.
     Connected {
         /// The subprotocol both sides agreed on, if any.
         subprotocol: Option<String>,
     },
+    /// The peer sent a Ping (already answered with a Pong by the core, RFC 6455 §5.5.2).
+    Ping(Bytes),
+    /// The peer sent a Pong that does not answer the core's own heartbeat Ping.
+    Pong(Bytes),
+    /// The connection ended. Always the last event, and always exactly one. Data received
+    /// before the end may still be waiting for [`read`](crate::Connection::read).
+    Closed(Closed),
+}
+
+/// Received data, taken by the application with [`Connection::read`](crate::Connection::read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Data {
     /// A complete message (the default delivery mode).
     Message(Message),
     /// Streaming mode: a message of this kind begins.
@@ -30,15 +49,34 @@ pub enum Event {
     MessageChunk(Bytes),
     /// Streaming mode: the current message is complete (and, for text, valid UTF-8).
     MessageEnd,
-    /// The peer sent a Ping (already answered with a Pong by the core, RFC 6455 §5.5.2).
-    Ping(Bytes),
-    /// The peer sent a Pong that does not answer the core's own heartbeat Ping.
-    Pong(Bytes),
-    /// The connection ended. Always the last event, and always exactly one.
-    Closed(Closed),
 }
 
-/// How a connection ended: the terminal event's payload.
+impl Data {
+    /// The payload bytes this piece carries (0 for the start and end markers).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            Data::Message(m) => m.len(),
+            Data::MessageChunk(c) => c.len(),
+            Data::MessageStart(_) | Data::MessageEnd => 0,
+        }
+    }
+
+    /// Whether it carries no payload bytes.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How a connection ended: the terminal event's payload, also kept by
+/// [`Connection::closed`](crate::Connection::closed).
+///
+/// One word, one meaning: a connection is *closed* once this record exists. Then
+/// [`State::Closed`](crate::State::Closed) holds, [`Event::Closed`] is (or was) in the event
+/// queue, and commands are refused with [`SendErrorKind::Closed`](crate::SendErrorKind::Closed)
+/// or [`CloseError::Closed`](crate::CloseError::Closed). What the transport should do is a
+/// separate matter: [`TransportAction`].
 ///
 /// `code` and `reason` follow RFC 6455 §7.1.5-§7.1.6 where a Close frame was received during a
 /// clean close: they are the peer's (1005 when its Close carried no code). When this endpoint
@@ -99,10 +137,19 @@ pub enum CloseCause {
     },
 }
 
-/// What the driver should do with the transport.
+/// What the driver should do with the transport, from
+/// [`Connection::poll_transport`](crate::Connection::poll_transport). The answer is a level, not
+/// an edge: it stays the same until the connection moves on, so a driver acts on a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransportAction {
+    /// Half-close: shut down the write side now (a TCP FIN, after a TLS `close_notify`), once,
+    /// and keep reading: the core discards what still arrives until the peer's end of stream
+    /// ([`handle_eof`](crate::Connection::handle_eof)) or the linger timer turns this into
+    /// [`Close`](TransportAction::Close). Closing a socket that still has unread input makes
+    /// the kernel send a reset that can destroy our last bytes in flight; the half-close lets
+    /// the peer read our Close frame first (RFC 6455 §7.1.1: the server closes first).
+    Shutdown,
     /// Close the transport now. Everything the core wanted written has been handed out (or was
     /// given up on after a timeout); after this the connection produces nothing more.
     Close,

@@ -5,30 +5,40 @@
 //! global random source, so it can be driven by any runtime, fuzzed, and tested
 //! deterministically. It handles the opening handshake, framing, the close handshake, heartbeats
 //! and dead-peer detection, and (in [`reconnect`]) a pure reconnection policy and a
-//! reconnecting client [`Session`](reconnect::Session) with a send queue that outlives transports.
+//! [`Supervisor`](reconnect::Supervisor) that runs beside a client's connections: it says when to
+//! connect, hands out each new [`Connection`] with the queued messages already sent into it,
+//! and takes back what a dead transport never wrote.
 //!
 //! ## The driving contract
 //!
-//! - **Inputs** (`handle_*`) take `now`: bytes read ([`Connection::handle_read`] after reading
-//!   into [`Connection::read_buf`], or [`Connection::handle_data`]), end of stream
-//!   ([`Connection::handle_eof`]) and the passing of time ([`Connection::handle_timeout`]). A
-//!   peer's protocol violation is not an error here: the core queues the right Close and ends
-//!   with one terminal [`Event::Closed`].
+//! Three kinds of calls, in the manner of quinn-proto and rustls:
+//!
+//! - **Inputs** (`handle_*`, and the read token) take `now`: bytes read
+//!   ([`Connection::recv_buf`] then [`RecvBuf::commit`], or [`Connection::handle_data`]), bytes
+//!   written ([`Connection::advance`]), end of stream ([`Connection::handle_eof`]) and the passing
+//!   of time ([`Connection::handle_timeout`]). A peer's protocol violation is not an error here:
+//!   the core queues the right Close and ends with one terminal [`Event::Closed`].
 //! - **Commands** ([`Connection::send`], [`Connection::ping`], [`Connection::close`],
 //!   [`Connection::accept`], ...) return a typed error on local misuse and then change nothing.
-//! - **Outputs**: after every input or command, drain the output
-//!   ([`Connection::pending_output`] / [`Connection::consume_output`], partial writes are fine),
-//!   obey [`Connection::poll_transport`], hand out [`Connection::poll_event`]s, then sleep until
-//!   [`Connection::poll_timeout`] or the next read, whichever comes first.
+//!   Taking received data is a command too: [`Connection::read`], called when the application
+//!   asks for its next message.
+//! - **Outputs** (`poll_*`) are pure: asking never changes the protocol state. After every input
+//!   or command, write [`Connection::poll_transmit`] (partial and vectored writes are fine),
+//!   obey [`Connection::poll_transport`] (half-close, close), hand out
+//!   [`Connection::poll_event`]s, then wait for bytes (while [`Connection::wants_read`]) or
+//!   [`Connection::poll_timeout`], whichever comes first.
+//!
+//! Flow control is the core's, in bytes ([`Config::high_watermark`]): a driver never keeps
+//! counts of its own, it reads while `wants_read` says so.
 //!
 //! A blocking driver over `std::net::TcpStream`, in full:
 //!
 //! ```no_run
 //! use std::io::{ErrorKind, Read, Write};
-//! use std::net::TcpStream;
+//! use std::net::{Shutdown, TcpStream};
 //! use std::time::Instant as StdInstant;
 //! use tether::handshake::ClientRequest;
-//! use tether::{Config, Connection, Event, Instant, Message, TransportAction};
+//! use tether::{Config, Connection, Data, Event, Instant, Message, TransportAction};
 //!
 //! # fn rng() -> impl rand_core::Rng + Send + 'static { rand_core_stub::Zero }
 //! # mod rand_core_stub {
@@ -46,37 +56,69 @@
 //!     let mut sock = TcpStream::connect("127.0.0.1:9001")?;
 //!     // `rng()` is any `rand_core::Rng`: an OS-seeded CSPRNG in production, seeded in tests.
 //!     let mut conn = Connection::client(request, Config::default(), rng(), now());
+//!     conn.send_text("hello").expect("held until the handshake completes");
+//!     let mut shut_down = false;
 //!     loop {
 //!         // 1. Write what the core queued.
-//!         while let Some(bytes) = conn.pending_output() {
-//!             let n = sock.write(bytes)?;
-//!             conn.consume_output(n);
+//!         while let Some(transmit) = conn.poll_transmit() {
+//!             let n = sock.write(transmit.first())?;
+//!             conn.advance(n);
 //!         }
-//!         // 2. Obey transport actions, hand events to the application.
-//!         if let Some(TransportAction::Close) = conn.poll_transport() {
-//!             return Ok(());
+//!         // 2. Obey the transport action, hand events and data to the application.
+//!         match conn.poll_transport() {
+//!             Some(TransportAction::Close) => return Ok(()),
+//!             Some(TransportAction::Shutdown) if !shut_down => {
+//!                 sock.shutdown(Shutdown::Write)?;
+//!                 shut_down = true;
+//!             }
+//!             _ => {}
 //!         }
 //!         while let Some(event) = conn.poll_event() {
-//!             match event {
-//!                 Event::Connected { .. } => conn.send_text("hello").expect("open"),
-//!                 Event::Message(Message::Text(t)) => println!("got {t}"),
-//!                 Event::Closed(closed) => println!("closed: {closed:?}"),
-//!                 _ => {}
+//!             if let Event::Closed(closed) = event {
+//!                 println!("closed: {closed:?}");
+//!             }
+//!         }
+//!         while let Some(data) = conn.read() {
+//!             if let Data::Message(Message::Text(t)) = data {
+//!                 println!("got {t}");
 //!             }
 //!         }
 //!         // 3. Wait for bytes or for the next deadline, whichever comes first.
 //!         let timeout = conn.poll_timeout().map(|t| t - now());
 //!         sock.set_read_timeout(timeout.filter(|d| !d.is_zero()))?;
-//!         match sock.read(conn.read_buf()) {
-//!             Ok(0) => conn.handle_eof(now()),
-//!             Ok(n) => conn.handle_read(now(), n),
-//!             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-//!             Err(_) => conn.handle_eof(now()),
+//!         if conn.wants_read() {
+//!             let mut buf = conn.recv_buf();
+//!             match sock.read(&mut buf) {
+//!                 Ok(0) => conn.handle_eof(now()),
+//!                 Ok(n) => buf.commit(now(), n),
+//!                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+//!                 Err(_) => conn.handle_eof(now()),
+//!             }
 //!         }
 //!         conn.handle_timeout(now());
 //!     }
 //! }
 //! ```
+//!
+//! ### Reading is explicit
+//!
+//! Events ([`Event`]) say what happened; received data ([`Data`]) waits in the core until the
+//! application takes it with [`Connection::read`]. A driver may drain events eagerly, but it
+//! calls `read` only when the application asks for a message. That is how the core knows what
+//! the application has seen: when the peer breaks the protocol, or sends its Close, right
+//! behind data the application has not taken yet, the core waits (at most
+//! [`Config::close_timeout`], and one second once all of it was taken) until the application has
+//! taken it and come back for more, so
+//! its replies go out before our Close, as a peer reading frame by frame would see them. A
+//! driver whose application stops reading for good says so with
+//! [`Connection::discard_incoming`].
+//!
+//! ### One word, one meaning
+//!
+//! A connection is *closed* once its [`Closed`] record exists ([`Connection::closed`],
+//! [`Event::Closed`], [`State::Closed`], [`SendErrorKind::Closed`], [`CloseError::Closed`]); it
+//! is *closing* while our Close waits for the peer's. The transport is a separate matter,
+//! driven by [`TransportAction`]: `Shutdown` (half-close) and `Close`.
 //!
 //! A connection can also start already open ([`Connection::open`]), after an upgrade done
 //! elsewhere (hyper, axum, an HTTP/2 extended CONNECT); the framing does not depend on how the
@@ -112,10 +154,11 @@ mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, Heartbeat};
-pub use connection::{Connection, MAX_QUEUED_EVENTS, Role, State};
+pub use connection::{Connection, RecvBuf, Role, State};
 pub use error::{CloseError, ProtocolError, SendError, SendErrorKind};
-pub use event::{CloseCause, Closed, Event, Initiator, TransportAction};
+pub use event::{CloseCause, Closed, Data, Event, Initiator, TransportAction};
 pub use message::{DataKind, Message, Utf8Bytes};
+pub use send::Transmit;
 pub use time::Instant;
 
 /// The randomness trait the core takes its masking keys, nonces and jitter from.

@@ -4,6 +4,7 @@ use alloc::string::String;
 use core::fmt;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 /// A text or binary message, the unit the application sends and receives (RFC 6455 §5.6).
 #[derive(Clone, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub enum Message {
 }
 
 impl Message {
-    /// A text message from anything that can become a `String` or `&'static str`.
+    /// A text message from a `String`, a `&str` (copied), a [`Utf8Bytes`] or a `ByteString`.
     pub fn text(s: impl Into<Utf8Bytes>) -> Message {
         Message::Text(s.into())
     }
@@ -85,75 +86,97 @@ pub enum DataKind {
     Binary,
 }
 
-/// Bytes known to be valid UTF-8, shared without copying.
-///
-/// Received text is validated once, as it arrives; [`Utf8Bytes::as_str`] checks it again because
-/// the core makes no unchecked conversions (the check runs at several GB/s).
+/// Text as shared bytes, known to be valid UTF-8: reads as `&str` without a check (it is a
+/// [`bytestring::ByteString`], whose constructors validate), clones without copying.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Utf8Bytes(Bytes);
+pub struct Utf8Bytes(ByteString);
 
 impl Utf8Bytes {
-    /// Wraps bytes after checking they are UTF-8.
+    /// Wraps bytes after checking they are UTF-8; hands them back if they are not.
     pub fn try_from_bytes(b: Bytes) -> Result<Self, Bytes> {
-        if core::str::from_utf8(&b).is_ok() {
-            Ok(Utf8Bytes(b))
-        } else {
-            Err(b)
-        }
+        ByteString::try_from(b.clone())
+            .map(Utf8Bytes)
+            .map_err(|_| b)
     }
 
-    /// Wraps bytes the caller has already validated (crate-internal: the receiver validates).
-    pub(crate) fn from_validated(b: Bytes) -> Self {
-        debug_assert!(core::str::from_utf8(&b).is_ok());
-        Utf8Bytes(b)
+    /// Validates a received payload: the one UTF-8 check a message whose bytes arrived
+    /// together gets.
+    pub(crate) fn validate(b: Bytes) -> Result<Self, core::str::Utf8Error> {
+        ByteString::try_from(b).map(Utf8Bytes)
     }
 
     /// A static string, without allocation.
     #[must_use]
     pub const fn from_static(s: &'static str) -> Self {
-        Utf8Bytes(Bytes::from_static(s.as_bytes()))
+        Utf8Bytes(ByteString::from_static(s))
     }
 
     /// The text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // Valid by construction; the fallback is unreachable.
-        core::str::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The UTF-8 bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// The shared buffer itself, for queuing without a copy.
     pub(crate) fn shared(&self) -> &Bytes {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// The underlying `Bytes` (no copy).
     #[must_use]
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
+    }
+}
+
+impl core::ops::Deref for Utf8Bytes {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Utf8Bytes {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<ByteString> for Utf8Bytes {
+    fn from(s: ByteString) -> Self {
+        Utf8Bytes(s)
+    }
+}
+
+impl From<Utf8Bytes> for ByteString {
+    fn from(s: Utf8Bytes) -> Self {
+        s.0
     }
 }
 
 impl From<String> for Utf8Bytes {
     fn from(s: String) -> Self {
-        Utf8Bytes(Bytes::from(s))
+        Utf8Bytes(ByteString::from(s))
     }
 }
 
-impl From<&'static str> for Utf8Bytes {
-    fn from(s: &'static str) -> Self {
-        Utf8Bytes::from_static(s)
+/// Copies the text (use [`Utf8Bytes::from_static`] to share a `&'static str` without a copy).
+impl From<&str> for Utf8Bytes {
+    fn from(s: &str) -> Self {
+        Utf8Bytes(ByteString::from(s))
     }
 }
 
 impl From<Utf8Bytes> for Bytes {
     fn from(s: Utf8Bytes) -> Bytes {
-        s.0
+        s.0.into_bytes()
     }
 }
 

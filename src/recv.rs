@@ -81,8 +81,10 @@ pub(crate) struct Receiver {
     /// The size offered next: it doubles when a read fills the slice and halves when reads use
     /// less than a quarter of it, between [`MIN_READ`] and `read_size`.
     read_hint: usize,
-    /// The length of the slice last handed out by `read_buf`.
+    /// The length of the slice last prepared for a read.
     offered: usize,
+    /// The last read filled its slice: more is probably waiting, keep the buffer.
+    busy: bool,
 }
 
 impl Receiver {
@@ -100,11 +102,14 @@ impl Receiver {
             read_size: config.read_buffer_size.max(MIN_READ),
             read_hint: (4 << 10).min(config.read_buffer_size.max(MIN_READ)),
             offered: 0,
+            busy: false,
         }
     }
 
-    /// The spare part of the input buffer for the driver to read into.
-    pub(crate) fn read_buf(&mut self) -> &mut [u8] {
+    /// Makes the spare part of the input buffer ready for a read: at least the adaptive hint,
+    /// or what the frame being received still needs. Initialised spare is reused as it is;
+    /// only new growth is zeroed (safe Rust reads into initialised memory only).
+    pub(crate) fn prepare(&mut self) {
         let need = match &self.frame {
             Some(f) if !self.streaming => f.remaining.saturating_sub(self.filled as u64),
             _ => 0,
@@ -117,27 +122,41 @@ impl Receiver {
             self.buf.resize(self.filled + want, 0);
         }
         self.offered = self.buf.len() - self.filled;
+    }
+
+    /// The spare part prepared by [`Receiver::prepare`].
+    pub(crate) fn spare(&self) -> &[u8] {
+        &self.buf[self.filled..]
+    }
+
+    /// The spare part prepared by [`Receiver::prepare`], to read into.
+    pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.filled..]
     }
 
-    /// The driver read `n` bytes into [`Receiver::read_buf`].
-    pub(crate) fn commit(&mut self, n: usize) {
-        self.filled = (self.filled + n).min(self.buf.len());
-        if n >= self.offered {
+    /// The driver read `n` bytes into the spare part; returns how many count (at most the
+    /// spare's length).
+    pub(crate) fn commit(&mut self, n: usize) -> usize {
+        let n = n.min(self.buf.len() - self.filled);
+        self.filled += n;
+        // A read that fills its slice says more is waiting: grow the offer, and keep the buffer
+        // when it empties (busy). A short read drained the transport for now.
+        self.busy = n >= self.offered && n > 0;
+        if self.busy {
             self.read_hint = (self.read_hint * 2).min(self.read_size);
         } else if n < self.read_hint / 4 {
             self.read_hint = (self.read_hint / 2).max(MIN_READ);
         }
+        n
     }
 
-    /// Copies `data` into the input buffer.
+    /// Copies `data` into the input buffer (appended to the unprocessed bytes without zeroing
+    /// anything first).
     pub(crate) fn push(&mut self, data: &[u8]) {
-        let end = self.filled + data.len();
-        if self.buf.len() < end {
-            self.buf.resize(end, 0);
-        }
-        self.buf[self.filled..end].copy_from_slice(data);
-        self.filled = end;
+        self.buf.truncate(self.filled);
+        self.buf.extend_from_slice(data);
+        self.filled = self.buf.len();
+        self.busy = false;
     }
 
     /// Runs `f` on the unprocessed bytes as one `BytesMut`: the opening handshake consumes its
@@ -157,10 +176,12 @@ impl Receiver {
         self.msg = None;
     }
 
-    /// Releases an empty input buffer larger than [`MIN_READ`], so an idle connection holds at
-    /// most that much; small buffers are kept and reused without being zeroed again.
+    /// Releases an empty input buffer larger than [`MIN_READ`] once the transport has been
+    /// drained (the last read did not fill its slice), so an idle connection holds at most that
+    /// much; while reads keep filling their slices the buffer is kept and reused without being
+    /// zeroed again.
     pub(crate) fn shrink(&mut self) {
-        if self.filled == 0 && self.buf.capacity() > MIN_READ {
+        if self.filled == 0 && !self.busy && self.buf.capacity() > MIN_READ {
             self.buf = BytesMut::new();
         }
     }
@@ -266,7 +287,15 @@ impl Receiver {
                 if let Some(key) = f.header.mask {
                     apply_mask_at(fresh, key, f.offset + f.ready);
                 }
-                if f.text {
+                // A whole unfragmented text message that is here at once gets one check, when
+                // it is wrapped; anything that arrives in pieces is checked as it comes, so a
+                // bad byte fails the connection before the message is complete.
+                let whole = f.ready == 0
+                    && avail as u64 == f.remaining
+                    && f.header.fin
+                    && !self.streaming
+                    && self.msg.as_ref().is_some_and(|m| m.parts.is_empty());
+                if f.text && !whole {
                     self.utf8
                         .feed(fresh)
                         .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -343,7 +372,9 @@ impl Receiver {
             let message = match m.kind {
                 DataKind::Text => {
                     self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                    Message::Text(Utf8Bytes::from_validated(data))
+                    Message::Text(
+                        Utf8Bytes::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?,
+                    )
                 }
                 DataKind::Binary => Message::Binary(data),
             };

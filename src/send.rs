@@ -87,7 +87,7 @@ impl Sender {
     }
 
     /// The first run of bytes to write.
-    pub(crate) fn pending(&self) -> Option<&[u8]> {
+    pub(crate) fn first(&self) -> Option<&[u8]> {
         match self.queue.front() {
             Some(front) => Some(front),
             None if !self.tail.is_empty() => Some(&self.tail),
@@ -144,5 +144,62 @@ impl Sender {
     /// Bytes of memory the queue holds, for accounting.
     pub(crate) fn capacity(&self) -> usize {
         self.tail.capacity() + self.queue.iter().map(Bytes::len).sum::<usize>()
+    }
+}
+
+/// Bytes the connection wants written, from
+/// [`Connection::poll_transmit`](crate::Connection::poll_transmit): one or more runs, in order.
+/// Write as much as the transport takes (a vectored write of every run, or the first run
+/// alone) and report it with [`Connection::advance`](crate::Connection::advance).
+#[derive(Clone, Copy)]
+pub struct Transmit<'a> {
+    sender: &'a Sender,
+}
+
+impl<'a> Transmit<'a> {
+    pub(crate) fn new(sender: &'a Sender) -> Option<Self> {
+        (!sender.is_empty()).then_some(Transmit { sender })
+    }
+
+    /// Bytes waiting in all runs together (never 0).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.sender.len()
+    }
+
+    /// Always false: a transmit is only handed out when there is something to write.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.sender.is_empty()
+    }
+
+    /// The first run, for a transport without vectored writes.
+    #[must_use]
+    pub fn first(&self) -> &'a [u8] {
+        self.sender.first().unwrap_or_default()
+    }
+
+    /// Every run, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.sender.slices()
+    }
+
+    /// Fills `out` with the first runs as `IoSlice`s for `write_vectored`; returns how many.
+    #[cfg(feature = "std")]
+    pub fn io_slices(&self, out: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slot, run) in out.iter_mut().zip(self.iter()) {
+            *slot = std::io::IoSlice::new(run);
+            n += 1;
+        }
+        n
+    }
+}
+
+impl core::fmt::Debug for Transmit<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transmit")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::*;
 use tether::handshake::{Accept, AcceptError, ClientRequest, HandshakeError, Reject, ServerPolicy};
 use tether::{
-    CloseCause, Config, Connection, Event, Initiator, Instant, Message, State, TransportAction,
+    CloseCause, Config, Connection, Event, Initiator, Instant, Message, Role, State,
+    TransportAction,
 };
 
 const T0: Instant = Instant::ZERO;
@@ -93,11 +94,15 @@ fn frames_right_after_the_response_head_are_kept() {
     s.send_text("first").unwrap();
     s.send_binary(vec![1, 2, 3]).unwrap();
     feed(&mut c, T0, &drain_output(&mut s), &Chunking::Whole);
-    let events = drain_events(&mut c);
-    assert!(matches!(&events[0], Event::Connected { subprotocol: None }));
-    assert_eq!(events.len(), 3);
-    assert!(matches!(&events[1], Event::Message(m) if *m == Message::text("first")));
-    assert!(matches!(&events[2], Event::Message(m) if *m == Message::binary(vec![1, 2, 3])));
+    let (messages, events) = read_all(&mut c);
+    assert!(matches!(
+        &events[..],
+        [Event::Connected { subprotocol: None }]
+    ));
+    assert_eq!(
+        messages,
+        vec![Message::text("first"), Message::binary(vec![1, 2, 3])]
+    );
 }
 
 /// Bytes a client pipelines after its request head wait for `accept` and are then processed.
@@ -115,9 +120,9 @@ fn frames_pipelined_after_the_request_are_processed_after_accept() {
         "no reading while the request awaits an answer"
     );
     s.accept(T0, Accept::new()).unwrap();
-    let events = drain_events(&mut s);
-    assert!(matches!(&events[0], Event::Connected { .. }));
-    assert!(matches!(&events[1], Event::Message(m) if *m == Message::text("early")));
+    let (messages, events) = read_all(&mut s);
+    assert!(matches!(&events[..], [Event::Connected { .. }]));
+    assert_eq!(messages, vec![Message::text("early")]);
 }
 
 /// The Origin policy refuses with 403 before the application sees the request; the client
@@ -213,7 +218,7 @@ fn accept_with_unoffered_subprotocol_is_refused() {
         .unwrap_err();
     assert!(matches!(err, AcceptError::UnofferedSubprotocol(_)));
     assert_eq!(pair.server.conn.state(), State::Connecting);
-    assert_eq!(pair.server.conn.buffered_output(), 0);
+    assert_eq!(unwritten(&pair.server.conn), 0);
     pair.server.conn.accept(pair.now, Accept::new()).unwrap();
 }
 
@@ -253,6 +258,11 @@ fn server_handshake_timeout_sends_408() {
     assert_eq!(closed.cause, CloseCause::HandshakeTimeout);
     let out = String::from_utf8(drain_output(&mut s)).unwrap();
     assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+    assert_eq!(s.poll_transport(), Some(TransportAction::Shutdown));
+    // A client that never closes its end is cut off after a short linger.
+    let linger = s.poll_timeout().unwrap();
+    assert!(linger <= deadline + Duration::from_secs(1));
+    s.handle_timeout(linger);
     assert_eq!(s.poll_transport(), Some(TransportAction::Close));
 }
 
@@ -307,15 +317,96 @@ fn plain_http_request_is_refused_by_the_core() {
     assert_eq!(closed.cause, CloseCause::HandshakeRejected { status: 426 });
     let out = String::from_utf8(drain_output(&mut s)).unwrap();
     assert!(out.starts_with("HTTP/1.1 426 "), "{out}");
+    // Half-close, so the client reads the whole response before the connection goes away.
+    assert_eq!(s.poll_transport(), Some(TransportAction::Shutdown));
+    assert!(s.wants_read(), "reads on until the client's end of stream");
+    feed(&mut s, T0, b"ignored", &Chunking::Whole);
+    s.handle_eof(T0);
     assert_eq!(s.poll_transport(), Some(TransportAction::Close));
 }
 
-/// Sending before the handshake completes is a typed error.
+/// A client may send before its handshake completes: the messages are held and written right
+/// after it, first and in order. A server may not send before it accepts.
 #[test]
-fn send_before_open_is_refused() {
-    let mut c = client(request());
-    let err = c.send_text("too early").unwrap_err();
+fn client_sends_before_open_are_written_after_the_handshake() {
+    let mut pair = Pair::new(
+        client(request()),
+        server(ServerPolicy::new()),
+        Chunking::Whole,
+    );
+    pair.client.conn.send_text("early one").unwrap();
+    pair.client.conn.send_binary(vec![1, 2]).unwrap();
+    let head = drain_output(&mut pair.client.conn);
+    assert!(
+        head.ends_with(b"\r\n\r\n"),
+        "only the request head goes out before the 101"
+    );
+    feed(&mut pair.server.conn, T0, &head, &Chunking::Whole);
+    let err = pair.server.conn.send_text("too early").unwrap_err();
     assert_eq!(err.kind, tether::SendErrorKind::NotOpen);
+    drive_accepting(&mut pair);
+    assert_eq!(
+        Pair::messages(&pair.server),
+        vec![Message::text("early one"), Message::binary(vec![1, 2])]
+    );
+}
+
+/// Messages held before the handshake are handed back by `take_unsent` when the handshake
+/// fails (with `retain_unsent`), and so are messages whose frames were not entirely written.
+#[test]
+fn unsent_messages_come_back() {
+    let mut config = Config::default();
+    config.retain_unsent = true;
+    let mut c = Connection::client(request(), config.clone(), rng(9), T0);
+    c.send_text("held").unwrap();
+    drain_output(&mut c);
+    c.handle_eof(T0);
+    assert_eq!(c.take_unsent(), vec![Message::text("held")]);
+
+    // Open: the first message is written whole, the second in part, the third not at all.
+    let mut c = Connection::open(Role::Client, config, rng(9), T0);
+    c.send_text("written").unwrap();
+    let first = unwritten(&c);
+    c.send_text("partly").unwrap();
+    c.send_binary(vec![7u8; 3]).unwrap();
+    c.advance(first + 2);
+    assert_eq!(c.bytes_written(), (first + 2) as u64);
+    c.handle_eof(T0);
+    assert_eq!(
+        c.take_unsent(),
+        vec![Message::text("partly"), Message::binary(vec![7u8; 3])]
+    );
+    assert!(c.take_unsent().is_empty());
+}
+
+/// `close` before the connection is open is refused with a typed error and changes nothing;
+/// `abort` gives up.
+#[test]
+fn close_before_open_is_refused() {
+    let mut c = client(request());
+    let before = unwritten(&c);
+    assert_eq!(
+        c.close(T0, tether::CloseCode::NORMAL, ""),
+        Err(tether::CloseError::NotOpen)
+    );
+    assert_eq!(c.state(), State::Connecting);
+    assert_eq!(unwritten(&c), before);
+    c.abort();
+    assert_eq!(terminal(&drain_events(&mut c)).cause, CloseCause::Aborted);
+    assert_eq!(c.poll_transport(), Some(TransportAction::Close));
+}
+
+/// A connection created open (after an upgrade elsewhere) reports `Connected` like the others,
+/// and knows when it opened.
+#[test]
+fn open_emits_connected() {
+    let mut conn = Connection::open(Role::Server, Config::default(), rng(3), T0);
+    assert!(matches!(
+        drain_events(&mut conn)[..],
+        [Event::Connected { subprotocol: None }]
+    ));
+    assert_eq!(conn.opened_at(), Some(T0));
+    assert!(conn.closed().is_none());
 }
 
 /// The close handshake after an opening handshake: clean on both sides.

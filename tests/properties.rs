@@ -134,12 +134,36 @@ fn expected(op: &Op) -> String {
 
 fn describe(ev: &Event) -> String {
     match ev {
-        Event::Message(Message::Text(t)) => format!("text:{}", t.as_str()),
-        Event::Message(Message::Binary(b)) => format!("binary:{:?}", b.to_vec()),
         Event::Ping(p) => format!("ping:{:?}", p.to_vec()),
         Event::Pong(p) => format!("pong:{:?}", p.to_vec()),
         other => format!("{other:?}"),
     }
+}
+
+fn describe_message(m: &Message) -> String {
+    match m {
+        Message::Text(t) => format!("text:{}", t.as_str()),
+        Message::Binary(b) => format!("binary:{:?}", b.to_vec()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One side's transcript: what it read, then its events (the two are separate streams).
+fn transcript(side: &Side) -> Vec<String> {
+    Pair::messages(side)
+        .iter()
+        .map(describe_message)
+        .chain(side.events.iter().map(describe))
+        .collect()
+}
+
+/// The entries of one kind (`text`/`binary` together as messages), in order.
+fn of_kind(entries: &[String], kinds: &[&str]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| kinds.iter().any(|k| e.starts_with(k)))
+        .cloned()
+        .collect()
 }
 
 fn run_pair(ops: &[Op], chunking: Chunking) -> (Vec<String>, Vec<String>) {
@@ -153,10 +177,7 @@ fn run_pair(ops: &[Op], chunking: Chunking) -> (Vec<String>, Vec<String>) {
         send(&mut side.conn, op);
     }
     pair.drive();
-    (
-        pair.client.events.iter().map(describe).collect(),
-        pair.server.events.iter().map(describe).collect(),
-    )
+    (transcript(&pair.client), transcript(&pair.server))
 }
 
 proptest! {
@@ -171,15 +192,20 @@ proptest! {
         splits in prop::collection::vec(1usize..3000, 1..8),
     ) {
         let whole = run_pair(&ops, Chunking::Whole);
-        // Each side sees exactly the other side's messages, in order (pings it receives are
-        // answered by the core; the answering pongs come after, as unsolicited pongs).
+        // Each side sees exactly the other side's messages, pings and pongs, each kind in order
+        // (pings it receives are answered by the core; the answering pongs come after the
+        // explicit ones, as unsolicited pongs).
         for (side_events, from_client) in [(&whole.1, true), (&whole.0, false)] {
             let want: Vec<String> = ops
                 .iter()
                 .filter(|o| o.from_client == from_client)
                 .map(expected)
                 .collect();
-            prop_assert_eq!(&side_events[..want.len()], &want[..]);
+            for kinds in [&["text:", "binary:"][..], &["ping:"], &["pong:"]] {
+                let got = of_kind(side_events, kinds);
+                let want = of_kind(&want, kinds);
+                prop_assert_eq!(&got[..want.len()], &want[..]);
+            }
             let pings_sent_here = ops
                 .iter()
                 .filter(|o| o.from_client != from_client && matches!(o.kind, Kind::Ping))
@@ -211,6 +237,7 @@ proptest! {
         }
         bytes.extend(&input);
         feed(&mut conn, Instant::ZERO, &bytes, &Chunking::Sizes(splits));
+        drain_data(&mut conn);
         drain_output(&mut conn);
         let mut events = drain_events(&mut conn);
         let closed = events.iter().filter(|e| matches!(e, Event::Closed(_))).count();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use tether::{Connection, DataKind, Event, Instant, Role};
+use tether::{Connection, Data, DataKind, Instant, Role};
 
 #[test]
 fn one_gib_message_flows_with_bounded_memory() {
@@ -25,24 +25,25 @@ fn one_gib_message_flows_with_bounded_memory() {
             .unwrap();
         sent += FRAGMENT;
         // The driver moves the bytes in socket-sized reads.
-        while let Some(out) = client.pending_output() {
+        while let Some(out) = client.poll_transmit() {
+            let out = out.first();
             let n = out.len().min(64 << 10);
-            let buf = server.read_buf();
+            let mut buf = server.recv_buf();
             let n = n.min(buf.len());
             buf[..n].copy_from_slice(&out[..n]);
-            client.consume_output(n);
-            server.handle_read(Instant::ZERO, n);
-            while let Some(ev) = server.poll_event() {
-                match ev {
-                    Event::MessageStart(DataKind::Binary) => started = true,
-                    Event::MessageChunk(c) => {
+            buf.commit(Instant::ZERO, n);
+            client.advance(n);
+            while let Some(d) = server.read() {
+                match d {
+                    Data::MessageStart(DataKind::Binary) => started = true,
+                    Data::MessageChunk(c) => {
                         checksum_ok &= c
                             .iter()
                             .enumerate()
                             .all(|(i, b)| *b == ((received + i) % FRAGMENT % 251) as u8);
                         received += c.len();
                     }
-                    Event::MessageEnd => ended = true,
+                    Data::MessageEnd => ended = true,
                     other => panic!("unexpected {other:?}"),
                 }
             }

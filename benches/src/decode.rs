@@ -5,7 +5,7 @@
 //! header parsing, unmasking, UTF-8 validation for text, message assembly for fragments, and
 //! handing the message to the caller (who checks its length and drops it):
 //!
-//! - tether: `read_buf` + `handle_read` (the zero-extra-copy driver path), then `poll_event`.
+//! - tether: `recv_buf` + `commit` (the zero-extra-copy driver path), then `read`.
 //!   Default `Config` (heartbeat armed, limits 16 MiB frame / 64 MiB message).
 //! - tungstenite: `WebSocket::from_raw_socket(.., Role::Server, None)` and `read()`.
 //! - fastwebsockets: `FragmentCollector` over `WebSocket::after_handshake(.., Role::Server)`,
@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
-use tether::{Config, Connection, Event, Message, Role};
+use tether::{Config, Connection, Data, Message, Role};
 
 use crate::memstream::MemStream;
 use crate::report::{CellSpec, Report, Sample};
@@ -112,11 +112,12 @@ pub fn make(lib: &str, input: Arc<[u8]>, chunk: usize, len: usize, text: bool) -
             Box::new(move |n| {
                 let (mut msgs, mut bytes) = (0, 0);
                 while msgs < n {
-                    let k = s.read_into(conn.read_buf());
-                    conn.handle_read(NOW, k);
-                    while let Some(ev) = conn.poll_event() {
-                        match ev {
-                            Event::Message(m) => {
+                    let mut buf = conn.recv_buf();
+                    let k = s.read_into(&mut buf);
+                    buf.commit(NOW, k);
+                    while let Some(d) = conn.read() {
+                        match d {
+                            Data::Message(m) => {
                                 assert!(m.len() == len && matches!(m, Message::Text(_)) == text);
                                 bytes += m.len() as u64;
                                 msgs += 1;

@@ -5,7 +5,7 @@
 //! its own send path and hands the bytes to a sink that counts them without copying:
 //!
 //! - tether: `send_binary(Bytes)` / `send_text(&str)` / `send_fragment`, then draining
-//!   `output_slices` + `consume_output` after each message.
+//!   `poll_transmit` + `advance` after each message.
 //! - tungstenite: `send(Message)` (write + flush) on `WebSocket::from_raw_socket(.., Client)`;
 //!   fragments as `Message::Frame` then one flush.
 //! - fastwebsockets: `write_frame(Frame::binary(Payload::Borrowed(..)))` (it copies to mask);
@@ -64,11 +64,13 @@ pub fn make(lib: &str, len: usize, text: bool, frag: Option<usize>) -> Runner {
                         conn.send_binary(payload.clone()).expect("send");
                     }
                     let mut w = 0;
-                    for s in conn.output_slices() {
-                        black_box(s);
-                        w += s.len();
+                    if let Some(t) = conn.poll_transmit() {
+                        for s in t.iter() {
+                            black_box(s);
+                            w += s.len();
+                        }
                     }
-                    conn.consume_output(w);
+                    conn.advance(w);
                     written += w;
                 }
                 assert!(written as u64 >= n * per_msg);

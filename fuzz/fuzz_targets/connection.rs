@@ -1,7 +1,9 @@
 //! A whole connection driven by an arbitrary list of operations: peer bytes in arbitrary
-//! chunks, every command, time jumps in both directions, end of stream. Oracle: no panic, no
-//! unbounded memory, only documented errors, at most one terminal event and it comes last, and
-//! after `handle_timeout(now)` the next deadline is never in the past.
+//! chunks (copied in or read through the read token), every command, reading data or not,
+//! time jumps in both directions, end of stream. Oracle: no panic, no unbounded memory (flow
+//! control holds whatever the application does), only documented errors, at most one terminal
+//! event and it comes last, and after `handle_timeout(now)` the next deadline is never in the
+//! past.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -14,21 +16,41 @@ use tether::{CloseCode, Config, Connection, DataKind, Event, Heartbeat, Instant,
 #[derive(Arbitrary, Debug)]
 enum Op {
     Bytes(Vec<u8>),
+    /// Peer bytes read through `recv_buf`, committing at most `max` of them.
+    Recv {
+        data: Vec<u8>,
+        max: u16,
+    },
     /// A well-formed frame from the peer, to reach deeper states than random bytes do.
-    Frame { fin: bool, opcode: u8, payload: Vec<u8> },
+    Frame {
+        fin: bool,
+        opcode: u8,
+        payload: Vec<u8>,
+    },
     Eof,
     Advance(u32),
     StepBack(u16),
     Timeout,
     SendText(String),
     SendBinary(Vec<u8>),
-    Fragment { text: bool, data: Vec<u8>, fin: bool },
+    Fragment {
+        text: bool,
+        data: Vec<u8>,
+        fin: bool,
+    },
     Ping(Vec<u8>),
     Pong(Vec<u8>),
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
     Abort,
     Write(u16),
     Transport,
+    /// The application takes one piece of data, or everything.
+    Read,
+    ReadAll,
+    DiscardIncoming,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -68,25 +90,41 @@ fuzz_target!(|input: Input| {
     config.streaming = input.streaming;
     config.max_frame_payload = 1 << 16;
     config.max_message_size = 1 << 17;
-    config.max_write_buffer = 1 << 16;
+    config.high_watermark = 1 << 16;
+    config.low_watermark = 1 << 14;
     config.heartbeat = input
         .heartbeat
         .then(|| Heartbeat::new(Duration::from_secs(2), Duration::from_secs(1)));
     config.idle_timeout = input.idle.then(|| Duration::from_secs(5));
     config.close_timeout = Duration::from_secs(3);
-    let role = if input.server { Role::Server } else { Role::Client };
+    let role = if input.server {
+        Role::Server
+    } else {
+        Role::Client
+    };
     let mut conn = Connection::open(role, config, ChaCha8Rng::seed_from_u64(1), Instant::ZERO);
     let mut now = Instant::ZERO;
     let mut seen = Instant::ZERO;
     let mut ended = false;
+    let mut discarding = false;
     for op in input.ops {
         match op {
             // A driver reads only while the core wants it to (backpressure).
             Op::Bytes(b) if conn.wants_read() => conn.handle_data(now, &b),
-            Op::Frame { fin, opcode, payload } if conn.wants_read() => {
+            Op::Frame {
+                fin,
+                opcode,
+                payload,
+            } if conn.wants_read() => {
                 conn.handle_data(now, &peer_frame(input.server, fin, opcode, &payload))
             }
-            Op::Bytes(_) | Op::Frame { .. } => {}
+            Op::Recv { data, max } if conn.wants_read() => {
+                let mut buf = conn.recv_buf();
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                buf.commit(now, n.min(usize::from(max)));
+            }
+            Op::Bytes(_) | Op::Frame { .. } | Op::Recv { .. } => {}
             Op::Eof => conn.handle_eof(now),
             Op::Advance(ms) => now = now + Duration::from_millis(u64::from(ms % 20_000)),
             Op::StepBack(ms) => now = now - Duration::from_millis(u64::from(ms)),
@@ -104,7 +142,11 @@ fuzz_target!(|input: Input| {
                 let _ = conn.send(Message::binary(b));
             }
             Op::Fragment { text, data, fin } => {
-                let kind = if text { DataKind::Text } else { DataKind::Binary };
+                let kind = if text {
+                    DataKind::Text
+                } else {
+                    DataKind::Binary
+                };
                 let _ = conn.send_fragment(kind, data, fin);
             }
             Op::Ping(p) => {
@@ -118,14 +160,25 @@ fuzz_target!(|input: Input| {
             }
             Op::Abort => conn.abort(),
             Op::Write(n) => {
-                if let Some(out) = conn.pending_output() {
+                if let Some(out) = conn.poll_transmit() {
                     let n = (n as usize).min(out.len());
-                    conn.consume_output(n);
+                    conn.advance(n);
                 }
             }
             Op::Transport => {
                 let _ = conn.poll_transport();
             }
+            Op::Read => {
+                let _ = conn.read();
+            }
+            Op::ReadAll => while conn.read().is_some() {},
+            Op::DiscardIncoming => {
+                conn.discard_incoming();
+                discarding = true;
+            }
+        }
+        if discarding {
+            assert!(!conn.has_unread_data());
         }
         while let Some(ev) = conn.poll_event() {
             assert!(!ended, "an event after the terminal event: {ev:?}");
@@ -133,7 +186,8 @@ fuzz_target!(|input: Input| {
         }
         // Output is bounded by the write limit plus what the core must queue itself (Pongs,
         // Close) for the bytes of one operation.
-        assert!(conn.buffered_output() <= (1 << 16) + (1 << 17) + 4096);
+        let unwritten = conn.poll_transmit().map_or(0, |t| t.len());
+        assert!(unwritten <= (1 << 16) + (1 << 17) + 4096);
         assert!(conn.buffer_memory() <= (1 << 20));
     }
 });

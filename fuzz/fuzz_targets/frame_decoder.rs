@@ -29,17 +29,18 @@ fuzz_target!(|input: (bool, bool, Vec<u8>, Vec<u8>)| {
     let mut terminal = 0;
     while !rest.is_empty() {
         let want = cut.next().map_or(rest.len(), |c| (*c as usize).max(1));
-        let buf = conn.read_buf();
+        let mut buf = conn.recv_buf();
         let n = want.min(buf.len()).min(rest.len());
         buf[..n].copy_from_slice(&rest[..n]);
-        conn.handle_read(Instant::ZERO, n);
+        buf.commit(Instant::ZERO, n);
         rest = &rest[n..];
+        while conn.read().is_some() {}
         while let Some(ev) = conn.poll_event() {
             terminal += usize::from(matches!(ev, Event::Closed(_)));
         }
-        while let Some(out) = conn.pending_output() {
+        while let Some(out) = conn.poll_transmit() {
             let n = out.len();
-            conn.consume_output(n);
+            conn.advance(n);
         }
         // Limits (64 KiB frames, 128 KiB messages) plus a constant.
         assert!(conn.buffer_memory() <= (1 << 17) + (1 << 16) + (1 << 14) + 4096 * 4);

@@ -1,4 +1,4 @@
-//! The session's outbound queue: messages waiting for an open connection, within limits.
+//! The supervisor's outbound queue: messages waiting for a connection, within limits.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -6,7 +6,7 @@ use core::fmt;
 
 use crate::message::Message;
 
-/// What [`Session::send`](super::Session::send) does when the outbound queue is full.
+/// What [`Supervisor::send`](super::Supervisor::send) does when the outbound queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Overflow {
@@ -15,13 +15,13 @@ pub enum Overflow {
     #[default]
     RejectNew,
     /// Make room by dropping the oldest queued messages; they are handed back in a
-    /// [`SessionEvent::Dropped`](super::SessionEvent::Dropped). For data where only the latest
+    /// [`SupervisorEvent::Dropped`](super::SupervisorEvent::Dropped). For data where only the latest
     /// matters (positions, prices). A message larger than the byte limit on its own is still
     /// refused.
     DropOldest,
 }
 
-/// Why [`Session::send`](super::Session::send) refused a message. Nothing changed.
+/// Why [`Supervisor::send`](super::Supervisor::send) refused a message. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionSendErrorKind {
@@ -34,15 +34,15 @@ pub enum SessionSendErrorKind {
         /// Payload bytes queued.
         bytes: usize,
     },
-    /// The user asked the session to close; it accepts nothing more.
+    /// The user asked the supervisor to close; it accepts nothing more.
     #[error("the session is closing")]
     Closing,
-    /// The session ended (stopped or gave up).
+    /// The supervisor ended (stopped or gave up).
     #[error("the session has ended")]
     Ended,
 }
 
-/// A message the session refused, handed back to the caller.
+/// A message the supervisor refused, handed back to the caller.
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}")]
 pub struct SessionSendError {
@@ -100,10 +100,6 @@ impl Outbox {
 
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.messages.is_empty()
     }
 
     fn fits(&self, len: usize) -> bool {

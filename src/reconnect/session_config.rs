@@ -1,4 +1,4 @@
-//! How a reconnecting session behaves around its connections.
+//! How a reconnect supervisor behaves around its connections.
 
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -6,7 +6,7 @@ use core::time::Duration;
 use super::queue::Overflow;
 use crate::message::Message;
 
-/// How a [`Session`](super::Session) behaves around its connections. Change fields on
+/// How a [`Supervisor`](super::Supervisor) behaves around its connections. Change fields on
 /// `SessionConfig::default()`.
 ///
 /// ```
@@ -25,7 +25,7 @@ pub struct SessionConfig {
     pub max_queued_messages: usize,
     /// The most payload bytes the outbound queue holds. Default 4 MiB.
     pub max_queued_bytes: usize,
-    /// What [`Session::send`](super::Session::send) does when the queue is full. Default
+    /// What [`Supervisor::send`](super::Supervisor::send) does when the queue is full. Default
     /// [`Overflow::RejectNew`].
     pub overflow: Overflow,
     /// Messages sent first on every connection, as soon as its handshake completes and before
@@ -34,7 +34,7 @@ pub struct SessionConfig {
     /// afresh. Default none.
     pub on_open: Vec<Message>,
     /// How long the driver may take to open a transport after
-    /// [`SessionAction::Connect`](super::SessionAction::Connect) (name resolution, TCP, TLS) before
+    /// [`SupervisorAction::Connect`](super::SupervisorAction::Connect) (name resolution, TCP, TLS) before
     /// the attempt counts as a [`Disconnect::ConnectTimeout`](super::Disconnect::ConnectTimeout).
     /// The opening handshake that follows has its own limit,
     /// [`Config::handshake_timeout`](crate::Config::handshake_timeout). Default 10 s.

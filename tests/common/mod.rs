@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use tether::frame::{FrameHeader, OpCode};
-use tether::{Config, Connection, Event, Instant, Role, TransportAction};
+use tether::{Config, Connection, Data, Event, Instant, Role, TransportAction};
 
 /// A seeded generator for the core.
 pub fn rng(seed: u64) -> ChaCha8Rng {
@@ -59,18 +59,25 @@ pub fn quiet() -> Config {
     c
 }
 
-/// An open connection of `role` with `config`.
+/// An open connection of `role` with `config`, its `Connected` event already taken.
 pub fn open(role: Role, config: Config) -> Connection {
-    Connection::open(role, config, rng(7), Instant::ZERO)
+    let mut conn = Connection::open(role, config, rng(7), Instant::ZERO);
+    assert!(matches!(
+        conn.poll_event(),
+        Some(Event::Connected { subprotocol: None })
+    ));
+    conn
 }
 
 /// Everything `conn` wants written, as one buffer.
 pub fn drain_output(conn: &mut Connection) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Some(chunk) = conn.pending_output() {
-        let n = chunk.len();
-        out.extend_from_slice(chunk);
-        conn.consume_output(n);
+    while let Some(transmit) = conn.poll_transmit() {
+        let n = transmit.len();
+        for run in transmit.iter() {
+            out.extend_from_slice(run);
+        }
+        conn.advance(n);
     }
     out
 }
@@ -78,6 +85,27 @@ pub fn drain_output(conn: &mut Connection) -> Vec<u8> {
 /// All queued events.
 pub fn drain_events(conn: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+/// All received data, read the way an application reads: until `read` finds nothing.
+pub fn drain_data(conn: &mut Connection) -> Vec<Data> {
+    std::iter::from_fn(|| conn.read()).collect()
+}
+
+/// The complete messages among received data.
+pub fn messages_of(data: &[Data]) -> Vec<tether::Message> {
+    data.iter()
+        .filter_map(|d| match d {
+            Data::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads every message (as a reading application does), then drains the events.
+pub fn read_all(conn: &mut Connection) -> (Vec<tether::Message>, Vec<Event>) {
+    let data = drain_data(conn);
+    (messages_of(&data), drain_events(conn))
 }
 
 /// A frame as written on the wire: (fin, opcode, unmasked payload).
@@ -127,16 +155,16 @@ impl Chunking {
     }
 }
 
-/// Feeds `bytes` to `conn` cut by `chunking`, reading through `read_buf` like a socket driver.
+/// Feeds `bytes` to `conn` cut by `chunking`, reading through `recv_buf` like a socket driver.
 pub fn feed(conn: &mut Connection, now: Instant, bytes: &[u8], chunking: &Chunking) {
     let mut i = 0;
     let mut rest = bytes;
     while !rest.is_empty() {
         let want = chunking.cut(i, rest.len());
-        let buf = conn.read_buf();
+        let mut buf = conn.recv_buf();
         let n = want.min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
-        conn.handle_read(now, n);
+        buf.commit(now, n);
         rest = &rest[n..];
         i += 1;
     }
@@ -146,8 +174,16 @@ pub fn feed(conn: &mut Connection, now: Instant, bytes: &[u8], chunking: &Chunki
 pub struct Side {
     pub conn: Connection,
     pub events: Vec<Event>,
+    /// Data the application read, in order.
+    pub data: Vec<Data>,
+    /// The side half-closed (or closed) its transport: nothing more goes out.
+    pub write_closed: bool,
+    /// The side closed its transport: nothing more goes in either.
     pub transport_closed: bool,
     pub eof_delivered: bool,
+    /// The application reads data as it arrives (the default); when false, data stays in the
+    /// connection until a test reads it.
+    pub reading: bool,
 }
 
 /// Two connections joined by an in-memory transport on a virtual clock.
@@ -165,8 +201,11 @@ impl Pair {
         let side = |conn| Side {
             conn,
             events: Vec::new(),
+            data: Vec::new(),
+            write_closed: false,
             transport_closed: false,
             eof_delivered: false,
+            reading: true,
         };
         Pair {
             client: side(client),
@@ -177,13 +216,14 @@ impl Pair {
         }
     }
 
-    /// Two already-open connections.
+    /// Two already-open connections, their `Connected` events already taken.
     pub fn open(config: Config, chunking: Chunking) -> Self {
-        Pair::new(
-            Connection::open(Role::Client, config.clone(), rng(1), Instant::ZERO),
-            Connection::open(Role::Server, config, rng(2), Instant::ZERO),
-            chunking,
-        )
+        let open = |role, seed| {
+            let mut conn = Connection::open(role, config.clone(), rng(seed), Instant::ZERO);
+            assert!(matches!(conn.poll_event(), Some(Event::Connected { .. })));
+            conn
+        };
+        Pair::new(open(Role::Client, 1), open(Role::Server, 2), chunking)
     }
 
     /// Moves bytes and events until nothing changes.
@@ -218,11 +258,17 @@ impl Pair {
         wire: &mut Vec<u8>,
     ) -> bool {
         let mut progress = false;
+        if from.reading {
+            while let Some(d) = from.conn.read() {
+                from.data.push(d);
+                progress = true;
+            }
+        }
         while let Some(ev) = from.conn.poll_event() {
             from.events.push(ev);
             progress = true;
         }
-        if !from.transport_closed {
+        if !from.write_closed {
             let bytes = drain_output(&mut from.conn);
             if !bytes.is_empty() {
                 wire.extend_from_slice(&bytes);
@@ -231,12 +277,20 @@ impl Pair {
                 }
                 progress = true;
             }
-            if let Some(TransportAction::Close) = from.conn.poll_transport() {
+        }
+        match from.conn.poll_transport() {
+            Some(TransportAction::Shutdown) if !from.write_closed => {
+                from.write_closed = true;
+                progress = true;
+            }
+            Some(TransportAction::Close) if !from.transport_closed => {
+                from.write_closed = true;
                 from.transport_closed = true;
                 progress = true;
             }
+            _ => {}
         }
-        if from.transport_closed && !to.eof_delivered && !to.transport_closed {
+        if from.write_closed && !to.eof_delivered && !to.transport_closed {
             to.eof_delivered = true;
             to.conn.handle_eof(now);
             progress = true;
@@ -267,13 +321,7 @@ impl Pair {
 
     /// Payloads of the data messages one side received.
     pub fn messages(side: &Side) -> Vec<tether::Message> {
-        side.events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Message(m) => Some(m.clone()),
-                _ => None,
-            })
-            .collect()
+        messages_of(&side.data)
     }
 }
 
@@ -296,4 +344,9 @@ pub fn terminal(events: &[Event]) -> tether::Closed {
 
 pub fn bytes(b: &[u8]) -> Bytes {
     Bytes::copy_from_slice(b)
+}
+
+/// Output bytes not written yet.
+pub fn unwritten(conn: &Connection) -> usize {
+    conn.poll_transmit().map_or(0, |t| t.len())
 }

@@ -1,0 +1,98 @@
+//! What a reconnect supervisor tells its driver (actions) and its user (events).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::disconnect::{Disconnect, GiveUpReason};
+use crate::event::Closed;
+use crate::message::Message;
+use crate::time::Instant;
+
+/// What the driver should do about transports. Drain with
+/// [`Supervisor::poll_action`](super::Supervisor::poll_action).
+///
+/// Closing a transport is never asked for here: the live [`Connection`](crate::Connection) says
+/// that itself, through [`poll_transport`](crate::Connection::poll_transport).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SupervisorAction {
+    /// Open a new transport now (resolve, connect, TLS). Report the outcome with
+    /// [`Supervisor::transport_connected`](super::Supervisor::transport_connected) or
+    /// [`Supervisor::connect_failed`](super::Supervisor::connect_failed). The supervisor gives up
+    /// on the attempt after [`SessionConfig::connect_timeout`](super::SessionConfig::connect_timeout)
+    /// and then says [`SupervisorAction::AbandonConnect`].
+    Connect {
+        /// Which attempt this is, counted from 1 since the supervisor started or a connection
+        /// last opened. (The policy's own count,
+        /// [`ReconnectPolicy::attempt`](super::ReconnectPolicy::attempt), runs from the last
+        /// *stable* connection instead.)
+        attempt: u32,
+    },
+    /// Give up on the transport being opened for the last [`SupervisorAction::Connect`] (the
+    /// connect timed out, or the user closed the supervisor): cancel it, and close the transport
+    /// if it opens after all. The supervisor no longer expects a report about it.
+    AbandonConnect,
+}
+
+/// Something the supervisor decided. Drain with
+/// [`Supervisor::poll_event`](super::Supervisor::poll_event).
+///
+/// Nothing of what a connection receives passes through here: messages, Pings and the
+/// connection's own [`Event::Closed`](crate::Event::Closed) stay in the
+/// [`Connection`](crate::Connection) until the application takes them.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SupervisorEvent {
+    /// A connection, or an attempt at one, ended. Followed by a retry (when `retry_at` is set)
+    /// or by the supervisor's terminal event.
+    Disconnected {
+        /// How it ended, as the policy classified it.
+        reason: Disconnect,
+        /// How the connection ended, when a transport had been opened (what
+        /// [`Connection::closed`](crate::Connection::closed) returned).
+        closed: Option<Closed>,
+        /// A human-readable account: the close reason, or what the driver reported.
+        detail: String,
+        /// Messages taken back from the connection because their frames were not entirely
+        /// written: they are at the front of the queue again, for the next connection.
+        requeued: usize,
+        /// How long until the next attempt; `None` when the supervisor will not retry.
+        retry_in: Option<Duration>,
+        /// When the next attempt starts; `None` when the supervisor will not retry.
+        retry_at: Option<Instant>,
+    },
+    /// Messages the queue dropped to make room
+    /// ([`Overflow::DropOldest`](super::Overflow::DropOldest)), oldest first.
+    Dropped {
+        /// The messages, never sent.
+        messages: Vec<Message>,
+    },
+    /// Terminal: the policy will not retry (a 401, a 1008, the attempts ran out...).
+    GaveUp {
+        /// Why, with the status or close code that decided it.
+        reason: GiveUpReason,
+        /// Messages left in the queue; take them with
+        /// [`Supervisor::take_unsent`](super::Supervisor::take_unsent).
+        unsent: usize,
+    },
+    /// Terminal: the supervisor ended normally (the user's
+    /// [`Supervisor::close`](super::Supervisor::close), or a 1000 close).
+    Stopped {
+        /// Messages left in the queue; take them with
+        /// [`Supervisor::take_unsent`](super::Supervisor::take_unsent).
+        unsent: usize,
+    },
+}
+
+impl SupervisorEvent {
+    /// Whether this is the last event: [`SupervisorEvent::GaveUp`] or
+    /// [`SupervisorEvent::Stopped`].
+    #[must_use]
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            SupervisorEvent::GaveUp { .. } | SupervisorEvent::Stopped { .. }
+        )
+    }
+}

@@ -945,7 +945,8 @@ impl Connection {
         }
     }
 
-    /// Acts on what the peer sent behind data the application had not taken yet.
+    /// Acts on what the peer sent behind data the application had not taken yet. Either way
+    /// the connection ends (nothing that follows a Close or a violation is read).
     fn release_deferred(&mut self) {
         let now = self.now;
         match self.deferred.take() {
@@ -954,14 +955,7 @@ impl Connection {
                 let reason = err.to_string();
                 self.fail(now, err.close_code(), reason, CloseCause::Protocol(err));
             }
-            Some(Deferred::Close(payload)) => {
-                self.timers.stop(Timer::Deferred);
-                self.on_close(now, &payload);
-            }
-        }
-        if !matches!(self.phase, Phase::Ended) && self.deferred.is_none() {
-            // Frames that arrived behind it (none should follow a Close) are processed now.
-            self.on_frames(now);
+            Some(Deferred::Close(payload)) => self.on_close(now, &payload),
         }
     }
 

@@ -372,3 +372,20 @@ fn refused_close_does_not_move_the_clock() {
         CloseCause::CloseTimeout
     );
 }
+
+/// Outputs are pure and an empty `read` is no input: asking for events, output, deadlines or
+/// data moves no timer (only bytes from the peer postpone the heartbeat).
+#[test]
+fn polls_and_empty_reads_move_no_timer() {
+    let mut conn = open(Role::Client, hb_config(20, 5));
+    let before = conn.poll_timeout();
+    conn.handle_timeout(T0 + Duration::from_secs(10));
+    for _ in 0..3 {
+        assert!(conn.read().is_none());
+        assert!(conn.poll_event().is_none());
+        assert!(conn.poll_transmit().is_none());
+        assert_eq!(conn.poll_transport(), None);
+        assert!(conn.wants_read());
+    }
+    assert_eq!(conn.poll_timeout(), before);
+}

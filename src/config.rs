@@ -26,12 +26,14 @@ pub struct Config {
     /// Flow control, in bytes, for both directions (the high/low watermarks of
     /// python-websockets). Reading stops
     /// ([`Connection::wants_read`](crate::Connection::wants_read) is false) while unread inbound
-    /// data (data not yet [`read`](crate::Connection::read), and queued Ping/Pong events) or
-    /// unwritten outbound data (Pongs and Close echoes included) is over this, and resumes once
-    /// both are under [`low_watermark`](Config::low_watermark). Sends are refused with
-    /// [`SendErrorKind::BufferFull`](crate::SendErrorKind::BufferFull) (the message handed back)
-    /// over the same mark. A peer that never reads therefore costs at most about twice this plus
-    /// one message of each direction, whatever it sends (Pings included). Default 2 MiB.
+    /// data (not yet [`read`](crate::Connection::read)) is over this, and while unwritten
+    /// output is over it with Pongs the peer asked for making up most of it; it resumes under
+    /// [`low_watermark`](Config::low_watermark). Sends are refused with
+    /// [`SendErrorKind::BufferFull`](crate::SendErrorKind::BufferFull) (the message handed
+    /// back) while unwritten output is over the mark. Ping and Pong events waiting to be polled
+    /// are bounded by the mark too (the newest are dropped beyond it). A peer that never reads
+    /// therefore costs at most about twice this plus one message of each direction, whatever
+    /// it sends (Pings included). Default 2 MiB.
     pub high_watermark: usize,
     /// Where reading (and sending, after a refusal) resumes; see
     /// [`high_watermark`](Config::high_watermark). Default 512 KiB.

@@ -130,9 +130,15 @@ pub struct Connection {
     discard_data: bool,
     /// Something from the peer found behind data the application has not taken yet.
     deferred: Option<Deferred>,
-    /// Flow control: reading paused by unread inbound data, by unwritten outbound data.
+    /// Flow control: reading paused by unread inbound data; sends refused while unwritten
+    /// output is over the high watermark (until it is under the low one).
     in_paused: bool,
     out_paused: bool,
+    /// Bytes of replies the core queued on its own (Pongs, the Close echo) since unwritten
+    /// output was last under the low watermark: what a peer that never reads makes us hold.
+    replies_since_low: usize,
+    /// Ping and Pong events not queued because the queue already weighed the high watermark.
+    dropped_events: u64,
     timers: TimerTable,
     transport: Transport,
     rng: Box<dyn Rng + Send>,
@@ -238,6 +244,8 @@ impl Connection {
             deferred: None,
             in_paused: false,
             out_paused: false,
+            replies_since_low: 0,
+            dropped_events: 0,
             timers: TimerTable::default(),
             transport: Transport::Open,
             rng,
@@ -471,8 +479,11 @@ impl Connection {
     /// Whether the driver should read from the transport now. False once the transport is to
     /// be closed, while a server waits for `accept`, while something from the peer waits
     /// behind data the application has not taken, and (flow control, see
-    /// [`Config::high_watermark`]) while unread inbound or unwritten outbound bytes are over
-    /// the high watermark, until both are under the low one. Once the connection has ended,
+    /// [`Config::high_watermark`]) while unread inbound data is over the high watermark, or
+    /// unwritten output is, mostly made of Pongs the peer's Pings asked for, until it is under
+    /// the low one. Output the application sends does not stop reading (sends are refused
+    /// over the mark instead): two peers that each stopped reading while holding a large
+    /// message to write would wait for each other for ever. Once the connection has ended,
     /// reading only looks for the peer's end of stream, and is never paused.
     #[must_use]
     pub fn wants_read(&self) -> bool {
@@ -482,10 +493,7 @@ impl Connection {
         if matches!(self.phase, Phase::Ended) {
             return true;
         }
-        !self.in_paused
-            && !self.out_paused
-            && self.event_bytes <= self.config.high_watermark
-            && self.deferred.is_none()
+        !self.in_paused && !self.replies_pause() && self.deferred.is_none()
     }
 
     // ----- received data ------------------------------------------------------------------
@@ -809,6 +817,14 @@ impl Connection {
         self.opened_at
     }
 
+    /// Ping and Pong events that were not queued because those waiting already weighed
+    /// [`Config::high_watermark`] (an application that does not poll events loses the newest
+    /// of them, never the connection; the Pings were answered all the same).
+    #[must_use]
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
     /// Output bytes reported written through [`advance`](Connection::advance) so far.
     #[must_use]
     pub fn bytes_written(&self) -> u64 {
@@ -942,7 +958,27 @@ impl Connection {
             self.out_paused = true;
         } else if outbound <= low {
             self.out_paused = false;
+            self.replies_since_low = 0;
         }
+    }
+
+    /// Whether unwritten output stops reading: only when it is over the high watermark *and*
+    /// the peer made us queue most of the difference (Pongs to its Pings). Output the
+    /// application sends does not stop reading: sends are refused over the mark already, and
+    /// two peers that both stopped reading while they each had a large message to write would
+    /// wait for each other for ever.
+    fn replies_pause(&self) -> bool {
+        self.out_paused
+            && self.replies_since_low
+                > self.config.high_watermark
+                    - self.config.low_watermark.min(self.config.high_watermark)
+    }
+
+    /// Queues a frame the protocol makes the core send by itself (a Pong, the Close echo).
+    fn queue_reply(&mut self, opcode: OpCode, payload: &[u8]) {
+        let before = self.send.len();
+        self.queue_frame(opcode, true, payload, None);
+        self.replies_since_low += self.send.len() - before;
     }
 
     /// Acts on what the peer sent behind data the application had not taken yet. Either way
@@ -983,9 +1019,17 @@ impl Connection {
         }
     }
 
-    /// Queues a lifecycle event, counting Pings and Pongs for flow control.
+    /// Queues an event. Ping and Pong events are information a peer can produce without end:
+    /// beyond the high watermark's worth of them waiting, new ones are counted in
+    /// [`dropped_events`](Connection::dropped_events) instead of queued, so an application that
+    /// never polls events neither grows the queue nor stops the connection.
     fn push_event(&mut self, event: Event) {
-        self.event_bytes += event_weight(&event);
+        let weight = event_weight(&event);
+        if weight > 0 && self.event_bytes + weight > self.config.high_watermark {
+            self.dropped_events += 1;
+            return;
+        }
+        self.event_bytes += weight;
         self.events.push_back(event);
     }
 
@@ -1262,7 +1306,7 @@ impl Connection {
                 // RFC 6455 §5.5.2: answer with a Pong carrying the same payload, unless we
                 // already sent Close (§5.5.1: nothing follows our Close).
                 if matches!(self.phase, Phase::Open) {
-                    self.queue_frame(OpCode::Pong, true, &payload, None);
+                    self.queue_reply(OpCode::Pong, &payload);
                 }
                 if self.config.report_pings {
                     self.push_event(Event::Ping(payload));

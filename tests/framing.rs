@@ -808,9 +808,10 @@ fn deferred_violation_is_bounded_by_the_close_timeout() {
     );
 }
 
-/// A peer that sends a message and then floods Pings while the application reads nothing cannot
-/// grow the event queue without bound: reading pauses once the queued Ping events weigh more
-/// than the high watermark (the Pings are still answered as they are decoded).
+/// A peer that sends a message and then floods Pings while the application reads nothing and
+/// polls nothing cannot grow anything without bound: Ping events beyond the high watermark's
+/// worth are dropped (counted), every Ping is answered, and reading pauses once the unwritten
+/// Pongs pass the high watermark; it resumes once they are written under the low one.
 #[test]
 fn ping_flood_behind_an_unread_message_pauses_reading() {
     let mut config = quiet();
@@ -830,17 +831,43 @@ fn ping_flood_behind_an_unread_message_pauses_reading() {
         fed += 1;
     }
     assert!(!conn.wants_read());
-    assert!(fed <= (64 << 10) / 65 + 1, "paused after {fed} pings");
+    // A Pong to a 1-byte Ping is 3 bytes on the wire.
+    assert_eq!(fed, (64 << 10) / 3 + 1, "paused after {fed} pings");
+    assert!(conn.dropped_events() > 0);
+    let events = drain_events(&mut conn);
+    assert!(
+        events.len() <= (64 << 10) / 65,
+        "{} events queued",
+        events.len()
+    );
+    assert_eq!(events.len() as u64 + conn.dropped_events(), fed as u64);
+    let out = unwritten(&conn);
+    conn.advance(out - 3 * 5000);
+    assert!(conn.wants_read(), "reading resumes under the low watermark");
     assert_eq!(
         parse_frames(&drain_output(&mut conn)).len(),
-        fed,
-        "every ping answered"
+        5000,
+        "the rest of the Pongs"
     );
-    drain_events(&mut conn);
-    assert!(
-        conn.wants_read(),
-        "reading resumes once the application catches up"
+    assert_eq!(messages_of(&drain_data(&mut conn)).len(), 1);
+}
+
+/// Output the application sends does not stop reading (only sends are refused): two peers that
+/// both hold a large message to write keep reading each other's, so neither waits for ever.
+#[test]
+fn large_application_output_does_not_stop_reading() {
+    let mut conn = open(Role::Server, quiet());
+    conn.send_binary(vec![1u8; 8 << 20]).unwrap();
+    assert!(!conn.is_writable());
+    assert!(conn.wants_read());
+    feed(
+        &mut conn,
+        T0,
+        &cframe(true, OpCode::Binary, &vec![2u8; 1 << 20]),
+        &Chunking::Whole,
     );
+    assert!(conn.wants_read());
+    assert_eq!(messages_of(&drain_data(&mut conn)).len(), 1);
 }
 
 /// The application took the message, and the violation arrives in a later read (100 ms later)

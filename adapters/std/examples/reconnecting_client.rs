@@ -10,8 +10,8 @@ use std::process::exit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tether_std::tether::reconnect::SessionEvent;
-use tether_std::{ReconnectingClient, ReconnectingConfig};
+use tether_std::tether::reconnect::SupervisorEvent;
+use tether_std::{ReconnectEvent, ReconnectingClient, ReconnectingConfig};
 
 fn main() {
     let Some(url) = std::env::args().nth(1) else {
@@ -29,25 +29,25 @@ fn main() {
     std::thread::spawn(move || {
         while let Some(event) = events.next_event() {
             match event {
-                SessionEvent::Connected {
+                ReconnectEvent::Connected {
                     attempt,
                     took,
                     subprotocol,
                 } => eprintln!(
                     "connected (attempt {attempt}, {took:?}, subprotocol {subprotocol:?})"
                 ),
-                SessionEvent::Disconnected {
+                ReconnectEvent::Supervisor(SupervisorEvent::Disconnected {
                     reason,
                     detail,
                     retry_in,
                     ..
-                } => eprintln!("disconnected: {reason:?} {detail:?}; retry in {retry_in:?}"),
-                SessionEvent::Message(m) => eprintln!("received {m:?}"),
-                SessionEvent::GaveUp { reason, unsent } => {
+                }) => eprintln!("disconnected: {reason:?} {detail:?}; retry in {retry_in:?}"),
+                ReconnectEvent::Message(m) => eprintln!("received {m:?}"),
+                ReconnectEvent::Supervisor(SupervisorEvent::GaveUp { reason, unsent }) => {
                     eprintln!("gave up: {reason:?} ({unsent} unsent)");
                     exit(1)
                 }
-                SessionEvent::Stopped { unsent } => {
+                ReconnectEvent::Supervisor(SupervisorEvent::Stopped { unsent }) => {
                     eprintln!("stopped ({unsent} unsent)");
                     exit(0)
                 }

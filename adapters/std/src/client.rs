@@ -160,7 +160,7 @@ pub fn connect_on<S: SplitStream>(
     let mut st = handle.shared.lock();
     st = handle.shared.flush_all(st);
     loop {
-        if st.connected {
+        if st.conn.opened_at().is_some() {
             let response = st.conn.response().cloned();
             drop(st);
             let handle = handle.opened();
@@ -177,7 +177,7 @@ pub fn connect_on<S: SplitStream>(
 }
 
 fn handshake_error<W>(st: &mut crate::driver::State<W>) -> Error {
-    match st.closed.take().map(|c| c.cause) {
+    match st.conn.closed().map(|c| c.cause.clone()) {
         Some(CloseCause::HandshakeFailed(HandshakeError::Timeout))
         | Some(CloseCause::HandshakeTimeout) => Error::HandshakeTimeout,
         Some(CloseCause::HandshakeFailed(e)) => match st.io_error.take() {

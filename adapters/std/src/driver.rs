@@ -2,19 +2,17 @@
 //! whichever thread holds the write half at the time. Both share the core through one mutex and
 //! one condition variable, and no lock is ever held across a system call.
 //!
-//! Received messages stay in the core until the user asks for one: polling is how the core learns
-//! what the application has read, and it defers a failure behind unread messages until then
-//! (see [`Connection::poll_event`]), so a reply to a message goes out before our Close.
+//! Received data stays in the core until the user asks for it ([`Shared::read`] is the only
+//! caller of [`Connection::read`]): that is how the core learns what the application has read,
+//! and flow control is the core's own ([`Connection::wants_read`]).
 
-use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant as StdInstant};
 
-use tether::handshake::Request;
-use tether::{Closed, Connection, Event, Instant, State as Phase, TransportAction};
+use tether::{Connection, Data, Instant, TransportAction};
 
-use crate::Incoming;
+use crate::reconnect::Supervised;
 use crate::stream::{ReadHalf, WriteHalf};
 
 /// The core's clock, read from the system's monotonic clock.
@@ -61,12 +59,24 @@ pub(crate) enum Who {
 /// The write half and what goes with it, held by the shared state while nobody writes.
 struct WriterSlot<W> {
     w: W,
-    /// Output copied out of the core, so the lock is not held across `write`.
+    /// Output copied out of the core, so the lock is not held across `write` (a `Transmit`
+    /// borrows the connection, which lives under the lock).
     scratch: Vec<u8>,
     /// The write timeout now set on the socket (outer `None`: unknown).
     timeout: Option<Option<Duration>>,
     /// Bytes were written since the last `flush` (a TLS writer may hold some back).
     dirty: bool,
+}
+
+impl<W> WriterSlot<W> {
+    fn new(w: W) -> Self {
+        WriterSlot {
+            w,
+            scratch: Vec::new(),
+            timeout: None,
+            dirty: false,
+        }
+    }
 }
 
 /// Everything the handles and the driver share.
@@ -75,20 +85,10 @@ pub(crate) struct State<W> {
     writer: Option<WriterSlot<W>>,
     /// User threads waiting to write.
     flush_waiters: usize,
-    /// Received items taken from the core ahead of the user: Pings and Pongs while no message
-    /// waits in the core, and everything once no reply can follow (see `may_pull`).
-    pub(crate) events: VecDeque<Incoming>,
-    /// Payload bytes in `events`.
-    queued: usize,
-    /// Reading pauses while `queued` is over this.
-    recv_limit: usize,
-    /// User threads blocked in `recv` or `next_event`, to be woken when a message arrives.
-    pullers: usize,
-    pub(crate) connected: bool,
-    pub(crate) request: Option<Request>,
-    pub(crate) closed: Option<Closed>,
-    /// The core asked for the transport to be closed.
-    shutdown: bool,
+    /// Threads blocked on the condition variable: it is only signalled when someone waits.
+    waiters: usize,
+    /// The write side was shut down for [`TransportAction::Shutdown`].
+    write_shut: bool,
     /// The transport has been closed.
     pub(crate) transport_done: bool,
     /// The first I/O error seen.
@@ -97,67 +97,78 @@ pub(crate) struct State<W> {
     slot: Option<Box<dyn Send>>,
     /// Live user handles; when the last goes, the connection is closed with 1001.
     pub(crate) handles: usize,
+    /// A receiving handle exists. Without one, events are dropped as they come (received data
+    /// is dropped by the core, see [`Connection::discard_incoming`]).
+    pub(crate) receiving: bool,
+    /// The reconnecting client's supervisor, which feeds its queue into the connection.
+    pub(crate) supervised: Option<Box<Supervised>>,
 }
 
 impl<W> State<W> {
     /// Nothing is waiting to be written.
     pub(crate) fn output_idle(&self) -> bool {
-        self.conn.buffered_output() == 0 && self.writer.as_ref().is_some_and(|s| !s.dirty)
+        self.conn.poll_transmit().is_none() && self.writer.as_ref().is_none_or(|s| !s.dirty)
     }
 
-    /// Whether the driver may take the core's next event on the user's behalf. While the
-    /// connection is open and the user can still answer, a message stays in the core (and so
-    /// does whatever is behind it) until the user asks, and an empty poll is not made while
-    /// reading is paused, since the core may then hold a deferred failure for the next poll.
-    /// Before the handshake completes, after we sent Close and after the terminal event there
-    /// is nothing left to reply to, so everything is taken (this is how `closed` becomes known).
-    fn may_pull(&self) -> bool {
-        match self.conn.state() {
-            Phase::Open if self.handles > 0 && self.connected => {
-                !self.conn.has_unread_data() && self.conn.wants_read()
+    /// The core asked for the transport to be closed.
+    fn closing(&self) -> bool {
+        self.conn.poll_transport() == Some(TransportAction::Close)
+    }
+
+    /// The writer has something to do: output, a flush, a half-close or a close.
+    fn write_work(&self) -> bool {
+        !self.output_idle()
+            || match self.conn.poll_transport() {
+                Some(TransportAction::Shutdown) => !self.write_shut,
+                Some(TransportAction::Close) => !self.transport_done,
+                _ => false,
             }
-            // Open but not yet `connected`: the core's first event is `Connected`.
-            _ => true,
-        }
     }
 
-    /// Notes a lifecycle event; returns what is for the user.
-    fn record(&mut self, event: Event) -> Option<Incoming> {
-        match event {
-            Event::Connected { .. } => self.connected = true,
-            Event::Request(request) => self.request = Some(request),
-            Event::Closed(closed) => self.closed = Some(closed),
-            Event::Message(m) => return Some(Incoming::Message(m)),
-            Event::Ping(p) => return Some(Incoming::Ping(p)),
-            Event::Pong(p) => return Some(Incoming::Pong(p)),
-            _ => {}
+    /// Puts a fresh connection on a fresh transport (the reconnecting client).
+    pub(crate) fn replace(&mut self, mut conn: Connection, writer: W) {
+        if !self.receiving {
+            conn.discard_incoming();
         }
-        None
-    }
-
-    /// Takes the next received item, waking the driver if it paused for the user.
-    pub(crate) fn pop_event(&mut self, cond: &Condvar) -> Option<Incoming> {
-        let item = self.events.pop_front()?;
-        let over = self.queued > self.recv_limit;
-        self.queued -= item.payload_len();
-        if over && self.queued <= self.recv_limit {
-            cond.notify_all();
-        }
-        Some(item)
-    }
-
-    /// The connection ended and its transport is closed.
-    pub(crate) fn finished(&self) -> bool {
-        self.transport_done
+        self.conn = conn;
+        self.writer = Some(WriterSlot::new(writer));
+        self.write_shut = false;
+        self.transport_done = false;
+        self.io_error = None;
     }
 }
 
 pub(crate) struct Shared<W> {
     state: Mutex<State<W>>,
-    pub(crate) cond: Condvar,
+    cond: Condvar,
 }
 
 impl<W: WriteHalf> Shared<W> {
+    /// Shared state for `conn`; `writer` is `None` until a transport exists.
+    pub(crate) fn new(
+        conn: Connection,
+        writer: Option<W>,
+        slot: Option<Box<dyn Send>>,
+        supervised: Option<Box<Supervised>>,
+    ) -> Arc<Self> {
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                conn,
+                transport_done: writer.is_none(),
+                writer: writer.map(WriterSlot::new),
+                flush_waiters: 0,
+                waiters: 0,
+                write_shut: false,
+                io_error: None,
+                slot,
+                handles: 1,
+                receiving: true,
+                supervised,
+            }),
+            cond: Condvar::new(),
+        })
+    }
+
     /// Starts the driver thread for `conn` over the two halves.
     pub(crate) fn start<R: ReadHalf>(
         conn: Connection,
@@ -165,38 +176,12 @@ impl<W: WriteHalf> Shared<W> {
         writer: W,
         slot: Option<Box<dyn Send>>,
     ) -> io::Result<Arc<Self>> {
-        let read_size = conn.config().read_buffer_size.max(4096);
-        let recv_limit = conn.config().max_message_size;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                conn,
-                writer: Some(WriterSlot {
-                    w: writer,
-                    scratch: Vec::new(),
-                    timeout: None,
-                    dirty: false,
-                }),
-                flush_waiters: 0,
-                events: VecDeque::new(),
-                queued: 0,
-                recv_limit,
-                pullers: 0,
-                connected: false,
-                request: None,
-                closed: None,
-                shutdown: false,
-                transport_done: false,
-                io_error: None,
-                slot,
-                handles: 1,
-            }),
-            cond: Condvar::new(),
-        });
+        let shared = Shared::new(conn, Some(writer), slot, None);
         let driver = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("tether-driver".into())
             .stack_size(DRIVER_STACK)
-            .spawn(move || driver.run(reader, read_size))?;
+            .spawn(move || driver.run(reader))?;
         Ok(shared)
     }
 
@@ -204,82 +189,75 @@ impl<W: WriteHalf> Shared<W> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes the core's events that need no user (see `State::may_pull`), notes a transport
-    /// close, and wakes the waiting users if there is something for them.
+    /// Wakes every waiting thread, if any waits.
+    pub(crate) fn wake(&self, st: &State<W>) {
+        if st.waiters > 0 {
+            self.cond.notify_all();
+        }
+    }
+
+    /// Blocks on the condition variable for at most `timeout`.
+    pub(crate) fn sleep<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<W>>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, State<W>> {
+        st.waiters += 1;
+        let mut st = match timeout {
+            Some(d) => {
+                self.cond
+                    .wait_timeout(st, d)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
+        };
+        st.waiters -= 1;
+        st
+    }
+
+    /// What the core wants done after any input or command, short of writing: the supervisor's
+    /// queue goes into the connection as room allows, events nobody will receive are dropped,
+    /// and a listener slot is released before the transport closes (so a peer that sees the
+    /// close can reconnect).
     fn settle(&self, st: &mut State<W>) {
-        let mut changed = false;
-        while st.may_pull() {
-            let Some(event) = st.conn.poll_event() else {
-                break;
-            };
-            changed = true;
-            if let Some(item) = st.record(event)
-                && st.handles > 0
-            {
-                st.queued += item.payload_len();
-                st.events.push_back(item);
-            }
+        if let Some(supervised) = st.supervised.as_mut() {
+            supervised.sup.send_queued(&mut st.conn);
         }
-        if !st.shutdown && matches!(st.conn.poll_transport(), Some(TransportAction::Close)) {
-            st.shutdown = true;
-            // Released before the transport closes: a peer that sees the close can reconnect.
+        if !st.receiving {
+            while st.conn.poll_event().is_some() {}
+        }
+        if st.closing() {
             st.slot = None;
-            changed = true;
-        }
-        if changed || st.pullers > 0 && st.conn.has_unread_data() {
-            self.cond.notify_all();
         }
     }
 
-    /// The user asks for the next event, once the items already taken are gone: it comes from
-    /// the core, which so learns what the user has read. This may be when a deferred failure
-    /// happens (its Close is written here), and it may let the driver read again.
-    pub(crate) fn pull<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State<W>>,
-    ) -> (MutexGuard<'a, State<W>>, Option<Incoming>) {
+    /// Takes the next received data for the user: the only caller of [`Connection::read`]. A
+    /// read that finds nothing tells the core the user is done with what it took before (a
+    /// deferred Close or violation is then acted on: drive the output afterwards). Wakes the
+    /// driver if it may read again, and the reconnecting client's loop once an ended connection
+    /// has nothing left to read.
+    pub(crate) fn read(&self, st: &mut State<W>) -> Option<Data> {
         let could_read = st.conn.wants_read();
-        let mut item = None;
-        let mut polled = false;
-        while let Some(event) = st.conn.poll_event() {
-            polled = true;
-            item = st.record(event);
-            if item.is_some() {
-                break;
-            }
+        let data = st.conn.read();
+        let drained = data.is_some() && st.transport_done && !st.conn.has_unread_data();
+        if drained || !could_read && st.conn.wants_read() {
+            self.wake(st);
         }
-        if !polled {
-            return (st, None);
-        }
-        if !could_read && st.conn.wants_read() {
-            self.cond.notify_all();
-        }
-        (self.drive(st, Who::User), item)
+        data
     }
 
-    /// Blocks a user thread that found nothing to receive; see [`Shared::wait`].
-    pub(crate) fn wait_for_event<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State<W>>,
-        until: Option<StdInstant>,
-    ) -> (MutexGuard<'a, State<W>>, bool) {
-        st.pullers += 1;
-        let (mut st, timed_out) = self.wait(st, until);
-        st.pullers -= 1;
-        (st, timed_out)
-    }
-
-    /// After any input or command: hand out events, then close or flush the transport if the
-    /// write half is free.
+    /// After any input or command: settle, then write the output (or close the transport) if
+    /// the write half is free. Returns with nothing left to write, unless another thread holds
+    /// the write half (it writes what is queued) or the driver gave way to a user thread.
     pub(crate) fn drive<'a>(
         &'a self,
         mut st: MutexGuard<'a, State<W>>,
         who: Who,
     ) -> MutexGuard<'a, State<W>> {
         self.settle(&mut st);
-        let work = st.shutdown || !st.output_idle();
-        if work && st.writer.is_some() {
-            if who == Who::Driver && st.flush_waiters > 0 && !st.shutdown {
+        if st.write_work() && st.writer.is_some() {
+            if who == Who::Driver && st.flush_waiters > 0 && !st.closing() {
                 return st;
             }
             st = self.flush(st, who);
@@ -287,14 +265,20 @@ impl<W: WriteHalf> Shared<W> {
         st
     }
 
+    /// Whether [`drive`](Shared::drive) has something to do now.
+    pub(crate) fn needs_drive(st: &State<W>) -> bool {
+        st.write_work() && st.writer.is_some()
+    }
+
     /// Writes the core's output until it is empty (or, for the driver, until a user thread
-    /// wants the write half), obeying a transport close on the way.
+    /// wants the write half), obeying the core's transport actions on the way: a half-close
+    /// once, or closing the transport.
     fn flush<'a>(&'a self, mut st: MutexGuard<'a, State<W>>, who: Who) -> MutexGuard<'a, State<W>> {
         let Some(mut slot) = st.writer.take() else {
             return st;
         };
         loop {
-            if st.shutdown {
+            if st.closing() {
                 drop(st);
                 let _ = slot.w.shutdown();
                 drop(slot);
@@ -306,18 +290,21 @@ impl<W: WriteHalf> Shared<W> {
             if who == Who::Driver && st.flush_waiters > 0 {
                 break;
             }
-            let pending = st.conn.buffered_output();
-            if pending == 0 && !slot.dirty {
+            let pending = st.conn.poll_transmit().map_or(0, |t| t.len());
+            let half_close = !st.write_shut
+                && !slot.dirty
+                && st.conn.poll_transport() == Some(TransportAction::Shutdown);
+            if pending == 0 && !slot.dirty && !half_close {
                 break;
             }
-            if pending > 0 {
+            if let Some(transmit) = st.conn.poll_transmit() {
                 slot.scratch.clear();
-                for s in st.conn.output_slices() {
+                for run in transmit.iter() {
                     let room = WRITE_CHUNK - slot.scratch.len();
                     if room == 0 {
                         break;
                     }
-                    slot.scratch.extend_from_slice(&s[..s.len().min(room)]);
+                    slot.scratch.extend_from_slice(&run[..run.len().min(room)]);
                 }
             }
             let desired = timeout_until(st.conn.poll_timeout());
@@ -327,8 +314,13 @@ impl<W: WriteHalf> Shared<W> {
             }
             let result = if pending > 0 {
                 slot.w.write(&slot.scratch)
-            } else {
+            } else if slot.dirty {
                 slot.w.flush().map(|()| 0)
+            } else {
+                // The peer sees our end of stream and keeps sending until its own; the core
+                // discards what arrives meanwhile. A failure here is the transport's end.
+                let _ = slot.w.shutdown_write();
+                Ok(0)
             };
             st = self.lock();
             let now = now();
@@ -338,14 +330,12 @@ impl<W: WriteHalf> Shared<W> {
                         .get_or_insert_with(|| ErrorKind::WriteZero.into());
                     st.conn.handle_eof(now);
                 }
-                Ok(n) => {
-                    if pending > 0 {
-                        st.conn.consume_output(n);
-                        slot.dirty = true;
-                    } else {
-                        slot.dirty = false;
-                    }
+                Ok(n) if pending > 0 => {
+                    st.conn.advance(n);
+                    slot.dirty = true;
                 }
+                Ok(_) if slot.dirty => slot.dirty = false,
+                Ok(_) => st.write_shut = true,
                 Err(e) if is_timeout(&e) => st.conn.handle_timeout(now),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -354,12 +344,13 @@ impl<W: WriteHalf> Shared<W> {
                 }
             }
             self.settle(&mut st);
+            self.wake(&st);
         }
         if slot.scratch.capacity() > SCRATCH_KEEP {
             slot.scratch = Vec::new();
         }
         st.writer = Some(slot);
-        self.cond.notify_all();
+        self.wake(&st);
         st
     }
 
@@ -367,7 +358,7 @@ impl<W: WriteHalf> Shared<W> {
     /// Returns `true` once `until` has passed. Callers re-check their condition after each call.
     pub(crate) fn wait<'a>(
         &'a self,
-        mut st: MutexGuard<'a, State<W>>,
+        st: MutexGuard<'a, State<W>>,
         until: Option<StdInstant>,
     ) -> (MutexGuard<'a, State<W>>, bool) {
         let std_now = StdInstant::now();
@@ -375,25 +366,18 @@ impl<W: WriteHalf> Shared<W> {
             return (st, true);
         }
         let now = Instant::from(std_now);
-        let core = st.conn.poll_timeout();
+        let core = st.conn.poll_timeout().filter(|_| !st.transport_done);
         if core.is_some_and(|t| t <= now) {
+            let mut st = st;
             st.conn.handle_timeout(now);
+            self.wake(&st);
             return (self.drive(st, Who::User), false);
         }
         let wait = match (core.map(|t| t - now), until.map(|u| u - std_now)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        st = match wait {
-            Some(d) => {
-                self.cond
-                    .wait_timeout(st, d)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0
-            }
-            None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
-        };
-        (st, false)
+        (self.sleep(st, wait), false)
     }
 
     /// Writes everything queued so far (or waits while another thread does). Ends early if the
@@ -405,7 +389,7 @@ impl<W: WriteHalf> Shared<W> {
         st.flush_waiters += 1;
         loop {
             self.settle(&mut st);
-            if st.transport_done || st.output_idle() && !st.shutdown {
+            if st.transport_done || !st.write_work() {
                 break;
             }
             if st.writer.is_some() {
@@ -432,59 +416,58 @@ impl<W: WriteHalf> Shared<W> {
         }
     }
 
-    /// A user handle went away; the last one closes the connection with 1001 (or aborts an
+    /// A user handle went away. A receiving one takes the reader with it: the core drops
+    /// received data from now on. The last one closes the connection with 1001 (or aborts an
     /// opening handshake) and lets the driver finish in the background.
-    pub(crate) fn release(&self) {
+    pub(crate) fn release(&self, receives: bool) {
         let mut st = self.lock();
         st.handles -= 1;
-        if st.handles > 0 || st.transport_done {
+        if receives {
+            st.receiving = false;
+            st.conn.discard_incoming();
+        }
+        if st.transport_done {
             return;
         }
-        st.events.clear();
-        st.queued = 0;
-        match st.conn.state() {
-            tether::State::Open => {
-                let _ = st.conn.close(now(), tether::CloseCode::GOING_AWAY, "");
+        if st.handles == 0 {
+            match st.conn.state() {
+                tether::State::Open => {
+                    let _ = st.conn.close(now(), tether::CloseCode::GOING_AWAY, "");
+                }
+                tether::State::Connecting => st.conn.abort(),
+                _ => {}
             }
-            tether::State::Connecting => st.conn.abort(),
-            _ => {}
         }
-        let st = self.drive(st, Who::User);
-        self.cond.notify_all();
-        drop(st);
+        self.wake(&st);
+        drop(self.drive(st, Who::User));
     }
 
-    /// The driver thread: read, feed the core, fire timers, until the transport is closed.
-    fn run<R: ReadHalf>(self: Arc<Self>, mut reader: R, read_size: usize) {
+    /// The driver loop: read, feed the core, fire timers, until the transport is closed. The
+    /// connection's own thread runs it, or the reconnecting client's, once per connection.
+    pub(crate) fn run<R: ReadHalf>(&self, mut reader: R) {
         // Reads go into this thread's buffer and are copied into the core with `handle_data`:
-        // the core's own buffer cannot be lent out without holding the lock across `read`.
-        let mut buf = vec![0u8; read_size];
-        let mut current: Option<Option<Duration>> = None;
+        // the core's `recv_buf` borrows the connection, which lives under the lock, and the
+        // lock must not be held across a blocking `read` (it would stall every sender).
         let mut st = self.lock();
+        let mut buf = vec![0u8; st.conn.config().read_buffer_size.max(4096)];
+        let mut current: Option<Option<Duration>> = None;
+        // After the end of stream, or a read error, nothing more is read.
+        let mut eof = false;
         loop {
             let now = now();
             if st.conn.poll_timeout().is_some_and(|t| t <= now) {
                 st.conn.handle_timeout(now);
+                self.wake(&st);
             }
             st = self.drive(st, Who::Driver);
             if st.transport_done {
                 return;
             }
-            let paused = st.shutdown || !st.conn.wants_read() || st.queued > st.recv_limit;
-            if paused {
-                let wait = timeout_until(st.conn.poll_timeout());
-                st = match wait {
-                    Some(d) => {
-                        self.cond
-                            .wait_timeout(st, d)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0
-                    }
-                    None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
-                };
+            let desired = timeout_until(st.conn.poll_timeout());
+            if eof || st.closing() || !st.conn.wants_read() {
+                st = self.sleep(st, desired);
                 continue;
             }
-            let desired = timeout_until(st.conn.poll_timeout());
             drop(st);
             if needs_reset(current, desired) && reader.set_read_timeout(desired).is_ok() {
                 current = Some(desired);
@@ -493,14 +476,19 @@ impl<W: WriteHalf> Shared<W> {
             st = self.lock();
             let now = self::now();
             match result {
-                Ok(0) => st.conn.handle_eof(now),
+                Ok(0) => {
+                    eof = true;
+                    st.conn.handle_eof(now);
+                }
                 Ok(n) => st.conn.handle_data(now, &buf[..n]),
                 Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
+                    eof = true;
                     st.io_error.get_or_insert(e);
                     st.conn.handle_eof(now);
                 }
             }
+            self.wake(&st);
         }
     }
 }

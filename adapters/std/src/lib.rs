@@ -15,8 +15,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`ReconnectingClient`] comes back after a disconnection (on the core's reconnecting
-//! [`Session`](tether::reconnect::Session)), queueing what is sent meanwhile.
+//! [`ReconnectingClient`] comes back after a disconnection (on the core's reconnect
+//! [`Supervisor`](tether::reconnect::Supervisor)), queueing what is sent meanwhile.
 //!
 //! Servers use [`Server`] (a listener with a thread per connection and a connection limit) or
 //! [`accept`] / [`accept_with`] over a stream they accepted themselves.
@@ -25,34 +25,39 @@
 //!
 //! Each connection has one **driver thread** that owns the read half of the stream and the
 //! timers: it reads into a buffer of its own (`Config::read_buffer_size`), passes the bytes to
-//! the core with `handle_data` (one copy: the core's buffer cannot be lent out without holding
-//! the lock across the blocking read), and sets the socket's read timeout from the core's next
-//! deadline, so heartbeats, close and handshake timeouts fire while it is blocked in `read`.
-//! The [`Connection`](tether::Connection) lives in an `Arc<Mutex<..>>` shared with the handles,
-//! with one `Condvar` for every wait; the lock is never held across a system call.
+//! the core with `handle_data` (one copy: the core's `recv_buf` borrows the connection, which
+//! cannot be lent out without holding the lock across the blocking read), and sets the socket's
+//! read timeout from the core's next deadline, so heartbeats, close and handshake timeouts fire
+//! while it is blocked in `read`. The [`Connection`](tether::Connection) lives in an
+//! `Arc<Mutex<..>>` shared with the handles, with one `Condvar` for every wait; the lock is
+//! never held across a system call.
 //!
 //! **Writes** are made by whichever thread holds the write half: the caller of `send` (which
 //! returns once its message is handed to the OS: that is the backpressure), or the driver for
-//! protocol replies (Pong, the Close echo) and heartbeats when nobody else is writing. Output is
-//! copied out of the core in chunks of up to 256 KiB so that the lock is released during
-//! `write`; the driver hands the write half to a waiting sender after each chunk, so it goes
-//! back to reading quickly, and the socket's write timeout also follows the core's deadlines.
+//! protocol replies (Pong, the Close echo) and heartbeats when nobody else is writing. The
+//! core's `poll_transmit` is copied out in chunks of up to 256 KiB so that the lock is released
+//! during `write`; the driver hands the write half to a waiting sender after each chunk, so it
+//! goes back to reading quickly, and the socket's write timeout also follows the core's
+//! deadlines. A send the core refuses because its output is over `Config::high_watermark`
+//! waits until the output has been written, then goes in. The core's transport actions are
+//! obeyed by the writer: a half-close (FIN, or TLS close_notify) while reading goes on until the
+//! peer's end of stream, or closing the transport.
 //!
 //! Measured on loopback on a 2-core machine (release build, both ends this adapter): about
 //! 19,500 sequential round trips per second with 16-byte messages (two thread hand-offs per
 //! hop: driver to user), about 92,000 pipelined messages per second, and about 370 MiB/s
-//! echoing 1 MiB messages. The receive copy (`handle_data`) runs at memory bandwidth, small next
-//! to the system calls; reading straight into the core's buffer would need the lock held across
-//! the blocking read, which would stall every sender. See `tests/throughput.rs`.
+//! echoing 1 MiB messages. See `tests/throughput.rs`.
 //!
-//! **Received messages** stay in the core until [`WebSocket::recv`] (or `next_event`, or an
-//! iterator) asks for the next one: that is how the core learns what the application has read.
-//! When a peer breaks the protocol right behind unread messages, the core fails the connection
-//! only once they have been received, at the next `recv`, so replies to them go out before our
-//! Close, as with a peer that reads frame by frame (bounded by `Config::close_timeout`). Pongs,
-//! Close echoes and heartbeats do not wait for the user: the core answers as it decodes. The
-//! driver stops reading while more than `Config::max_message_size` bytes of messages wait
-//! unread, and while a failure waits for the user; receiving wakes it.
+//! **Received data** stays in the core until [`WebSocket::recv`] (or `next_event`, or an
+//! iterator) asks for the next message: that is how the core learns what the application has
+//! read. When a peer breaks the protocol, or sends its Close, behind messages the application
+//! has not finished with, the core acts on it only at the next `recv` (bounded by
+//! `Config::close_timeout`), so replies to them go out before our Close, as with a peer that
+//! reads frame by frame. Pongs, Close echoes and heartbeats do not wait for the user: the core
+//! answers as it decodes. Flow control is the core's, in bytes: the driver reads only while
+//! `Connection::wants_read` says so (unread data, or Pongs the peer asked for and does not
+//! read, over `Config::high_watermark` stop it), and receiving wakes it.
+//! Dropping the receiving handle tells the core that nothing will be read again.
 //!
 //! ## Features
 //! - `rustls`: `wss://` in [`connect`] (rustls with the ring provider and the `webpki-roots`
@@ -76,7 +81,7 @@ mod tls;
 use bytes::Bytes;
 
 pub use client::{ClientConfig, connect, connect_on, connect_request};
-pub use reconnect::{ReconnectingClient, ReconnectingConfig};
+pub use reconnect::{ReconnectEvent, ReconnectingClient, ReconnectingConfig};
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use server::{Server, ServerConfig, accept, accept_with};
@@ -142,15 +147,6 @@ pub enum Incoming {
     Ping(Bytes),
     /// A Pong, e.g. the answer to [`WebSocket::ping`].
     Pong(Bytes),
-}
-
-impl Incoming {
-    fn payload_len(&self) -> usize {
-        match self {
-            Incoming::Message(m) => m.len(),
-            Incoming::Ping(b) | Incoming::Pong(b) => b.len(),
-        }
-    }
 }
 
 /// A per-connection CSPRNG seeded from the operating system.

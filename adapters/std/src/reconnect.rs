@@ -1,26 +1,23 @@
-//! A reconnecting client on the core's [`Session`]: one thread opens transports when the session
-//! asks, reads, and fires timers; sends are queued by the session across reconnects.
+//! A reconnecting client on the core's [`Supervisor`]: one thread asks the supervisor when to
+//! connect, connects, runs each connection with the ordinary driver, and reports its end.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant as StdInstant};
 
+use bytes::Bytes;
 use tether::handshake::ClientRequest;
 use tether::reconnect::{
-    ReconnectConfig, Session, SessionAction, SessionConfig, SessionEvent, SessionSendError,
+    ReconnectConfig, SessionConfig, SessionSendError, Supervisor, SupervisorAction, SupervisorEvent,
 };
-use tether::{CloseCode, CloseError, Message};
+use tether::{CloseCode, CloseError, Connection, Data, DataKind, Event, Instant, Message, Role};
 
 use crate::client::{ClientConfig, open_transport};
-use crate::driver::now;
-use crate::stream::{MaybeTlsReader, MaybeTlsWriter, ReadHalf, SplitStream, WriteHalf};
-
-/// Most output bytes copied out of the session per `write` call.
-const WRITE_CHUNK: usize = 256 << 10;
+use crate::driver::{Shared, State, Who, now};
+use crate::stream::{MaybeTlsWriter, SplitStream};
 
 /// How a [`ReconnectingClient`] behaves: the transport (connect timeout, TLS), the connection
-/// configuration, the reconnect policy and the session's queue.
+/// configuration, the reconnect policy and the supervisor's queue.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ReconnectingConfig {
@@ -40,210 +37,174 @@ impl ReconnectingConfig {
     }
 }
 
-struct State {
-    session: Session,
-    writer: Option<(MaybeTlsWriter, Vec<u8>)>,
-    /// A flusher holds the writer.
-    busy: bool,
-    /// The session asked to close the transport while the writer was busy.
-    close_pending: bool,
-    events: VecDeque<SessionEvent>,
-    /// The manager thread has ended.
+/// What a [`ReconnectingClient`] hands out, in order: what each connection received, and what
+/// the supervisor decided.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReconnectEvent {
+    /// A connection's opening handshake completed. The on-open messages and the queue are being
+    /// sent.
+    Connected {
+        /// Which attempt succeeded, counted from 1 since the client started or last connected.
+        attempt: u32,
+        /// From this attempt's start (the connect) to the completed handshake.
+        took: Duration,
+        /// The subprotocol the server selected.
+        subprotocol: Option<String>,
+    },
+    /// A complete message from the server.
+    Message(Message),
+    /// Streaming mode (`Config::streaming`): a message of this kind begins.
+    MessageStart(DataKind),
+    /// Streaming mode: the next bytes of the current message.
+    MessageChunk(Bytes),
+    /// Streaming mode: the current message is complete.
+    MessageEnd,
+    /// The server's Ping (the Pong was already sent).
+    Ping(Bytes),
+    /// A Pong that does not answer the heartbeat.
+    Pong(Bytes),
+    /// The supervisor's news: a disconnection with the next delay, messages dropped from the
+    /// queue, and the terminal [`GaveUp`](SupervisorEvent::GaveUp) or
+    /// [`Stopped`](SupervisorEvent::Stopped).
+    Supervisor(SupervisorEvent),
+}
+
+impl ReconnectEvent {
+    /// Whether this is the last event (the supervisor gave up or stopped).
+    #[must_use]
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, ReconnectEvent::Supervisor(e) if e.is_terminal())
+    }
+}
+
+/// The supervisor and what the user has not seen of it, kept in the driver's shared state.
+pub(crate) struct Supervised {
+    pub(crate) sup: Supervisor,
+    /// Supervisor events, each with the generation of the connection current when it happened:
+    /// those of an earlier generation come before what the current connection received.
+    events: VecDeque<(u64, SupervisorEvent)>,
+    /// Connections handed out so far.
+    generation: u64,
+    /// The current connection's attempt and when it started.
+    attempt: u32,
+    started: Instant,
+    /// The client's thread has ended.
     done: bool,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    cond: Condvar,
+impl Supervised {
+    fn collect(&mut self) {
+        while let Some(event) = self.sup.poll_event() {
+            self.events.push_back((self.generation, event));
+        }
+    }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
+type Guard<'a> = MutexGuard<'a, State<MaybeTlsWriter>>;
 
-    fn settle(&self, st: &mut State) {
-        let mut changed = false;
-        while let Some(event) = st.session.poll_event() {
-            st.events.push_back(event);
-            changed = true;
-        }
-        if changed {
-            self.cond.notify_all();
-        }
-    }
+fn supervised(st: &mut State<MaybeTlsWriter>) -> &mut Supervised {
+    st.supervised
+        .as_deref_mut()
+        .expect("a reconnecting client's state has a supervisor")
+}
 
-    /// Writes the session's output while the writer is free; closes it if asked meanwhile.
-    fn flush<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        if st.busy {
-            return st;
+/// The client's thread: connect when the supervisor says so, run the connection with the
+/// ordinary driver, report its end, until the supervisor finishes.
+fn run(shared: Arc<Shared<MaybeTlsWriter>>, request: ClientRequest, config: ClientConfig) {
+    let mut st = shared.lock();
+    loop {
+        // The next attempt waits until the user has received what the last connection did:
+        // received data is never dropped, and never more than one connection's worth is held.
+        let behind = st.handles > 0 && st.conn.has_unread_data();
+        let s = supervised(&mut st);
+        if !behind && s.sup.poll_timeout().is_some_and(|t| t <= now()) {
+            s.sup.handle_timeout(now());
         }
-        let Some((mut w, mut scratch)) = st.writer.take() else {
-            return st;
+        while let Some(action) = supervised(&mut st).sup.poll_action() {
+            // Connecting is synchronous here, bounded by the client's timeouts: an abandoned
+            // attempt has nothing to cancel, and its transport is dropped on arrival.
+            if let SupervisorAction::Connect { attempt } = action {
+                st = connect(&shared, st, attempt, &request, &config);
+            }
+        }
+        let s = supervised(&mut st);
+        s.collect();
+        if s.sup.is_finished() {
+            s.done = true;
+            shared.wake(&st);
+            return;
+        }
+        let wait = match s.sup.poll_timeout() {
+            // Woken by the user's reads.
+            _ if behind => None,
+            Some(t) if t <= now() => continue,
+            Some(t) => Some(t - now()),
+            None => None,
         };
-        st.busy = true;
-        while st.session.pending_output().is_some() && !st.close_pending {
-            scratch.clear();
-            for s in st.session.output_slices() {
-                let room = WRITE_CHUNK - scratch.len();
-                if room == 0 {
-                    break;
-                }
-                scratch.extend_from_slice(&s[..s.len().min(room)]);
-            }
-            let timeout = st
-                .session
-                .poll_timeout()
-                .map(|t| (t - now()).max(Duration::from_millis(1)));
-            drop(st);
-            let _ = w.set_write_timeout(timeout);
-            let result = w.write(&scratch).and_then(|n| w.flush().map(|()| n));
-            st = self.lock();
-            let now = now();
-            match result {
-                Ok(n) if n > 0 => st.session.consume_output(n),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    st.session.handle_timeout(now)
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                _ => st.session.handle_eof(now),
-            }
-            self.settle(&mut st);
-        }
-        st.busy = false;
-        if std::mem::take(&mut st.close_pending) {
-            drop(st);
-            let _ = w.shutdown();
-            st = self.lock();
-        } else {
-            st.writer = Some((w, scratch));
-        }
-        self.cond.notify_all();
-        st
+        shared.wake(&st);
+        st = shared.sleep(st, wait);
     }
+}
 
-    /// Carries out the session's transport actions. Returns a new reader when a transport
-    /// opened, and `Some(None)` when the current one must be dropped.
-    fn act<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State>,
-        request: &ClientRequest,
-        config: &ClientConfig,
-    ) -> (MutexGuard<'a, State>, Option<Option<MaybeTlsReader>>) {
-        let mut change = None;
-        while let Some(action) = st.session.poll_action() {
-            match action {
-                SessionAction::Connect { .. } => {
-                    drop(st);
-                    let opened = open_transport(request, config).and_then(|s| {
-                        s.split(config.config.handshake_timeout)
-                            .map_err(crate::Error::Io)
-                    });
-                    st = self.lock();
-                    match opened {
-                        Ok((r, w)) => {
-                            st.session.transport_connected(now());
-                            st.writer = Some((w, Vec::new()));
-                            change = Some(Some(r));
-                        }
-                        Err(e) => st.session.connect_failed(now(), &e.to_string()),
-                    }
-                }
-                SessionAction::CloseTransport => {
-                    change = Some(None);
-                    if st.busy {
-                        st.close_pending = true;
-                    } else if let Some((mut w, _)) = st.writer.take() {
-                        drop(st);
-                        let _ = w.shutdown();
-                        st = self.lock();
-                    }
-                }
-                _ => {}
-            }
+/// One attempt: opens the transport and, if the supervisor still wants it, runs the connection
+/// on it until the transport is closed.
+fn connect<'a>(
+    shared: &'a Shared<MaybeTlsWriter>,
+    st: Guard<'a>,
+    attempt: u32,
+    request: &ClientRequest,
+    config: &ClientConfig,
+) -> Guard<'a> {
+    let started = now();
+    drop(st);
+    let opened = open_transport(request, config).and_then(|s| {
+        s.split(config.config.handshake_timeout)
+            .map_err(crate::Error::Io)
+    });
+    let mut st = shared.lock();
+    let (reader, writer) = match opened {
+        Ok(halves) => halves,
+        Err(e) => {
+            supervised(&mut st)
+                .sup
+                .connect_failed(now(), &e.to_string());
+            return st;
         }
-        (st, change)
-    }
-
-    fn run(self: Arc<Self>, request: ClientRequest, config: ClientConfig) {
-        let mut reader: Option<MaybeTlsReader> = None;
-        let mut buf = vec![0u8; config.config.read_buffer_size.max(4096)];
-        let mut st = self.lock();
-        loop {
-            let now = now();
-            if st.session.poll_timeout().is_some_and(|t| t <= now) {
-                st.session.handle_timeout(now);
-            }
-            let (g, change) = self.act(st, &request, &config);
-            st = g;
-            if let Some(r) = change {
-                reader = r;
-            }
-            self.settle(&mut st);
-            st = self.flush(st);
-            if st.session.is_finished() && reader.is_none() {
-                st.done = true;
-                self.cond.notify_all();
-                return;
-            }
-            let timeout = st
-                .session
-                .poll_timeout()
-                .map(|t| (t - self::now()).max(Duration::from_millis(1)));
-            let readable = st.session.wants_read() && !st.close_pending;
-            match reader.as_mut().filter(|_| readable) {
-                Some(r) => {
-                    drop(st);
-                    let _ = r.set_read_timeout(timeout);
-                    let result = r.read(&mut buf);
-                    st = self.lock();
-                    let now = self::now();
-                    match result {
-                        Ok(0) => {
-                            st.session.handle_eof(now);
-                            reader = None;
-                        }
-                        Ok(n) => st.session.handle_data(now, &buf[..n]),
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                ErrorKind::WouldBlock
-                                    | ErrorKind::TimedOut
-                                    | ErrorKind::Interrupted
-                            ) => {}
-                        Err(_) => {
-                            st.session.handle_eof(now);
-                            reader = None;
-                        }
-                    }
-                }
-                None => {
-                    st = match timeout {
-                        Some(d) => {
-                            self.cond
-                                .wait_timeout(st, d)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0
-                        }
-                        None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
-                    };
-                }
-            }
-        }
-    }
+    };
+    let s = supervised(&mut st);
+    let Some(conn) = s.sup.transport_connected(now()) else {
+        return st;
+    };
+    s.generation += 1;
+    (s.attempt, s.started) = (attempt, started);
+    st.replace(conn, writer);
+    drop(st);
+    shared.run(reader);
+    let mut st = shared.lock();
+    let st_ref = &mut *st;
+    let s = st_ref.supervised.as_deref_mut().expect("supervised");
+    s.sup.connection_ended(now(), &mut st_ref.conn);
+    st
 }
 
 /// A client that reconnects: it opens a connection for `request`, and when it drops, comes
 /// back as the [`ReconnectConfig`] says (backoff with jitter; it gives up on a 401, a 1008,
-/// ...). Messages sent while disconnected wait in the session's queue and go out, in order,
-/// on the next connection.
+/// ...). Messages sent while disconnected wait in the supervisor's queue (bounded, see
+/// [`SessionConfig`]) and go out, in order, on the next connection.
 ///
-/// Events (messages, `Connected`, `Disconnected` with the reason and the retry time, `GaveUp`,
-/// `Stopped`) come from [`next_event`](ReconnectingClient::next_event). A manager thread does
-/// the connecting, reading and timers, so heartbeats flow while the user is busy. Dropping the
-/// client closes it with 1000.
+/// Everything comes from [`next_event`](ReconnectingClient::next_event), in order: `Connected`,
+/// the messages, Pings and Pongs each connection received, and the supervisor's events
+/// (`Disconnected` with the reason and the retry time, `GaveUp`, `Stopped`). A thread does the
+/// connecting, reading and timers, so heartbeats flow while the user is busy.
+///
+/// Received messages stay in the connection until `next_event` takes them: a client that does
+/// not receive holds at most the core's flow-control allowance (`Config::high_watermark`), and
+/// the server is pushed back beyond that. A new connection is opened only once everything the
+/// previous one received has been taken, so nothing received is dropped. Dropping the client
+/// closes it with 1000.
 pub struct ReconnectingClient {
-    shared: Arc<Shared>,
+    shared: Arc<Shared<MaybeTlsWriter>>,
 }
 
 impl std::fmt::Debug for ReconnectingClient {
@@ -253,12 +214,12 @@ impl std::fmt::Debug for ReconnectingClient {
 }
 
 impl ReconnectingClient {
-    /// Starts the session for a `ws://` or `wss://` URL; the first connect begins at once.
+    /// Starts the client for a `ws://` or `wss://` URL; the first connect begins at once.
     pub fn connect(url: &str, config: ReconnectingConfig) -> Result<Self, crate::Error> {
         Self::connect_request(ClientRequest::new(url)?, config)
     }
 
-    /// Starts the session for a request with subprotocols or extra headers.
+    /// Starts the client for a request with subprotocols or extra headers.
     pub fn connect_request(
         request: ClientRequest,
         config: ReconnectingConfig,
@@ -268,42 +229,48 @@ impl ReconnectingClient {
             reconnect,
             session,
         } = config;
-        let session = Session::new(
+        let now = now();
+        let sup = Supervisor::new(
             request.clone(),
             client.config.clone(),
             reconnect,
             session,
             crate::rng(),
-            now(),
+            now,
         );
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                session,
-                writer: None,
-                busy: false,
-                close_pending: false,
-                events: VecDeque::new(),
-                done: false,
-            }),
-            cond: Condvar::new(),
-        });
-        let manager = Arc::clone(&shared);
+        // Until the first transport opens, the state holds an ended connection with nothing
+        // in it.
+        let mut idle = Connection::open(Role::Client, client.config.clone(), crate::rng(), now);
+        idle.abort();
+        while idle.poll_event().is_some() {}
+        let supervised = Supervised {
+            sup,
+            events: VecDeque::new(),
+            generation: 0,
+            attempt: 0,
+            started: now,
+            done: false,
+        };
+        let shared = Shared::new(idle, None, None, Some(Box::new(supervised)));
+        let thread = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("tether-reconnect".into())
-            .spawn(move || manager.run(request, client))?;
+            .spawn(move || run(thread, request, client))?;
         Ok(ReconnectingClient { shared })
     }
 
     /// Sends `message` now if connected, or queues it for the next connection. Refused when
-    /// the queue is full (per `SessionConfig::overflow`) or the session ended; the error hands
-    /// the message back.
+    /// the queue is full (per `SessionConfig::overflow`) or the client is closing or ended; the
+    /// error hands the message back. While connected it returns once the message is written
+    /// to the transport, or queued behind output the server has not taken yet.
     pub fn send(&self, message: Message) -> Result<(), SessionSendError> {
         let mut st = self.shared.lock();
-        st.session.send(message)?;
-        let st = self.shared.flush(st);
-        self.shared.cond.notify_all();
-        drop(st);
-        Ok(())
+        let s = supervised(&mut st);
+        let result = s.sup.send(message);
+        s.collect();
+        self.shared.wake(&st);
+        drop(self.shared.drive(st, Who::User));
+        result
     }
 
     /// Sends (or queues) a text message.
@@ -313,7 +280,7 @@ impl ReconnectingClient {
 
     /// The next event, blocking; `None` after the terminal event (`GaveUp` or `Stopped`) was
     /// handed out.
-    pub fn next_event(&self) -> Option<SessionEvent> {
+    pub fn next_event(&self) -> Option<ReconnectEvent> {
         self.next_until(None).ok().flatten()
     }
 
@@ -322,72 +289,125 @@ impl ReconnectingClient {
     pub fn next_event_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<Option<SessionEvent>, crate::Error> {
+    ) -> Result<Option<ReconnectEvent>, crate::Error> {
         self.next_until(StdInstant::now().checked_add(timeout))
     }
 
-    fn next_until(&self, until: Option<StdInstant>) -> Result<Option<SessionEvent>, crate::Error> {
-        let mut st = self.shared.lock();
-        loop {
-            if let Some(event) = st.events.pop_front() {
-                return Ok(Some(event));
-            }
-            if st.done {
-                return Ok(None);
-            }
-            let wait = match until {
-                Some(u) => match u.checked_duration_since(StdInstant::now()) {
-                    Some(d) if !d.is_zero() => Some(d),
-                    _ => return Err(crate::Error::Timeout),
-                },
-                None => None,
-            };
-            st = match wait {
-                Some(d) => {
-                    self.shared
-                        .cond
-                        .wait_timeout(st, d)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+    /// What the current connection has for the user: its events first, then its data.
+    fn take(&self, st: &mut State<MaybeTlsWriter>) -> Option<ReconnectEvent> {
+        while let Some(event) = st.conn.poll_event() {
+            match event {
+                Event::Connected { subprotocol } => {
+                    let s = supervised(st);
+                    let (attempt, started) = (s.attempt, s.started);
+                    let took = st.conn.opened_at().map_or(Duration::ZERO, |t| t - started);
+                    return Some(ReconnectEvent::Connected {
+                        attempt,
+                        took,
+                        subprotocol,
+                    });
                 }
-                None => self.shared.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
-            };
+                Event::Ping(p) => return Some(ReconnectEvent::Ping(p)),
+                Event::Pong(p) => return Some(ReconnectEvent::Pong(p)),
+                // The end is told by the supervisor's `Disconnected`.
+                _ => {}
+            }
+        }
+        loop {
+            return Some(match self.shared.read(st)? {
+                Data::Message(m) => ReconnectEvent::Message(m),
+                Data::MessageStart(kind) => ReconnectEvent::MessageStart(kind),
+                Data::MessageChunk(chunk) => ReconnectEvent::MessageChunk(chunk),
+                Data::MessageEnd => ReconnectEvent::MessageEnd,
+                _ => continue,
+            });
         }
     }
 
-    /// Ends the session with `code` and `reason` (no more reconnects) and waits until its
-    /// manager thread finished; the terminal event stays available from `next_event`.
-    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), crate::Error> {
+    fn next_until(
+        &self,
+        until: Option<StdInstant>,
+    ) -> Result<Option<ReconnectEvent>, crate::Error> {
         let mut st = self.shared.lock();
-        match st.session.close(now(), code.into(), reason) {
-            Ok(()) | Err(CloseError::AlreadyClosing) | Err(CloseError::Closed) => {}
-            Err(e) => return Err(crate::Error::Close(e)),
+        loop {
+            let s = supervised(&mut st);
+            if s.events.front().is_some_and(|(g, _)| *g < s.generation) {
+                let (_, event) = s.events.pop_front().expect("an event");
+                return Ok(Some(ReconnectEvent::Supervisor(event)));
+            }
+            if let Some(event) = self.take(&mut st) {
+                return Ok(Some(event));
+            }
+            if Shared::needs_drive(&st) {
+                st = self.shared.drive(st, Who::User);
+                continue;
+            }
+            let s = supervised(&mut st);
+            if let Some((_, event)) = s.events.pop_front() {
+                return Ok(Some(ReconnectEvent::Supervisor(event)));
+            }
+            if s.done {
+                return Ok(None);
+            }
+            let (g, timed_out) = self.shared.wait(st, until);
+            st = g;
+            if timed_out {
+                return Err(crate::Error::Timeout);
+            }
         }
-        st = self.shared.flush(st);
-        self.shared.cond.notify_all();
-        while !st.done {
-            st = self.shared.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// Ends the client with `code` and `reason` (no more reconnects): closes the live
+    /// connection, if any, and waits until the client's thread finished; the terminal event
+    /// stays available from `next_event`.
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), crate::Error> {
+        let code = code.into();
+        if !code.is_sendable() {
+            return Err(crate::Error::Close(CloseError::InvalidCode(code.0)));
+        }
+        if reason.len() > tether::close::MAX_REASON_LEN {
+            return Err(crate::Error::Close(CloseError::ReasonTooLong(reason.len())));
+        }
+        let mut st = self.stop(code, reason);
+        while !supervised(&mut st).done {
+            st = self.shared.wait(st, None).0;
         }
         Ok(())
     }
 
+    /// Tells the supervisor to stop and closes the live connection (or abandons its opening
+    /// handshake).
+    fn stop(&self, code: CloseCode, reason: &str) -> Guard<'_> {
+        let mut st = self.shared.lock();
+        let now = now();
+        let s = supervised(&mut st);
+        s.sup.close(now);
+        s.collect();
+        if s.sup.has_connection() && st.conn.close(now, code, reason) == Err(CloseError::NotOpen) {
+            st.conn.abort();
+        }
+        self.shared.wake(&st);
+        self.shared.drive(st, Who::User)
+    }
+
     /// Whether a connection is open now.
     pub fn is_open(&self) -> bool {
-        self.shared.lock().session.is_open()
+        self.shared.lock().conn.is_open()
     }
 
     /// Messages waiting in the queue for a connection.
     pub fn queued_messages(&self) -> usize {
-        self.shared.lock().session.queued_messages()
+        supervised(&mut self.shared.lock()).sup.queued_messages()
     }
 }
 
 impl Drop for ReconnectingClient {
     fn drop(&mut self) {
-        let mut st = self.shared.lock();
-        let _ = st.session.close(now(), CloseCode::NORMAL, "");
-        let st = self.shared.flush(st);
-        self.shared.cond.notify_all();
-        drop(st);
+        let mut st = self.stop(CloseCode::NORMAL, "");
+        st.handles = 0;
+        st.receiving = false;
+        st.conn.discard_incoming();
+        self.shared.wake(&st);
+        drop(self.shared.drive(st, Who::User));
     }
 }

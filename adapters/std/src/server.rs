@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use tether::handshake::{Accept, Reject, Request, ServerPolicy};
-use tether::{CloseCause, Config, Connection};
+use tether::{CloseCause, Config, Connection, Event};
 
 use crate::driver::{Shared, now};
 use crate::socket::{Handle, WebSocket};
@@ -89,7 +89,14 @@ fn handshake<S: SplitStream>(
     let handle = Handle::<S>::new_pending(shared);
     let mut st = handle.shared.lock();
     let request = loop {
-        if let Some(request) = st.request.take() {
+        let mut request = None;
+        while let Some(event) = st.conn.poll_event() {
+            if let Event::Request(r) = event {
+                request = Some(r);
+                break;
+            }
+        }
+        if let Some(request) = request {
             break request;
         }
         if st.transport_done {
@@ -126,7 +133,7 @@ fn handshake<S: SplitStream>(
 }
 
 fn server_error<W>(st: &mut crate::driver::State<W>) -> Error {
-    match st.closed.take() {
+    match st.conn.closed().cloned() {
         Some(c) => match c.cause {
             CloseCause::HandshakeRejected { status } => Error::Rejected { status },
             CloseCause::HandshakeTimeout => Error::HandshakeTimeout,

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
-use tether::{CloseCause, CloseCode, CloseError, Closed, Connection, DataKind, Initiator, Message};
-use tether::{SendError, SendErrorKind};
+use tether::{CloseCause, CloseCode, CloseError, Closed, Connection, Data, DataKind, Event};
+use tether::{Initiator, Message, SendError, SendErrorKind};
 
-use crate::driver::{Shared, now};
+use crate::driver::{Shared, State, Who, now};
 use crate::stream::{MaybeTlsStream, SplitStream};
 use crate::{Error, Incoming};
 
@@ -15,6 +15,8 @@ use crate::{Error, Incoming};
 pub(crate) struct Handle<S: SplitStream> {
     pub(crate) shared: Arc<Shared<S::Writer>>,
     subprotocol: Option<Arc<str>>,
+    /// This handle receives (a [`WebSocket`] or a [`WsReader`]).
+    receives: bool,
 }
 
 impl<S: SplitStream> Handle<S> {
@@ -23,6 +25,7 @@ impl<S: SplitStream> Handle<S> {
         Handle {
             shared,
             subprotocol: None,
+            receives: true,
         }
     }
 
@@ -32,15 +35,19 @@ impl<S: SplitStream> Handle<S> {
         self
     }
 
+    /// Another handle to the same connection, for sending only.
     fn another(&self) -> Self {
         self.shared.lock().handles += 1;
         Handle {
             shared: Arc::clone(&self.shared),
             subprotocol: self.subprotocol.clone(),
+            receives: false,
         }
     }
 
-    /// Runs a command, waiting for room while the output buffer is full, then writes it out.
+    /// Runs a command, then writes it out. While the core's output is over its high watermark
+    /// the command is refused ([`SendErrorKind::BufferFull`]): this waits until the output has
+    /// been written (writing it, or woken by the thread that does) and tries again.
     fn command<T>(
         &self,
         mut item: T,
@@ -61,7 +68,7 @@ impl<S: SplitStream> Handle<S> {
             }
         }
         let st = self.shared.flush_all(st);
-        match &st.closed {
+        match st.conn.closed() {
             Some(closed) if st.transport_done && !closed.clean => {
                 Err(Error::Closed(closed.clone()))
             }
@@ -81,28 +88,43 @@ impl<S: SplitStream> Handle<S> {
         self.command(payload, |conn, p| conn.ping(p))
     }
 
+    /// The next Ping or Pong event, else the next received message, from the core.
+    fn take(&self, st: &mut State<S::Writer>) -> Option<Incoming> {
+        while let Some(event) = st.conn.poll_event() {
+            match event {
+                Event::Ping(p) => return Some(Incoming::Ping(p)),
+                Event::Pong(p) => return Some(Incoming::Pong(p)),
+                _ => {}
+            }
+        }
+        loop {
+            // Streaming mode's pieces are not delivered by this adapter.
+            if let Data::Message(m) = self.shared.read(st)? {
+                return Some(Incoming::Message(m));
+            }
+        }
+    }
+
     fn next(&self, until: Option<StdInstant>) -> Option<Result<Incoming, Error>> {
         let mut st = self.shared.lock();
         loop {
-            if let Some(item) = st.pop_event(&self.shared.cond) {
+            if let Some(item) = self.take(&mut st) {
                 return Some(Ok(item));
             }
-            let (g, item) = self.shared.pull(st);
-            st = g;
-            if let Some(item) = item {
-                return Some(Ok(item));
-            }
-            if !st.events.is_empty() {
+            // An empty read may have let the core act on a Close or a violation that waited
+            // for us: write its answer, then look again.
+            if Shared::needs_drive(&st) {
+                st = self.shared.drive(st, Who::User);
                 continue;
             }
-            if st.finished() {
-                return match &st.closed {
+            if st.transport_done {
+                return match st.conn.closed() {
                     Some(closed) if closed.clean => None,
                     Some(closed) => Some(Err(Error::Closed(closed.clone()))),
                     None => Some(Err(Error::Closed(lost()))),
                 };
             }
-            let (g, timed_out) = self.shared.wait_for_event(st, until);
+            let (g, timed_out) = self.shared.wait(st, until);
             st = g;
             if timed_out {
                 return Some(Err(Error::Timeout));
@@ -128,11 +150,11 @@ impl<S: SplitStream> Handle<S> {
         }
         st = self.shared.flush_all(st);
         let st = self.shared.wait_finished(st);
-        Ok(st.closed.clone().unwrap_or_else(lost))
+        Ok(st.conn.closed().cloned().unwrap_or_else(lost))
     }
 
     fn closed(&self) -> Option<Closed> {
-        self.shared.lock().closed.clone()
+        self.shared.lock().conn.closed().cloned()
     }
 
     fn rtt(&self) -> Option<Duration> {
@@ -142,7 +164,7 @@ impl<S: SplitStream> Handle<S> {
 
 impl<S: SplitStream> Drop for Handle<S> {
     fn drop(&mut self) {
-        self.shared.release();
+        self.shared.release(self.receives);
     }
 }
 
@@ -168,12 +190,17 @@ fn deadline(timeout: Duration) -> Option<StdInstant> {
 /// between threads (e.g. in an `Arc`), or [`split`](WebSocket::split) into a reader and a
 /// writer. Dropping the last handle of an open connection closes it with 1001 (going away) in
 /// the background.
+///
+/// Received messages wait in the core until they are received; while more than
+/// `Config::high_watermark` bytes wait, the connection stops reading and the peer is pushed
+/// back.
 pub struct WebSocket<S: SplitStream = MaybeTlsStream> {
     handle: Handle<S>,
 }
 
 /// The receiving half of a [`WebSocket`], from [`WebSocket::split`]. It is also an iterator
-/// over received messages.
+/// over received messages. Dropping it says nothing will be received any more: what arrives
+/// from then on is dropped (Pongs, heartbeats and the close handshake still flow).
 pub struct WsReader<S: SplitStream = MaybeTlsStream> {
     handle: Handle<S>,
     done: bool,

@@ -12,7 +12,8 @@ use std::time::Duration;
 /// For a stream of your own, implement it with:
 /// - a read half whose read timeout can be set, so the driver wakes for the next deadline;
 /// - a write half whose write timeout can be set, so a blocked writer notices timers;
-/// - a `shutdown` on the write half that also wakes a read blocked on the read half (as
+/// - a `shutdown_write` on the write half that ends the output only (TCP FIN, TLS close_notify)
+///   while reads go on, and a `shutdown` that also wakes a read blocked on the read half (as
 ///   `shutdown(Shutdown::Both)` does for sockets).
 pub trait SplitStream: Send + 'static {
     /// The half the driver thread reads from.
@@ -36,6 +37,10 @@ pub trait WriteHalf: Write + Send + 'static {
     /// Bounds the next writes (`None`: block until written). A write that times out without
     /// writing anything fails with `WouldBlock` or `TimedOut`.
     fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Half-closes the transport: ends the output (the peer reads its end of stream) and lets
+    /// the read half go on reading. The core asks for it after a close handshake
+    /// ([`TransportAction::Shutdown`](tether::TransportAction::Shutdown), RFC 6455 §7.1.1).
+    fn shutdown_write(&mut self) -> io::Result<()>;
     /// Closes the transport in both directions; a read blocked on the read half must return.
     fn shutdown(&mut self) -> io::Result<()>;
 }
@@ -58,6 +63,9 @@ impl ReadHalf for TcpStream {
 impl WriteHalf for TcpStream {
     fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_write_timeout(self, timeout)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        TcpStream::shutdown(self, Shutdown::Write)
     }
     fn shutdown(&mut self) -> io::Result<()> {
         TcpStream::shutdown(self, Shutdown::Both)
@@ -86,6 +94,9 @@ mod unix {
     impl WriteHalf for UnixStream {
         fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
             UnixStream::set_write_timeout(self, timeout)
+        }
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            UnixStream::shutdown(self, Shutdown::Write)
         }
         fn shutdown(&mut self) -> io::Result<()> {
             UnixStream::shutdown(self, Shutdown::Both)
@@ -187,6 +198,13 @@ impl WriteHalf for MaybeTlsWriter {
             MaybeTlsWriter::Plain(s) => WriteHalf::set_write_timeout(s, timeout),
             #[cfg(feature = "rustls")]
             MaybeTlsWriter::Rustls(s) => s.set_write_timeout(timeout),
+        }
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        match self {
+            MaybeTlsWriter::Plain(s) => WriteHalf::shutdown_write(s),
+            #[cfg(feature = "rustls")]
+            MaybeTlsWriter::Rustls(s) => s.shutdown_write(),
         }
     }
     fn shutdown(&mut self) -> io::Result<()> {

@@ -35,6 +35,8 @@ pub struct TlsWriter {
     sock: TcpStream,
     /// Records not yet written to the socket.
     pending: Vec<u8>,
+    /// Our close_notify was queued.
+    notified: bool,
 }
 
 impl std::fmt::Debug for TlsReader {
@@ -87,6 +89,7 @@ where
             tls,
             sock,
             pending: Vec::new(),
+            notified: false,
         };
         Ok((reader, writer))
     }
@@ -144,6 +147,15 @@ impl TlsWriter {
         Ok(())
     }
 
+    /// Sends our close_notify (once), with everything before it.
+    fn close_notify(&mut self) -> io::Result<()> {
+        if !self.notified {
+            self.notified = true;
+            lock(&self.tls).send_close_notify();
+        }
+        self.flush()
+    }
+
     fn write_pending(&mut self) -> io::Result<()> {
         while !self.pending.is_empty() {
             match self.sock.write(&self.pending) {
@@ -184,9 +196,13 @@ impl WriteHalf for TlsWriter {
         self.sock.set_write_timeout(timeout)
     }
 
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.close_notify()?;
+        self.sock.shutdown(Shutdown::Write)
+    }
+
     fn shutdown(&mut self) -> io::Result<()> {
-        lock(&self.tls).send_close_notify();
-        let _ = self.flush();
+        let _ = self.close_notify();
         self.sock.shutdown(Shutdown::Both)
     }
 }

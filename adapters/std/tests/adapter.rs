@@ -505,12 +505,16 @@ fn handshake_timeout_bounds_a_silent_client() {
 
 #[test]
 fn pipelined_large_messages_do_not_deadlock() {
-    // Both ends write big messages while the other is also writing: the drivers keep reading
-    // while the users' threads write.
+    // Both ends write big messages (larger than the default high watermark) while the other
+    // is also writing: the drivers keep reading while the users' threads write, because the
+    // application's own output never stops reading (only the peer's Pongs do).
     const COUNT: usize = 6;
-    let addr = echo_server(ServerConfig::new().config(big_config()));
+    let config = big_config();
+    let addr = echo_server(ServerConfig::new().config(config.clone()));
     bounded(move || {
-        let (reader, writer) = client(addr).split();
+        let (ws, _) =
+            connect(&format!("ws://{addr}/"), ClientConfig::new().config(config)).unwrap();
+        let (reader, writer) = ws.split();
         let sender = thread::spawn(move || {
             for i in 0..COUNT {
                 writer.send_binary(vec![i as u8; 8 << 20]).unwrap();
@@ -632,4 +636,115 @@ fn a_deferred_failure_happens_after_the_close_timeout_while_the_user_is_idle() {
         bounded(move || ws.recv()),
         Some(Err(Error::Closed(closed))) if closed.code == CloseCode::PROTOCOL_ERROR
     ));
+}
+
+#[test]
+fn a_reply_goes_out_before_the_close_for_a_violation_that_comes_later() {
+    // The user has received a message and is about to answer it when, 100 ms later, the peer
+    // breaks the protocol: the answer still reaches the peer before our Close 1002.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (received_tx, received_rx) = mpsc::channel::<()>();
+    let (violated_tx, violated_rx) = mpsc::channel::<()>();
+    let peer = thread::spawn(move || {
+        let mut sock = raw_upgrade(&listener);
+        sock.write_all(&[0x81, 1, b'a']).unwrap();
+        received_rx.recv_timeout(LIMIT).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        // A Ping, then a frame with RSV2 set, in one write: the Pong shows that the client's
+        // driver has read the violation as well.
+        sock.write_all(&[0x89, 1, b'p', 0xa1, 1, b'x']).unwrap();
+        assert_eq!(read_client_frame(&mut sock), (0x8a, b"p".to_vec()));
+        violated_tx.send(()).unwrap();
+        (read_client_frame(&mut sock), read_client_frame(&mut sock))
+    });
+    let end = bounded(move || {
+        let ws = client(addr);
+        let message = ws.recv().unwrap().unwrap();
+        received_tx.send(()).unwrap();
+        violated_rx.recv_timeout(LIMIT).unwrap();
+        ws.send(message).unwrap();
+        ws.recv()
+    });
+    match end {
+        Some(Err(Error::Closed(closed))) => {
+            assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR, "{closed:?}");
+        }
+        other => panic!("expected the protocol error, got {other:?}"),
+    }
+    let (reply, close) = peer.join().unwrap();
+    assert_eq!(reply, (0x81, b"a".to_vec()), "the reply first");
+    assert_eq!(close.0, 0x88, "then our Close");
+    assert_eq!(close.1[..2], 1002u16.to_be_bytes());
+}
+
+#[test]
+fn a_reply_to_a_message_that_came_with_the_close_goes_out_before_the_echo() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        let mut sock = raw_upgrade(&listener);
+        // A question and the Close (1000) in one write.
+        sock.write_all(&[0x81, 1, b'q', 0x88, 2, 0x03, 0xe8])
+            .unwrap();
+        let frames = (read_client_frame(&mut sock), read_client_frame(&mut sock));
+        // The server closes the TCP connection first (RFC 6455 §7.1.1).
+        drop(sock);
+        frames
+    });
+    let (end, closed) = bounded(move || {
+        let ws = client(addr);
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("q"));
+        ws.send_text("r").unwrap();
+        (ws.recv(), ws.closed())
+    });
+    assert!(end.is_none(), "a clean end: {end:?}");
+    let closed = closed.unwrap();
+    assert!(closed.clean, "{closed:?}");
+    assert_eq!(closed.code, CloseCode::NORMAL);
+    let (reply, echo) = peer.join().unwrap();
+    assert_eq!(reply, (0x81, b"r".to_vec()), "the reply first");
+    assert_eq!(
+        echo,
+        (0x88, 1000u16.to_be_bytes().to_vec()),
+        "then the echo"
+    );
+}
+
+#[test]
+fn a_server_half_closes_after_the_close_handshake() {
+    // RFC 6455 §7.1.1: the server closes the TCP connection first. It shuts down its side and
+    // reads on until the client's end of stream.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        (ws.recv_timeout(LIMIT).is_none(), ws.closed())
+    });
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        sock,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(std::io::Read::read(&mut sock, &mut byte).unwrap(), 1);
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    // A masked Close 1000 (key 0, so the payload reads as is).
+    sock.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8])
+        .unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut sock, &mut rest).expect("the server's end of stream");
+    assert_eq!(rest, [0x88, 2, 0x03, 0xe8], "the echo, then end of stream");
+    drop(sock);
+    let (clean_end, closed) = bounded(move || server.join().unwrap());
+    assert!(clean_end);
+    assert!(closed.unwrap().clean);
 }

@@ -1,5 +1,5 @@
 //! A paused driver sleeps: while the core does not want to read (a failure waits behind unread
-//! messages, or unread messages hold more than `max_message_size`), the driver thread uses no
+//! messages, or unread messages hold more than `high_watermark`), the driver thread uses no
 //! CPU until the user receives. Linux only: it reads the thread's CPU time from `/proc`. A test
 //! binary of its own, so no other connection's driver runs in the process.
 #![cfg(target_os = "linux")]
@@ -37,7 +37,7 @@ fn driver_ticks() -> u64 {
 
 /// Sends `frames` from a raw server once the client is connected, then idles (without closing)
 /// until the test ends.
-fn paused_client(frames: Vec<u8>, max_message_size: usize) -> tether_std::WebSocket {
+fn paused_client(frames: Vec<u8>, high_watermark: usize) -> tether_std::WebSocket {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {
@@ -47,7 +47,8 @@ fn paused_client(frames: Vec<u8>, max_message_size: usize) -> tether_std::WebSoc
         drop(sock);
     });
     let mut config = big_config();
-    config.max_message_size = max_message_size;
+    config.high_watermark = high_watermark;
+    config.low_watermark = high_watermark / 2;
     config.close_timeout = LIMIT;
     connect(&format!("ws://{addr}/"), ClientConfig::new().config(config))
         .unwrap()
@@ -76,7 +77,7 @@ fn a_paused_driver_does_not_spin() {
         Message::text("a")
     );
 
-    // Unread messages over `max_message_size`.
+    // Unread messages over `high_watermark`.
     let mut frames = Vec::new();
     for _ in 0..8 {
         frames.extend_from_slice(&[0x82, 126, 0x04, 0x00]);

@@ -9,8 +9,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{LIMIT, bounded};
-use tether_std::tether::reconnect::SessionEvent;
-use tether_std::{Message, ReconnectingClient, ReconnectingConfig, ServerConfig, accept};
+use tether_std::tether::reconnect::SupervisorEvent;
+use tether_std::{
+    Message, ReconnectEvent, ReconnectingClient, ReconnectingConfig, ServerConfig, accept,
+};
 
 /// Accepts one connection on `listener` and forwards its text messages to `tx` until
 /// `stop` says so (or the client goes away), then drops the connection.
@@ -34,7 +36,7 @@ fn serve_one(listener: TcpListener, tx: mpsc::Sender<String>, stop: mpsc::Receiv
     // Dropping the handle ends the connection (1001, going away).
 }
 
-fn wait_for(client: &ReconnectingClient, what: &str, want: impl Fn(&SessionEvent) -> bool) {
+fn wait_for(client: &ReconnectingClient, what: &str, want: impl Fn(&ReconnectEvent) -> bool) {
     loop {
         match client.next_event_timeout(LIMIT) {
             Ok(Some(event)) if want(&event) => return,
@@ -62,7 +64,7 @@ fn a_server_restart_is_survived_and_queued_messages_arrive_in_order() {
     let c = client.clone();
     bounded(move || {
         wait_for(&c, "the first connection", |e| {
-            matches!(e, SessionEvent::Connected { .. })
+            matches!(e, ReconnectEvent::Connected { .. })
         })
     });
     client.send_text("1").unwrap();
@@ -76,7 +78,10 @@ fn a_server_restart_is_survived_and_queued_messages_arrive_in_order() {
     let c = client.clone();
     bounded(move || {
         wait_for(&c, "the disconnection", |e| {
-            matches!(e, SessionEvent::Disconnected { .. })
+            matches!(
+                e,
+                ReconnectEvent::Supervisor(SupervisorEvent::Disconnected { .. })
+            )
         })
     });
     for n in 3..=5 {
@@ -90,7 +95,7 @@ fn a_server_restart_is_survived_and_queued_messages_arrive_in_order() {
     let c = client.clone();
     bounded(move || {
         wait_for(&c, "the reconnection", |e| {
-            matches!(e, SessionEvent::Connected { .. })
+            matches!(e, ReconnectEvent::Connected { .. })
         })
     });
     for n in 3..=5 {
@@ -101,4 +106,112 @@ fn a_server_restart_is_survived_and_queued_messages_arrive_in_order() {
     let c = client.clone();
     bounded(move || c.close(1000u16, "done").unwrap());
     second.join().unwrap();
+}
+
+#[test]
+fn an_application_that_does_not_read_holds_a_flooding_server_back() {
+    // The server writes 60 KB messages as fast as it can while the application does not
+    // receive: the client stops reading at the core's high watermark, so the server stalls
+    // after that plus what the sockets buffer. Then every complete message arrives, in order.
+    const PAYLOAD: usize = 60_000;
+    const FLOOD: usize = 512 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let mut sock = common::raw_upgrade(&listener);
+        sock.set_write_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut written = 0;
+        let mut frames = 0u32;
+        'flood: while written < FLOOD {
+            let mut frame = vec![0x82, 126];
+            frame.extend_from_slice(&(PAYLOAD as u16).to_be_bytes());
+            frame.extend_from_slice(&frames.to_be_bytes());
+            frame.resize(4 + PAYLOAD, 7);
+            let mut at = 0;
+            while at < frame.len() {
+                match std::io::Write::write(&mut sock, &frame[at..]) {
+                    Ok(n) => at += n,
+                    // Nothing taken for a second: the client pushes back.
+                    Err(_) => break 'flood,
+                }
+            }
+            written += frame.len();
+            frames += 1;
+        }
+        (written, frames, sock)
+    });
+    let client =
+        ReconnectingClient::connect(&format!("ws://{addr}/"), ReconnectingConfig::new()).unwrap();
+    let (written, frames, sock) = server.join().unwrap();
+    eprintln!("the server wrote {} KiB before it stalled", written >> 10);
+    assert!(
+        written < 32 << 20,
+        "the client took {} MiB without being asked",
+        written >> 20
+    );
+    bounded(move || {
+        let mut next = 0u32;
+        while next < frames {
+            match client.next_event_timeout(LIMIT) {
+                Ok(Some(ReconnectEvent::Message(m))) => {
+                    assert_eq!(m.len(), PAYLOAD);
+                    assert_eq!(m.as_bytes()[..4], next.to_be_bytes());
+                    next += 1;
+                }
+                Ok(Some(ReconnectEvent::Connected { .. })) => {}
+                other => panic!("message {next}: {other:?}"),
+            }
+        }
+        drop(sock);
+    });
+}
+
+#[test]
+fn what_a_connection_received_comes_before_its_disconnection_and_the_next_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        for text in ["two", "four"] {
+            let (tcp, _) = listener.accept().unwrap();
+            let ws = accept(tcp, &ServerConfig::new()).unwrap();
+            ws.send_text(&format!("{text} messages:")).unwrap();
+            ws.send_text(text).unwrap();
+            // The client's Close echo waits until its application took both messages.
+            assert!(ws.close(1012u16, "restart").unwrap().clean);
+        }
+    });
+    let mut config = ReconnectingConfig::new();
+    config.reconnect.backoff.initial = Duration::from_millis(20);
+    config.reconnect.backoff.first_delay_max = Some(Duration::from_millis(20));
+    let client = ReconnectingClient::connect(&format!("ws://{addr}/"), config).unwrap();
+    let seen = bounded(move || {
+        let mut seen = Vec::new();
+        while seen.len() < 8 {
+            match client.next_event_timeout(LIMIT).unwrap().unwrap() {
+                ReconnectEvent::Connected { .. } => seen.push("connected".to_owned()),
+                ReconnectEvent::Message(Message::Text(t)) => seen.push(t.as_str().to_owned()),
+                ReconnectEvent::Supervisor(SupervisorEvent::Disconnected { closed, .. }) => {
+                    assert_eq!(closed.unwrap().code.0, 1012);
+                    seen.push("disconnected".to_owned());
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seen
+    });
+    assert_eq!(
+        seen,
+        [
+            "connected",
+            "two messages:",
+            "two",
+            "disconnected",
+            "connected",
+            "four messages:",
+            "four",
+            "disconnected"
+        ]
+    );
+    server.join().unwrap();
 }

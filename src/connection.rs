@@ -30,6 +30,11 @@ use crate::utf8::Utf8Validator;
 /// payload.
 const EVENT_WEIGHT: usize = 64;
 
+/// How long a half-closed transport waits for the peer's end of stream before it is closed
+/// (bounded by [`Config::close_timeout`] too): long enough for a peer to read our last bytes,
+/// short enough that a peer that neither reads nor closes does not hold the connection.
+const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
+
 /// How long the peer's Close (or violation) waits for the application's answer once it has
 /// taken every message before it (bounded by [`Config::close_timeout`] too).
 const ANSWER_GRACE: Duration = Duration::from_secs(1);
@@ -426,7 +431,14 @@ impl Connection {
         if self.send.is_empty() {
             match self.transport {
                 // Nothing more will be written: the transport only waits for the peer's end.
-                Transport::ShutdownWhenDrained => self.send.discard(),
+                Transport::ShutdownWhenDrained => {
+                    self.send.discard();
+                    // The half-close goes out now: wait only briefly for the peer's end.
+                    let by = self.now + SHUTDOWN_LINGER;
+                    if self.timers.get(Timer::Linger).is_some_and(|t| t > by) {
+                        self.timers.set(Timer::Linger, by);
+                    }
+                }
                 Transport::CloseWhenDrained => self.close_transport(),
                 _ => {}
             }
@@ -1033,6 +1045,17 @@ impl Connection {
         self.events.push_back(event);
     }
 
+    /// Bounds how long the transport stays up after the end: the close timeout to write what
+    /// is queued (or, as a client after a clean close, to wait for the server to close), and
+    /// only [`SHUTDOWN_LINGER`] once a half-close has been handed out.
+    fn arm_linger(&mut self, now: Instant) {
+        let mut at = now + self.config.close_timeout;
+        if self.transport == Transport::ShutdownWhenDrained && self.send.is_empty() {
+            at = at.min(now + SHUTDOWN_LINGER);
+        }
+        self.timers.set(Timer::Linger, at);
+    }
+
     /// Closes the transport now: unwritten output is dropped, nothing more is read.
     fn close_transport(&mut self) {
         self.transport = Transport::Close;
@@ -1092,8 +1115,7 @@ impl Connection {
             },
             transport,
         );
-        self.timers
-            .set(Timer::Linger, now + self.config.close_timeout);
+        self.arm_linger(now);
     }
 
     /// After a completed close handshake: the server closes the transport first (a
@@ -1104,8 +1126,7 @@ impl Connection {
             Role::Server => self.end(closed, Transport::ShutdownWhenDrained),
             Role::Client => self.end(closed, Transport::Open),
         }
-        self.timers
-            .set(Timer::Linger, now + self.config.close_timeout);
+        self.arm_linger(now);
     }
 
     fn reject_request(&mut self, reject: &Reject) {
@@ -1128,8 +1149,7 @@ impl Connection {
             },
             Transport::ShutdownWhenDrained,
         );
-        self.timers
-            .set(Timer::Linger, now + self.config.close_timeout);
+        self.arm_linger(now);
     }
 
     fn on_input(&mut self, now: Instant) {

@@ -1044,3 +1044,27 @@ fn server_sends_large_text_without_copy() {
     assert_eq!(slices.len(), 2);
     assert_eq!(slices[1].as_ptr(), text.as_bytes().as_ptr());
 }
+
+/// After a half-close the transport waits only briefly (2 s) for the peer's end of stream; the
+/// Close itself gets the whole close timeout to be written.
+#[test]
+fn half_closed_transport_lingers_two_seconds() {
+    let mut conn = open(Role::Server, quiet());
+    feed(&mut conn, T0, &[0x85, 0x80, 1, 2, 3, 4], &Chunking::Whole);
+    assert_eq!(
+        conn.poll_timeout(),
+        Some(T0 + Config::default().close_timeout)
+    );
+    let later = T0 + std::time::Duration::from_secs(3);
+    conn.handle_timeout(later); // time passes while the Close waits to be written
+    let close = unwritten(&conn);
+    conn.advance(close);
+    assert_eq!(conn.poll_transport(), Some(TransportAction::Shutdown));
+    // The half-close went out at the latest input's time (3 s): 2 s from there.
+    assert_eq!(
+        conn.poll_timeout(),
+        Some(later + std::time::Duration::from_secs(2))
+    );
+    conn.handle_timeout(later + std::time::Duration::from_secs(2));
+    assert_eq!(conn.poll_transport(), Some(TransportAction::Close));
+}

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether::reconnect::SessionEvent;
-use tether_smol::{ReconnectingClient, ReconnectingConfig};
+use tether::reconnect::SupervisorEvent;
+use tether_smol::{ReconnectEvent, ReconnectingClient, ReconnectingConfig};
 
 fn main() {
     let url = std::env::args()
@@ -38,32 +38,35 @@ fn main() {
         });
         while let Some(event) = client.next_event().await {
             match event {
-                SessionEvent::Connected {
+                ReconnectEvent::Connected {
                     attempt,
                     took,
                     subprotocol,
                 } => eprintln!(
                     "connected (attempt {attempt}, {took:?}, subprotocol {subprotocol:?})"
                 ),
-                SessionEvent::Disconnected {
-                    reason,
-                    detail,
-                    retry_in,
-                    ..
-                } => match retry_in {
-                    Some(delay) => {
-                        eprintln!("disconnected: {reason:?} ({detail}); retrying in {delay:?}")
+                ReconnectEvent::Message(message) => eprintln!("received {message:?}"),
+                ReconnectEvent::Supervisor(event) => match event {
+                    SupervisorEvent::Disconnected {
+                        reason,
+                        detail,
+                        retry_in,
+                        ..
+                    } => match retry_in {
+                        Some(delay) => {
+                            eprintln!("disconnected: {reason:?} ({detail}); retrying in {delay:?}")
+                        }
+                        None => eprintln!("disconnected: {reason:?} ({detail})"),
+                    },
+                    SupervisorEvent::Dropped { messages } => {
+                        eprintln!("queue full: dropped {} messages", messages.len())
                     }
-                    None => eprintln!("disconnected: {reason:?} ({detail})"),
+                    SupervisorEvent::GaveUp { reason, unsent } => {
+                        eprintln!("gave up: {reason:?} ({unsent} unsent)")
+                    }
+                    SupervisorEvent::Stopped { unsent } => eprintln!("stopped ({unsent} unsent)"),
+                    _ => {}
                 },
-                SessionEvent::Dropped { messages } => {
-                    eprintln!("queue full: dropped {} messages", messages.len())
-                }
-                SessionEvent::GaveUp { reason, unsent } => {
-                    eprintln!("gave up: {reason:?} ({unsent} unsent)")
-                }
-                SessionEvent::Stopped { unsent } => eprintln!("stopped ({unsent} unsent)"),
-                SessionEvent::Message(message) => eprintln!("received {message:?}"),
                 _ => {}
             }
         }

@@ -29,33 +29,25 @@ where
     ws
 }
 
-/// Waits for the handshake event (`Request` or `Connected`), or the terminal one.
+/// Waits for the handshake event (`Request` or `Connected`), or the end.
 async fn handshake_event<S>(ws: &WebSocket<S>) -> Result<Event, Closed> {
     let shared = ws.shared();
     poll_fn(|cx| {
         let mut st = lock(shared);
-        let (event, wake) = st.next_event();
-        let poll = match event {
-            Some(event @ (Event::Request(_) | Event::Connected { .. })) => Poll::Ready(Ok(event)),
-            Some(Event::Closed(closed)) if st.done => {
-                st.terminal_taken = true;
-                Poll::Ready(Err(closed))
+        while let Some(event) = st.conn.poll_event() {
+            if let Event::Request(_) | Event::Connected { .. } = event {
+                return Poll::Ready(Ok(event));
             }
-            Some(event) => {
-                // Only the end can come before the handshake's event; it waits for the
-                // transport to close.
-                st.put_back(event);
-                st.set_reader(cx.waker());
-                Poll::Pending
-            }
-            None => {
-                st.set_reader(cx.waker());
-                Poll::Pending
-            }
-        };
-        drop(st);
-        wake.run();
-        poll
+        }
+        // The end is reported once the transport is closed too.
+        if st.done
+            && let Some(closed) = st.conn.closed().cloned()
+        {
+            st.terminal_taken = true;
+            return Poll::Ready(Err(closed));
+        }
+        st.set_reader(cx.waker());
+        Poll::Pending
     })
     .await
 }

@@ -1,31 +1,29 @@
-//! A reconnecting client on the core's [`Session`]: the same loop as a connection's driver,
-//! one level up, where the session's outputs also include "open a new transport now".
+//! A reconnecting client on the core's [`Supervisor`]: one task asks the supervisor when to
+//! connect, opens the transport and runs the connection it hands out with the ordinary
+//! connection driver. The user reads from that connection and sends into it through the
+//! supervisor's bounded queue.
 
-use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
-use std::io::ErrorKind;
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use async_io::Timer;
-use futures_io::{AsyncRead as _, AsyncWrite as _};
+use bytes::Bytes;
+use futures_lite::FutureExt;
+use tether::close::MAX_REASON_LEN;
 use tether::handshake::{ClientRequest, WsUrl};
 use tether::reconnect::{
-    ReconnectConfig, Session, SessionAction, SessionConfig, SessionEvent, SessionSendError,
+    ReconnectConfig, SessionConfig, SessionSendError, Supervisor, SupervisorAction, SupervisorEvent,
 };
-use tether::{CloseCode, Instant, Message};
+use tether::{CloseCode, CloseError, Data, Event, Instant, Message};
 
 use crate::Error;
-use crate::client::{MaybeTlsStream, open_transport};
+use crate::client::open_transport;
 use crate::config::ClientConfig;
-use crate::driver::{poll_write_slices, to_std};
-use crate::shared::now;
-
-/// Events queued for the user before the driver stops reading from the transport.
-const MAX_EVENTS: usize = 4096;
-/// Reads per poll before the driver yields to other tasks.
-const READ_BUDGET: usize = 16;
+use crate::driver::{Driver, to_std};
+use crate::shared::{Shared, SharedRef, close_or_abort, lock as lock_conn, now, set};
 
 /// Settings of a [`ReconnectingClient`].
 #[derive(Clone, Debug, Default)]
@@ -40,15 +38,54 @@ pub struct ReconnectingConfig {
     pub session: SessionConfig,
 }
 
-struct State {
-    session: Session,
-    events: VecDeque<SessionEvent>,
-    /// The terminal event (`Stopped` or `GaveUp`) was handed to the user.
+/// What [`ReconnectingClient::next_event`] yields.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ReconnectEvent {
+    /// A connection's opening handshake completed. The on-open messages and the queue are being
+    /// sent.
+    Connected {
+        /// Which attempt succeeded, counted from 1 since the client started or last connected.
+        attempt: u32,
+        /// From the start of this attempt to the completed handshake.
+        took: Duration,
+        /// The subprotocol the server selected.
+        subprotocol: Option<String>,
+    },
+    /// A complete message from the server.
+    Message(Message),
+    /// The server sent a Ping (the connection already answered it).
+    Ping(Bytes),
+    /// The server sent a Pong that does not answer the connection's heartbeat.
+    Pong(Bytes),
+    /// What the supervisor decided: a connection or an attempt ended (and when the next one
+    /// starts), queued messages were dropped, or the client ended
+    /// ([`SupervisorEvent::Stopped`], [`SupervisorEvent::GaveUp`]: the last event).
+    Supervisor(SupervisorEvent),
+}
+
+/// The connection the user reads from.
+#[derive(Debug)]
+struct Live {
+    shared: SharedRef,
+    attempt: u32,
+    started: Instant,
+    /// Its transport is finished and the supervisor was told: what it received is the last
+    /// thing the user gets from it.
     ended: bool,
-    /// The driver has finished.
+}
+
+#[derive(Debug)]
+struct State {
+    supervisor: Supervisor,
+    /// The current connection, or the previous one until the user has taken what it received
+    /// (the next attempt waits for that).
+    live: Option<Live>,
+    /// The terminal event was handed to the user.
+    ended: bool,
+    /// The task has finished.
     done: bool,
-    handles: usize,
-    driver: Option<Waker>,
+    task: Option<Waker>,
     reader: Option<Waker>,
 }
 
@@ -66,38 +103,33 @@ fn wake(waker: Option<Waker>) {
 
 /// A client that reconnects: it opens a connection, and when the connection is lost it
 /// comes back after the policy's backoff, for as long as the policy says the end is worth
-/// retrying. Messages sent while it is disconnected wait in the session's queue (bounded,
+/// retrying. Messages sent while it is disconnected wait in the supervisor's queue (bounded,
 /// see [`SessionConfig`]) and go out, in order, on the next connection; messages whose
 /// frames were not entirely written when a transport died are sent again.
 ///
 /// [`next_event`](Self::next_event) yields the messages and the state changes:
-/// [`SessionEvent::Connected`], [`SessionEvent::Disconnected`] (with the reason and the time
-/// of the next attempt), and finally [`SessionEvent::Stopped`] or [`SessionEvent::GaveUp`].
+/// [`ReconnectEvent::Connected`], [`SupervisorEvent::Disconnected`] (with the reason and the
+/// time of the next attempt), and finally [`SupervisorEvent::Stopped`] or
+/// [`SupervisorEvent::GaveUp`]. Received messages stay in the connection until it is called:
+/// a user who does not read slows the server down (the core's flow control), and after a
+/// disconnection the next attempt waits until the user has taken the messages the lost
+/// connection received (its Pings and Pongs not taken by then are dropped).
 ///
 /// A background task (on smol's global executor, or the one in [`ClientConfig::executor`])
-/// drives the session, so replies and heartbeats flow while the user is busy. Dropping the
-/// client closes the session with 1000.
+/// drives the connections, so replies and heartbeats flow while the user is busy. Dropping
+/// the client closes the connection with 1000.
 #[derive(Debug)]
 pub struct ReconnectingClient {
     shared: SharedState,
 }
 
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
-            .field("session", &self.session)
-            .field("done", &self.done)
-            .finish_non_exhaustive()
-    }
-}
-
 impl ReconnectingClient {
-    /// Starts a session for `url` (`ws://` or `wss://`); the first attempt begins at once.
+    /// Starts a client for `url` (`ws://` or `wss://`); the first attempt begins at once.
     pub fn connect(url: &str, config: ReconnectingConfig) -> Result<ReconnectingClient, Error> {
         Ok(ReconnectingClient::new(ClientRequest::new(url)?, config))
     }
 
-    /// Starts a session for `request` (its URL, subprotocols and header fields are sent on
+    /// Starts a client for `request` (its URL, subprotocols and header fields are sent on
     /// every attempt); the first attempt begins at once.
     #[must_use]
     pub fn new(request: ClientRequest, config: ReconnectingConfig) -> ReconnectingClient {
@@ -110,40 +142,41 @@ impl ReconnectingClient {
         let mut core_config = client.config.clone();
         core_config.streaming = false;
         let rng: rand::rngs::StdRng = rand::make_rng();
-        let session = Session::new(request, core_config, reconnect, session, rng, now());
+        let supervisor = Supervisor::new(request, core_config, reconnect, session, rng, now());
         let shared = Arc::new(Mutex::new(State {
-            session,
-            events: VecDeque::new(),
+            supervisor,
+            live: None,
             ended: false,
             done: false,
-            handles: 1,
-            driver: None,
+            task: None,
             reader: None,
         }));
-        let driver = SessionDriver {
-            shared: shared.clone(),
-            url,
-            spawner: client.spawner.clone(),
-            client,
-            opening: None,
-            stream: None,
-            timer: Timer::never(),
-            armed: None,
-            needs_flush: false,
-        };
-        driver.spawner.clone().spawn(driver);
+        let task = supervise(TaskGuard(shared.clone()), url, client.clone());
+        client.spawner.spawn(task);
         ReconnectingClient { shared }
     }
 
     /// Sends `message` on the open connection, or queues it for the next one. Refused, with
     /// the message handed back, when the queue is full (as [`SessionConfig::overflow`] says)
-    /// or once the session is closing or over. Never waits.
+    /// or once the client is closing or over. Never waits.
     pub fn send(&self, message: Message) -> Result<(), SessionSendError> {
         let mut st = lock(&self.shared);
-        st.session.send(message)?;
-        let driver = st.driver.take();
+        let queued = st.supervisor.queued_messages();
+        st.supervisor.send(message)?;
+        // With `Overflow::DropOldest`, a full queue reports what it dropped.
+        let dropped = st.supervisor.queued_messages() <= queued;
+        if let Some(live) = st.live.as_ref().filter(|l| !l.ended) {
+            let conn = live.shared.clone();
+            let mut cs = lock_conn(&conn);
+            let before = cs.driver_view();
+            st.supervisor.send_queued(&mut cs.conn);
+            let wake = cs.wake_driver_if_changed(&before);
+            drop(cs);
+            wake.run();
+        }
+        let reader = if dropped { st.reader.take() } else { None };
         drop(st);
-        wake(driver);
+        wake(reader);
         Ok(())
     }
 
@@ -152,241 +185,312 @@ impl ReconnectingClient {
         self.send(Message::text(text.to_owned()))
     }
 
-    /// The next message or state change; `None` once the terminal event (`Stopped` or
-    /// `GaveUp`) has been returned. Call it from one task at a time.
+    /// The next message or state change; `None` once the terminal event
+    /// ([`SupervisorEvent::Stopped`] or [`SupervisorEvent::GaveUp`]) has been returned. Call
+    /// it from one task at a time.
     ///
     /// Cancel safe: an event is taken only when the future completes.
-    pub async fn next_event(&self) -> Option<SessionEvent> {
-        poll_fn(|cx| {
-            let mut st = lock(&self.shared);
-            if let Some(event) = st.events.pop_front() {
-                if matches!(
-                    event,
-                    SessionEvent::Stopped { .. } | SessionEvent::GaveUp { .. }
-                ) {
-                    st.ended = true;
-                }
-                // The driver may have paused reading on a full queue.
-                let driver = st.driver.take();
-                drop(st);
-                wake(driver);
-                return Poll::Ready(Some(event));
-            }
-            if st.ended || st.done {
-                return Poll::Ready(None);
-            }
-            match &st.reader {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => st.reader = Some(cx.waker().clone()),
-            }
-            Poll::Pending
-        })
-        .await
+    pub async fn next_event(&self) -> Option<ReconnectEvent> {
+        poll_fn(|cx| self.poll_next_event(cx)).await
     }
 
-    /// Ends the session: closes the open connection with `code` and `reason` (or stops
-    /// connecting) and does not reconnect. Events continue until [`SessionEvent::Stopped`];
-    /// unsent messages can be taken back with [`take_unsent`](Self::take_unsent).
-    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+    fn poll_next_event(&self, cx: &mut Context<'_>) -> Poll<Option<ReconnectEvent>> {
         let mut st = lock(&self.shared);
-        st.session
-            .close(now(), code, reason)
-            .map_err(Error::Close)?;
-        let driver = st.driver.take();
-        drop(st);
-        wake(driver);
+        loop {
+            if st.ended {
+                return Poll::Ready(None);
+            }
+            // The supervisor's news first, unless it follows the end of a connection whose
+            // data the user has not taken yet.
+            if !st.live.as_ref().is_some_and(|l| l.ended)
+                && let Some(event) = st.supervisor.poll_event()
+            {
+                st.ended = event.is_terminal();
+                return Poll::Ready(Some(ReconnectEvent::Supervisor(event)));
+            }
+            let Some(live) = &st.live else {
+                if st.done {
+                    return Poll::Ready(None);
+                }
+                set(&mut st.reader, cx.waker());
+                return Poll::Pending;
+            };
+            let conn = live.shared.clone();
+            let mut cs = lock_conn(&conn);
+            let before = cs.driver_view();
+            if let Some(event) = next_from(&mut cs, live) {
+                let wake = cs.wake_driver_if_changed(&before);
+                drop(cs);
+                drop(st);
+                wake.run();
+                return Poll::Ready(Some(event));
+            }
+            let driver = cs.wake_driver_if_changed(&before);
+            if live.ended || st.done {
+                // Everything it received was taken: on to the supervisor's news, and the
+                // next attempt may start.
+                drop(cs);
+                driver.run();
+                st.live = None;
+                wake(st.task.take());
+                continue;
+            }
+            cs.set_reader(cx.waker());
+            drop(cs);
+            driver.run();
+            set(&mut st.reader, cx.waker());
+            return Poll::Pending;
+        }
+    }
+
+    /// Ends the client: closes the open connection with `code` and `reason` (or stops
+    /// connecting) and does not reconnect. Events continue until
+    /// [`SupervisorEvent::Stopped`]; unsent messages can be taken back with
+    /// [`take_unsent`](Self::take_unsent).
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !code.is_sendable() {
+            return Err(Error::Close(CloseError::InvalidCode(code.0)));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(Error::Close(CloseError::ReasonTooLong(reason.len())));
+        }
+        self.stop(code, reason, false);
         Ok(())
+    }
+
+    /// Closes the supervisor and the live connection; with `discard`, nobody will read it.
+    fn stop(&self, code: CloseCode, reason: &str, discard: bool) {
+        let mut st = lock(&self.shared);
+        st.supervisor.close(now());
+        if let Some(live) = &st.live {
+            let mut cs = lock_conn(&live.shared);
+            close_or_abort(&mut cs.conn, code, reason);
+            let wake = if discard {
+                cs.discard_incoming()
+            } else {
+                cs.wake_driver()
+            };
+            drop(cs);
+            wake.run();
+        }
+        if discard {
+            st.live = None;
+        }
+        let (task, reader) = (st.task.take(), st.reader.take());
+        drop(st);
+        wake(task);
+        wake(reader);
     }
 
     /// Takes the messages still queued, oldest first (after the end: everything accepted and
     /// not written).
     pub fn take_unsent(&self) -> Vec<Message> {
-        lock(&self.shared).session.take_unsent()
+        lock(&self.shared).supervisor.take_unsent()
     }
 
     /// Whether a connection is open now.
     #[must_use]
     pub fn is_open(&self) -> bool {
-        lock(&self.shared).session.is_open()
+        let st = lock(&self.shared);
+        st.live
+            .as_ref()
+            .is_some_and(|l| lock_conn(&l.shared).conn.is_open())
     }
 
     /// Messages waiting in the queue.
     #[must_use]
     pub fn queued_messages(&self) -> usize {
-        lock(&self.shared).session.queued_messages()
+        lock(&self.shared).supervisor.queued_messages()
     }
+}
+
+/// The next item of the connection for the user: its events, then its data.
+fn next_from(cs: &mut Shared, live: &Live) -> Option<ReconnectEvent> {
+    while let Some(event) = cs.conn.poll_event() {
+        match event {
+            Event::Connected { subprotocol } => {
+                let opened = cs.conn.opened_at().unwrap_or(live.started);
+                return Some(ReconnectEvent::Connected {
+                    attempt: live.attempt,
+                    took: opened.saturating_duration_since(live.started),
+                    subprotocol,
+                });
+            }
+            Event::Ping(p) => return Some(ReconnectEvent::Ping(p)),
+            Event::Pong(p) => return Some(ReconnectEvent::Pong(p)),
+            // The end is told by the supervisor's `Disconnected`.
+            _ => {}
+        }
+    }
+    while let Some(data) = cs.conn.read() {
+        if let Data::Message(message) = data {
+            return Some(ReconnectEvent::Message(message));
+        }
+    }
+    None
 }
 
 impl Drop for ReconnectingClient {
     fn drop(&mut self) {
-        let mut st = lock(&self.shared);
-        st.handles -= 1;
-        st.events.clear();
-        let _ = st.session.close(now(), CloseCode::NORMAL, "");
-        let driver = st.driver.take();
-        drop(st);
-        wake(driver);
+        self.stop(CloseCode::NORMAL, "", true);
     }
 }
 
-type Opening = Pin<Box<dyn Future<Output = Result<MaybeTlsStream, Error>> + Send>>;
+/// The task's hold on the state: when the task ends (or its executor drops it), the reader
+/// learns it.
+struct TaskGuard(SharedState);
 
-/// The session's driver: opens transports when asked, and otherwise is a connection driver.
-struct SessionDriver {
-    shared: SharedState,
-    url: WsUrl,
-    client: ClientConfig,
-    spawner: crate::config::Spawner,
-    opening: Option<Opening>,
-    stream: Option<MaybeTlsStream>,
-    timer: Timer,
-    armed: Option<Instant>,
-    needs_flush: bool,
-}
-
-impl Future for SessionDriver {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let shared = this.shared.clone();
-        let mut st = lock(&shared);
-        let mut reads = 0;
-        let mut wake_reader = false;
-        let result = loop {
-            // 1. Transport actions: open a new one, or close the current one.
-            while let Some(action) = st.session.poll_action() {
-                match action {
-                    SessionAction::Connect { .. } => {
-                        this.stream = None;
-                        this.needs_flush = false;
-                        let url = this.url.clone();
-                        let client = this.client.clone();
-                        this.opening = Some(Box::pin(open_transport(url, client)));
-                    }
-                    SessionAction::CloseTransport => {
-                        this.opening = None;
-                        this.stream = None;
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(opening) = &mut this.opening
-                && let Poll::Ready(outcome) = opening.as_mut().poll(cx)
-            {
-                this.opening = None;
-                match outcome {
-                    Ok(stream) => {
-                        this.stream = Some(stream);
-                        st.session.transport_connected(now());
-                    }
-                    Err(e) => st.session.connect_failed(now(), &e.to_string()),
-                }
-                continue;
-            }
-            // 2. Write what the session queued.
-            if let Some(stream) = &mut this.stream {
-                let mut failed = false;
-                while st.session.output_slices().next().is_some() {
-                    match poll_write_slices(stream, cx, st.session.output_slices()) {
-                        Poll::Ready(Ok(0)) => failed = true,
-                        Poll::Ready(Ok(n)) => {
-                            st.session.consume_output(n);
-                            this.needs_flush = true;
-                            continue;
-                        }
-                        Poll::Ready(Err(e)) if e.kind() == ErrorKind::Interrupted => continue,
-                        Poll::Ready(Err(_)) => failed = true,
-                        Poll::Pending => {}
-                    }
-                    break;
-                }
-                if !failed && this.needs_flush && st.session.output_slices().next().is_none() {
-                    match Pin::new(&mut *stream).poll_flush(cx) {
-                        Poll::Ready(Ok(())) => this.needs_flush = false,
-                        Poll::Ready(Err(_)) => failed = true,
-                        Poll::Pending => {}
-                    }
-                }
-                if failed {
-                    st.session.handle_eof(now());
-                    continue;
-                }
-            }
-            // 3. Events to the user.
-            while let Some(event) = st.session.poll_event() {
-                if st.handles > 0 {
-                    st.events.push_back(event);
-                    wake_reader = true;
-                }
-            }
-            if st.session.is_finished() && this.stream.is_none() && this.opening.is_none() {
-                st.done = true;
-                wake_reader = true;
-                break Poll::Ready(());
-            }
-            // 4. Read, unless the session or the user's queue is full.
-            if let Some(stream) = &mut this.stream
-                && st.session.wants_read()
-                && st.events.len() < MAX_EVENTS
-            {
-                if reads == READ_BUDGET {
-                    cx.waker().wake_by_ref();
-                    break Poll::Pending;
-                }
-                match Pin::new(stream).poll_read(cx, st.session.read_buf()) {
-                    Poll::Ready(Ok(0)) => {
-                        st.session.handle_eof(now());
-                        continue;
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        reads += 1;
-                        st.session.handle_read(now(), n);
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) if e.kind() == ErrorKind::Interrupted => continue,
-                    Poll::Ready(Err(_)) => {
-                        st.session.handle_eof(now());
-                        continue;
-                    }
-                    Poll::Pending => {}
-                }
-            }
-            // 5. Sleep until the next deadline (connection timers, backoff, connect timeout).
-            let deadline = st.session.poll_timeout();
-            if deadline != this.armed {
-                this.armed = deadline;
-                match deadline {
-                    Some(at) => this.timer.set_at(to_std(at)),
-                    None => this.timer = Timer::never(),
-                }
-            }
-            if deadline.is_some() && Pin::new(&mut this.timer).poll(cx).is_ready() {
-                this.armed = None;
-                st.session.handle_timeout(now());
-                continue;
-            }
-            match &st.driver {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => st.driver = Some(cx.waker().clone()),
-            }
-            break Poll::Pending;
-        };
-        let reader = if wake_reader { st.reader.take() } else { None };
-        drop(st);
-        wake(reader);
-        result
-    }
-}
-
-impl Drop for SessionDriver {
-    /// A driver dropped before the session ended (its executor went away) lets the reader
-    /// see the end instead of waiting forever.
+impl Drop for TaskGuard {
     fn drop(&mut self) {
-        let mut st = lock(&self.shared);
+        let mut st = lock(&self.0);
         st.done = true;
         let reader = st.reader.take();
         drop(st);
         wake(reader);
+    }
+}
+
+/// The supervisor's task: connects when asked, runs each connection with the ordinary driver,
+/// reports its end.
+async fn supervise(client: TaskGuard, url: WsUrl, config: ClientConfig) {
+    let client = &client.0;
+    let mut timer = SupervisorTimer::default();
+    while let Some(action) = poll_fn(|cx| timer.poll_action(client, cx)).await {
+        let SupervisorAction::Connect { attempt } = action else {
+            continue;
+        };
+        let started = now();
+        // Any action while connecting abandons the attempt (the connect timeout, a close).
+        let opened = async { Some(open_transport(url.clone(), config.clone()).await) }
+            .or(async {
+                poll_fn(|cx| timer.poll_action(client, cx)).await;
+                None
+            })
+            .await;
+        let stream = match opened {
+            None => continue,
+            Some(Err(e)) => {
+                let mut st = lock(client);
+                st.supervisor.connect_failed(now(), &e.to_string());
+                let reader = st.reader.take();
+                drop(st);
+                wake(reader);
+                continue;
+            }
+            Some(Ok(stream)) => stream,
+        };
+        let shared = {
+            let mut st = lock(client);
+            let Some(conn) = st.supervisor.transport_connected(now()) else {
+                continue;
+            };
+            let shared = Shared::new(conn);
+            st.live = Some(Live {
+                shared: shared.clone(),
+                attempt,
+                started,
+                ended: false,
+            });
+            // The user may wait for it.
+            wake(st.reader.take());
+            shared
+        };
+        Driver::new(shared.clone(), stream, None)
+            .or(feed(client, &shared))
+            .await;
+        {
+            let mut st = lock(client);
+            let mut cs = lock_conn(&shared);
+            st.supervisor.connection_ended(now(), &mut cs.conn);
+            let taken = cs.unread || !cs.conn.has_unread_data();
+            drop(cs);
+            match &mut st.live {
+                Some(live) if !taken && Arc::ptr_eq(&live.shared, &shared) => live.ended = true,
+                _ => st.live = None,
+            }
+            let reader = st.reader.take();
+            drop(st);
+            wake(reader);
+        }
+        // The next attempt waits until the user has taken what this connection received.
+        poll_fn(|cx| {
+            let mut st = lock(client);
+            if st.live.is_none() {
+                return Poll::Ready(());
+            }
+            set(&mut st.task, cx.waker());
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
+/// Moves the supervisor's queue into the connection as its output drains (the driver wakes
+/// the writer's slot after every write); never completes.
+async fn feed(client: &SharedState, conn: &SharedRef) {
+    poll_fn(|cx| {
+        let mut st = lock(client);
+        let mut cs = lock_conn(conn);
+        let before = cs.driver_view();
+        st.supervisor.send_queued(&mut cs.conn);
+        cs.set_writer(cx.waker());
+        let wake = cs.wake_driver_if_changed(&before);
+        drop(cs);
+        drop(st);
+        wake.run();
+        Poll::<()>::Pending
+    })
+    .await;
+}
+
+/// The supervisor's deadline (connect timeout, backoff) as a timer, reset only when it moves.
+#[derive(Default)]
+struct SupervisorTimer {
+    timer: Option<Timer>,
+    armed: Option<Instant>,
+}
+
+impl SupervisorTimer {
+    /// The supervisor's next action; `None` once it has ended.
+    fn poll_action(
+        &mut self,
+        client: &SharedState,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<SupervisorAction>> {
+        let mut st = lock(client);
+        let mut news = false;
+        let poll = loop {
+            if let Some(action) = st.supervisor.poll_action() {
+                break Poll::Ready(Some(action));
+            }
+            if st.supervisor.is_finished() {
+                break Poll::Ready(None);
+            }
+            let deadline = st.supervisor.poll_timeout();
+            if deadline != self.armed {
+                self.armed = deadline;
+                self.timer = deadline.map(|at| Timer::at(to_std(at)));
+            }
+            if let Some(timer) = &mut self.timer
+                && Pin::new(timer).poll(cx).is_ready()
+            {
+                self.armed = None;
+                self.timer = None;
+                st.supervisor.handle_timeout(now());
+                news = true;
+                continue;
+            }
+            set(&mut st.task, cx.waker());
+            break Poll::Pending;
+        };
+        // The supervisor may have news for the user (a timeout, the end).
+        let reader = if news || poll.is_ready() {
+            st.reader.take()
+        } else {
+            None
+        };
+        drop(st);
+        wake(reader);
+        poll
     }
 }

@@ -11,7 +11,7 @@ use async_io::Timer;
 use async_net::{AsyncToSocketAddrs, TcpListener, TcpStream};
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
-use smol::channel::{Receiver, Sender, unbounded};
+use smol::channel::{Receiver, Sender, bounded};
 use tether::handshake::{Reject, write_reject};
 
 use crate::config::ServerConfig;
@@ -20,6 +20,9 @@ use crate::{Error, WebSocket};
 
 /// How long a refused connection is given to read the 503 before it is closed.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// Connections whose handshake succeeded, waiting for [`Server::accept`]; beyond this their
+/// handshake tasks wait (still holding their slots).
+const ACCEPTED_QUEUE: usize = 64;
 
 /// A connection slot: held from the TCP accept until the connection's transport is closed,
 /// whatever the path (normal close, error, a dropped handle, a panic in user code).
@@ -76,7 +79,7 @@ impl Server {
     /// Serves on an already bound listener.
     #[must_use]
     pub fn from_listener(listener: TcpListener, config: ServerConfig) -> Server {
-        let (sender, receiver) = unbounded();
+        let (sender, receiver) = bounded(ACCEPTED_QUEUE);
         Server {
             listener,
             config,

@@ -11,10 +11,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
-use tether::{CloseCode, CloseError, Closed, Event, Message, SendError, SendErrorKind, State};
+use tether::{
+    CloseCode, CloseError, Closed, Data, Event, Message, SendError, SendErrorKind, State,
+};
 
 use crate::Error;
-use crate::shared::{SharedRef, Wake, lock, now};
+use crate::shared::{SharedRef, lock, now};
 
 /// What [`WebSocket::next_event`] yields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,63 +70,68 @@ impl std::fmt::Debug for crate::shared::Shared {
     }
 }
 
-/// The receiving side: shared by [`WebSocket`] and [`WsReader`].
+/// The receiving side: shared by [`WebSocket`] and [`WsReader`]. It is the only one to take
+/// received data out of the core; when it is dropped, the core drops what comes.
 #[derive(Debug)]
 struct Reader {
     handle: Handle,
 }
 
 impl Reader {
-    /// The next event for the user. With `all`, Pings and Pongs too; without, only messages.
+    /// The next item for the user. With `all`, Pings and Pongs too; without, only messages.
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
         all: bool,
     ) -> Poll<Option<Result<Incoming, Error>>> {
         let mut st = lock(&self.handle.shared);
-        let mut wake = Wake::default();
+        if st.terminal_taken {
+            return Poll::Ready(None);
+        }
+        let before = st.driver_view();
         let poll = loop {
-            let (event, more) = st.next_event();
-            wake = wake.and(more);
-            let item = match event {
-                None if st.terminal_taken => break Poll::Ready(None),
-                None => {
-                    st.set_reader(cx.waker());
-                    break Poll::Pending;
-                }
-                Some(Event::Message(m)) => Incoming::Message(m),
-                Some(Event::Ping(p)) if all => Incoming::Ping(p),
-                Some(Event::Pong(p)) if all => Incoming::Pong(p),
-                // The end is reported once the transport is closed too.
-                Some(event @ Event::Closed(_)) if !st.done => {
-                    st.put_back(event);
-                    st.set_reader(cx.waker());
-                    break Poll::Pending;
-                }
-                Some(Event::Closed(closed)) => {
-                    st.terminal_taken = true;
-                    break Poll::Ready(if closed.clean {
-                        None
-                    } else {
-                        Some(Err(Error::Closed(closed)))
-                    });
-                }
+            // Pings and Pongs nobody asks for are dropped; the handshake's events were taken
+            // before this handle was returned, and the end is read from `closed()`.
+            match st.conn.poll_event() {
+                Some(Event::Ping(p)) if all => break Poll::Ready(Some(Ok(Incoming::Ping(p)))),
+                Some(Event::Pong(p)) if all => break Poll::Ready(Some(Ok(Incoming::Pong(p)))),
                 Some(_) => continue,
-            };
-            break Poll::Ready(Some(Ok(item)));
+                None => {}
+            }
+            // Taking the next message tells the core the user is done with the previous one.
+            if let Some(data) = st.conn.read() {
+                match data {
+                    Data::Message(m) => break Poll::Ready(Some(Ok(Incoming::Message(m)))),
+                    _ => continue, // streaming mode is off
+                }
+            }
+            // The end is reported once the transport is closed too.
+            if st.done
+                && let Some(closed) = st.conn.closed().cloned()
+            {
+                st.terminal_taken = true;
+                break Poll::Ready((!closed.clean).then_some(Err(Error::Closed(closed))));
+            }
+            st.set_reader(cx.waker());
+            break Poll::Pending;
         };
+        // Taking data can let the driver read again, or release our answer to something
+        // the peer sent behind it.
+        let wake = st.wake_driver_if_changed(&before);
         drop(st);
         wake.run();
         poll
     }
 
     async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        poll_fn(|cx| self.poll_next(cx, false)).await.map(|r| {
-            r.map(|i| match i {
-                Incoming::Message(m) => m,
-                _ => unreachable!("only messages are asked for"),
-            })
-        })
+        poll_fn(|cx| message_only(self.poll_next(cx, false))).await
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let wake = lock(&self.handle.shared).discard_incoming();
+        wake.run();
     }
 }
 
@@ -149,7 +156,7 @@ impl Writer {
             return Poll::Ready(Ok(()));
         };
         let mut st = lock(&self.handle.shared);
-        let was_empty = st.conn.buffered_output() == 0;
+        let was_empty = st.conn.poll_transmit().is_none();
         match st.conn.send(message) {
             Ok(()) => {
                 let wake = if was_empty {
@@ -191,15 +198,15 @@ impl Writer {
         if self.pending.is_some() {
             // The sink still holds an earlier message: this one must wait behind it.
             let kind = SendErrorKind::BufferFull {
-                buffered: st.conn.buffered_output(),
-                limit: st.conn.config().max_write_buffer,
+                buffered: st.conn.poll_transmit().map_or(0, |t| t.len()),
+                limit: st.conn.config().high_watermark,
             };
             return Err(SendError {
                 kind,
                 data: message,
             });
         }
-        let was_empty = st.conn.buffered_output() == 0;
+        let was_empty = st.conn.poll_transmit().is_none();
         st.conn.send(message)?;
         let wake = if was_empty {
             st.wake_driver()
@@ -256,7 +263,7 @@ impl Writer {
 
     fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Closed> {
         let mut st = lock(&self.handle.shared);
-        if let Some(closed) = st.closed.as_ref().filter(|_| st.done) {
+        if let Some(closed) = st.conn.closed().filter(|_| st.done) {
             return Poll::Ready(closed.clone());
         }
         st.set_writer(cx.waker());
@@ -278,7 +285,7 @@ impl Writer {
             return Poll::Pending;
         }
         let mut st = lock(&self.handle.shared);
-        if st.conn.buffered_output() == 0 || st.done {
+        if st.conn.poll_transmit().is_none() || st.done {
             return Poll::Ready(Ok(()));
         }
         st.set_writer(cx.waker());
@@ -364,7 +371,8 @@ impl<S> WebSocket<S> {
     }
 
     /// Sends a message, waiting while the core's output buffer is over
-    /// `Config::max_write_buffer` (backpressure).
+    /// `Config::high_watermark` (backpressure), until the driver has written it down to
+    /// `Config::low_watermark`.
     ///
     /// Cancel safety: if the future is dropped before it completes, the message was not sent
     /// and is lost; nothing else changes.
@@ -452,7 +460,7 @@ impl<S> WebSocket<S> {
     /// The terminal information, once the connection has ended.
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
-        lock(&self.reader.handle.shared).closed.clone()
+        lock(&self.reader.handle.shared).conn.closed().cloned()
     }
 
     /// The subprotocol both sides agreed on.
@@ -496,7 +504,7 @@ impl WsReader {
     /// The terminal information, once the connection has ended.
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
-        lock(&self.reader.handle.shared).closed.clone()
+        lock(&self.reader.handle.shared).conn.closed().cloned()
     }
 }
 

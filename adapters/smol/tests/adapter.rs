@@ -472,8 +472,15 @@ fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path(
         }));
         assert!(outcome.is_err());
         assert!(client_of_panic.recv().await.is_none());
-        // 4. An error: the peer breaks the protocol (a reserved opcode, unmasked).
+        // 4. An error: the peer breaks the protocol (a reserved opcode, unmasked), then reads
+        //    our Close up to our end of stream (a half-close) and closes its end.
         raw.write_all(&[0x83, 0x00]).await.unwrap();
+        let mut rest = Vec::new();
+        futures_lite::AsyncReadExt::read_to_end(&mut raw, &mut rest)
+            .await
+            .unwrap();
+        assert_eq!(rest[0], 0x88, "our Close");
+        drop(raw);
         match server_of_raw.recv().await {
             Some(Err(Error::Closed(closed))) => {
                 assert!(
@@ -483,7 +490,6 @@ fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path(
             }
             other => panic!("expected a protocol error, got {other:?}"),
         }
-        drop(raw);
         assert_eq!(
             server.active_connections(),
             0,
@@ -548,7 +554,8 @@ fn send_waits_for_room_in_the_output_buffer() {
         let (addr, accepted) = raw_peer().await;
         let peer = smol::spawn(accepted);
         let mut config = Config::default();
-        config.max_write_buffer = 64 << 10;
+        config.high_watermark = 64 << 10;
+        config.low_watermark = 16 << 10;
         let (mut ws, _) = connect(&url(addr), ClientConfig::new(config))
             .await
             .unwrap();
@@ -593,21 +600,28 @@ fn a_reply_goes_out_before_the_close_for_a_violation_behind_the_message() {
         raw.write_all(&[0x81, 0x81, 0, 0, 0, 0, b'A', 0xA1, 0x80, 0, 0, 0, 0])
             .await
             .unwrap();
-        let message = ws.recv().await.unwrap().unwrap();
-        assert_eq!(message, Message::text("A"));
-        ws.send(message).await.unwrap();
-        match ws.recv().await {
-            Some(Err(Error::Closed(closed))) => assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR),
-            other => panic!("expected the protocol error, got {other:?}"),
-        }
-        // The peer sees the echo first, then our Close with 1002.
-        let mut head = [0u8; 5];
-        raw.read_exact(&mut head).await.unwrap();
-        assert_eq!(head[..3], [0x81, 0x01, b'A']);
-        assert_eq!(head[3], 0x88, "then Close");
-        let mut payload = vec![0u8; usize::from(head[4])];
-        raw.read_exact(&mut payload).await.unwrap();
-        assert_eq!(payload[..2], 1002u16.to_be_bytes());
+        let app = async {
+            let message = ws.recv().await.unwrap().unwrap();
+            assert_eq!(message, Message::text("A"));
+            ws.send(message).await.unwrap();
+            match ws.recv().await {
+                Some(Err(Error::Closed(closed))) => {
+                    assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR)
+                }
+                other => panic!("expected the protocol error, got {other:?}"),
+            }
+        };
+        // The peer sees the echo first, then our Close with 1002, then our end of stream.
+        let peer = async {
+            let mut seen = Vec::new();
+            raw.read_to_end(&mut seen).await.unwrap();
+            drop(raw);
+            seen
+        };
+        let ((), seen) = futures_lite::future::zip(app, peer).await;
+        assert_eq!(seen[..3], [0x81, 0x01, b'A']);
+        assert_eq!(seen[3], 0x88, "then Close");
+        assert_eq!(seen[5..7], 1002u16.to_be_bytes());
     });
 }
 
@@ -615,14 +629,16 @@ fn a_reply_goes_out_before_the_close_for_a_violation_behind_the_message() {
 fn reading_pauses_for_a_user_who_does_not_read_and_resumes_when_it_does() {
     run(async {
         let mut server_config = Config::default();
-        server_config.max_message_size = 64 << 10;
+        server_config.high_watermark = 64 << 10;
+        server_config.low_watermark = 16 << 10;
         let (_server, addr, accepted) = server(
             ServerConfig::new(server_config, ServerPolicy::new()),
             usize::MAX,
         )
         .await;
         let mut client_config = Config::default();
-        client_config.max_write_buffer = 64 << 10;
+        client_config.high_watermark = 64 << 10;
+        client_config.low_watermark = 16 << 10;
         let (mut client, _) = connect(&url(addr), ClientConfig::new(client_config))
             .await
             .unwrap();
@@ -661,5 +677,80 @@ fn reading_pauses_for_a_user_who_does_not_read_and_resumes_when_it_does() {
         let mut client = sending.await;
         let closed = client.close(CloseCode::NORMAL, "").await.unwrap();
         assert!(closed.clean);
+    });
+}
+
+#[test]
+fn a_reply_goes_out_before_the_close_echo_for_a_message_and_close_together() {
+    use futures_lite::AsyncReadExt;
+    run(async {
+        let (_server, addr, accepted) = server(ServerConfig::default(), usize::MAX).await;
+        let mut raw = raw_client(addr).await;
+        let mut ws = accepted.recv().await.unwrap();
+        // A masked text "A" and a Close 1000 (mask 0), in one write.
+        raw.write_all(&[
+            0x81, 0x81, 0, 0, 0, 0, b'A', 0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8,
+        ])
+        .await
+        .unwrap();
+        let app = async {
+            let message = ws.recv().await.unwrap().unwrap();
+            ws.send(message).await.expect("the reply is accepted");
+            let end = ws.recv().await;
+            (ws, end)
+        };
+        let peer = async {
+            let mut seen = Vec::new();
+            raw.read_to_end(&mut seen).await.unwrap();
+            drop(raw);
+            seen
+        };
+        let ((ws, end), seen) = futures_lite::future::zip(app, peer).await;
+        assert!(end.is_none(), "a clean close ends recv with None: {end:?}");
+        let closed = ws.closed().expect("terminal info");
+        assert!(closed.clean, "{closed:?}");
+        assert_eq!(closed.code, CloseCode::NORMAL);
+        // The reply, then the Close echo (1000), then our end of stream.
+        assert_eq!(seen, [0x81, 0x01, b'A', 0x88, 0x02, 0x03, 0xE8]);
+    });
+}
+
+#[test]
+fn a_peer_that_ignores_our_close_is_held_to_the_watermark_and_cut_at_the_close_timeout() {
+    run(async {
+        let mut config = Config::default();
+        config.high_watermark = 256 << 10;
+        config.low_watermark = 64 << 10;
+        config.close_timeout = Duration::from_secs(1);
+        let (_server, addr, accepted) =
+            server(ServerConfig::new(config, ServerPolicy::new()), usize::MAX).await;
+        let mut raw = raw_client(addr).await;
+        let mut ws = accepted.recv().await.unwrap();
+        // The peer sends binary frames of 65535 bytes (mask 0) as fast as it can, never reads
+        // and never answers our Close.
+        let mut frame = vec![0x82, 0xFE, 0xFF, 0xFF, 0, 0, 0, 0];
+        frame.resize(frame.len() + 0xFFFF, 7);
+        let pushing = smol::spawn(async move {
+            let mut written = 0usize;
+            while raw.write_all(&frame).await.is_ok() {
+                written += frame.len();
+            }
+            written
+        });
+        let started = std::time::Instant::now();
+        let closed = ws.close(CloseCode::NORMAL, "").await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(closed.cause, CloseCause::CloseTimeout, "{closed:?}");
+        assert!(!closed.clean);
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+            "ended after {took:?}"
+        );
+        // What the peer could push: the watermark plus the kernel's socket buffers.
+        let written = pushing.await;
+        assert!(
+            written < 24 << 20,
+            "the peer pushed {written} bytes before the close timeout"
+        );
     });
 }

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use tether::Message;
-use tether::reconnect::{ReconnectConfig, SessionConfig, SessionEvent};
-use tether_tokio::ClientConfig;
+use tether::reconnect::{ReconnectConfig, SessionConfig, SupervisorEvent};
+use tether_tokio::{ClientConfig, ReconnectEvent};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -44,25 +44,28 @@ async fn main() {
             }
             event = client.recv() => match event {
                 None => break,
-                Some(SessionEvent::Connected { attempt, took, subprotocol }) => eprintln!(
+                Some(ReconnectEvent::Connected { attempt, took, subprotocol }) => eprintln!(
                     "connected (attempt {attempt}, {took:?}, subprotocol {subprotocol:?}); {} queued",
                     client.queued_messages()
                 ),
-                Some(SessionEvent::Disconnected { reason, detail, retry_in, .. }) => match retry_in {
-                    Some(d) => eprintln!("disconnected: {reason:?} ({detail}); retrying in {d:.1?}"),
-                    None => eprintln!("disconnected: {reason:?} ({detail})"),
+                Some(ReconnectEvent::Message(Message::Text(t))) => eprintln!("received {}", t.as_str()),
+                Some(ReconnectEvent::Message(m)) => eprintln!("received {} bytes", m.len()),
+                Some(ReconnectEvent::Supervisor(event)) => match event {
+                    SupervisorEvent::Disconnected { reason, detail, retry_in, .. } => match retry_in {
+                        Some(d) => eprintln!("disconnected: {reason:?} ({detail}); retrying in {d:.1?}"),
+                        None => eprintln!("disconnected: {reason:?} ({detail})"),
+                    },
+                    SupervisorEvent::GaveUp { reason, unsent } => {
+                        eprintln!("gave up: {reason:?}; {unsent} messages unsent");
+                    }
+                    SupervisorEvent::Stopped { unsent } => {
+                        eprintln!("stopped; {unsent} messages unsent");
+                    }
+                    SupervisorEvent::Dropped { messages } => {
+                        eprintln!("queue full: {} oldest messages dropped", messages.len());
+                    }
+                    _ => {}
                 },
-                Some(SessionEvent::GaveUp { reason, unsent }) => {
-                    eprintln!("gave up: {reason:?}; {unsent} messages unsent");
-                }
-                Some(SessionEvent::Stopped { unsent }) => {
-                    eprintln!("stopped; {unsent} messages unsent");
-                }
-                Some(SessionEvent::Dropped { messages }) => {
-                    eprintln!("queue full: {} oldest messages dropped", messages.len());
-                }
-                Some(SessionEvent::Message(Message::Text(t))) => eprintln!("received {}", t.as_str()),
-                Some(SessionEvent::Message(m)) => eprintln!("received {} bytes", m.len()),
                 Some(_) => {}
             }
         }

@@ -1,6 +1,6 @@
-//! The driver: the loop that owns the transport. It reads into the core, writes what the core
-//! queued, obeys transport actions, sleeps until the next deadline and tells the reader when
-//! events wait for it. Nothing else.
+//! The driver: the loop that owns the transport. It reads into the core while the core wants
+//! reads, writes what the core queued, obeys transport actions, sleeps until the next deadline
+//! and wakes the reader when input arrived. Nothing else: it never takes received data.
 
 use std::future::poll_fn;
 use std::io;
@@ -28,7 +28,10 @@ pub(crate) struct Driver<S> {
     timer: CoreTimer,
     flush_needed: bool,
     read_eof: bool,
-    shutting_down: bool,
+    /// The write side was shut down (the core's `TransportAction::Shutdown`).
+    shut_down: bool,
+    /// The core said `TransportAction::Close`; whether the write side was already shut down.
+    closing: Option<bool>,
     /// Dropped with the driver: e.g. a server's connection slot.
     _guard: Option<Box<dyn Send + Sync>>,
 }
@@ -44,7 +47,8 @@ where
             timer: CoreTimer::new(),
             flush_needed: false,
             read_eof: false,
-            shutting_down: false,
+            shut_down: false,
+            closing: None,
             _guard: None,
         }
     }
@@ -85,18 +89,31 @@ where
                     let _ = inner.conn.close(now, CloseCode::GOING_AWAY, "");
                 }
             }
-            if !self.shutting_down {
+            if inner.reader_gone {
+                // Nobody will take them: Pings and Pongs must not hold up reading.
+                while inner.conn.poll_event().is_some() {}
+            }
+            if self.closing.is_none() {
                 progress |= self.write(cx, inner, wake, now);
-                if let Some(TransportAction::Close) = inner.conn.poll_transport() {
-                    self.shutting_down = true;
+                let action = inner.conn.poll_transport();
+                if action == Some(TransportAction::Close) {
+                    self.closing = Some(self.shut_down);
                     self.timer
                         .reset_at(tokio::time::Instant::now() + SHUTDOWN_TIMEOUT);
+                } else if action == Some(TransportAction::Shutdown)
+                    && !self.shut_down
+                    && Pin::new(&mut self.stream).poll_shutdown(cx).is_ready()
+                {
+                    // Half-closed once (a TLS close_notify, then FIN); reading goes on, the
+                    // core discarding what arrives, until the peer's end of stream.
+                    self.shut_down = true;
+                    progress = true;
                 }
             }
-            inner.take_events(wake);
-            if self.shutting_down {
+            if let Some(shut_down) = self.closing {
                 // Best effort: a peer that stopped reading cannot hold the task.
-                let done = Pin::new(&mut self.stream).poll_shutdown(cx).is_ready()
+                let done = shut_down
+                    || Pin::new(&mut self.stream).poll_shutdown(cx).is_ready()
                     || self.timer.poll_elapsed(cx);
                 if done {
                     inner.finish(wake);
@@ -104,11 +121,13 @@ where
                 }
                 return Poll::Pending;
             }
-            if !self.read_eof && inner.conn.wants_read() && inner.has_room() {
-                progress |= self.read(cx, inner, now);
+            if !self.read_eof && inner.conn.wants_read() && self.read(cx, inner, now) {
+                inner.input_arrived(wake);
+                progress = true;
             }
             if let Some(at) = self.timer.due(cx, inner.conn.poll_timeout(), now) {
                 inner.conn.handle_timeout(at);
+                inner.input_arrived(wake);
                 progress = true;
             }
             if !progress {
@@ -129,32 +148,27 @@ where
         now: tether::Instant,
     ) -> bool {
         let mut progress = false;
-        while inner.conn.buffered_output() > 0 {
-            let result = poll_write_out(&mut self.stream, cx, inner.conn.output_slices());
-            match result {
-                Poll::Ready(Ok(0)) => {
-                    inner.conn.handle_eof(now);
+        while let Some(transmit) = inner.conn.poll_transmit() {
+            match poll_write_out(&mut self.stream, cx, &transmit) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Ok(0) | Err(_)) => {
+                    self.write_failed(inner, wake, now);
                     return true;
                 }
                 Poll::Ready(Ok(n)) => {
-                    inner.conn.consume_output(n);
+                    inner.conn.advance(n);
                     inner.output_consumed(wake);
                     self.flush_needed = true;
                     progress = true;
                 }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(_)) => {
-                    inner.conn.handle_eof(now);
-                    return true;
-                }
                 Poll::Pending => break,
             }
         }
-        if self.flush_needed && inner.conn.buffered_output() == 0 {
+        if self.flush_needed && inner.conn.poll_transmit().is_none() {
             match Pin::new(&mut self.stream).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.flush_needed = false,
                 Poll::Ready(Err(_)) => {
-                    inner.conn.handle_eof(now);
+                    self.write_failed(inner, wake, now);
                     return true;
                 }
                 Poll::Pending => {}
@@ -163,22 +177,19 @@ where
         progress
     }
 
+    /// The transport cannot take more: it is as good as ended.
+    fn write_failed(&mut self, inner: &mut Inner, wake: &mut Wake, now: tether::Instant) {
+        inner.conn.handle_eof(now);
+        inner.input_arrived(wake);
+    }
+
     /// Reads once into the core's buffer; returns whether anything happened.
     fn read(&mut self, cx: &mut Context<'_>, inner: &mut Inner, now: tether::Instant) -> bool {
-        let result = poll_read_into(&mut self.stream, cx, &mut inner.conn);
-        match result {
+        match poll_read_into(&mut self.stream, cx, &mut inner.conn, now) {
             Poll::Pending => false,
-            Poll::Ready(Ok(0)) => {
-                self.read_eof = true;
-                inner.conn.handle_eof(now);
-                true
-            }
-            Poll::Ready(Ok(n)) => {
-                inner.conn.handle_read(now, n);
-                true
-            }
+            Poll::Ready(Ok(n)) if n > 0 => true,
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => true,
-            Poll::Ready(Err(_)) => {
+            Poll::Ready(_) => {
                 self.read_eof = true;
                 inner.conn.handle_eof(now);
                 true

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use tether::handshake::{Accept, Reject, Request, Response};
-use tether::{Closed, Connection};
+use tether::{Closed, Connection, Event};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::clock::now;
@@ -36,11 +36,22 @@ where
     let shared = Shared::new(conn);
     let mut driver = Driver::new(stream, Arc::clone(&shared));
     let mut decide = decide;
+    let mut connected = false;
     let outcome = poll_fn(|cx| {
         loop {
             let done = driver.poll_drive(cx).is_ready();
             let mut inner = shared.lock();
-            if let Some(request) = inner.request.take() {
+            // The handshake's own events; what follows `Connected` is for the handle.
+            let mut request = None;
+            while request.is_none() && !connected {
+                match inner.conn.poll_event() {
+                    Some(Event::Request(r)) => request = Some(r),
+                    Some(Event::Connected { .. }) => connected = true,
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            if let Some(request) = request {
                 let verdict = match decide.take() {
                     Some(decide) => decide(&request),
                     None => Err(Reject::new(500)),
@@ -58,11 +69,11 @@ where
                 }
                 continue;
             }
-            if inner.connected {
+            if connected {
                 return Poll::Ready(Outcome::Open);
             }
             if done {
-                let closed = inner.closed.clone().unwrap_or_else(|| Closed {
+                let closed = inner.conn.closed().cloned().unwrap_or_else(|| Closed {
                     code: tether::CloseCode::ABNORMAL,
                     reason: "transport closed".into(),
                     initiator: tether::Initiator::Remote,

@@ -4,79 +4,66 @@
 use std::any::Any;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use tether::Connection;
-use tether::reconnect::Session;
+use tether::{Connection, Transmit};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// How many slices one vectored write passes at most.
 const MAX_SLICES: usize = 64;
 
-/// A core that offers its input buffer.
-pub(crate) trait ReadTarget {
-    fn read_buf(&mut self) -> &mut [u8];
-}
-
-impl ReadTarget for Connection {
-    fn read_buf(&mut self) -> &mut [u8] {
-        Connection::read_buf(self)
-    }
-}
-
-impl ReadTarget for Session {
-    fn read_buf(&mut self) -> &mut [u8] {
-        Session::read_buf(self)
-    }
-}
-
-/// Reads once into `core`'s buffer. A plain TCP stream is read only once it is readable, so an
-/// idle connection does not allocate its read buffer; other streams read through `poll_read`
-/// straight into the core's buffer.
-pub(crate) fn poll_read_into<S, T>(
+/// Reads once straight into `conn`'s input buffer and commits what arrived; `Ok(0)` is the end
+/// of the stream. A plain TCP stream is read only once it is readable, so an idle connection
+/// does not allocate its read buffer.
+pub(crate) fn poll_read_into<S>(
     stream: &mut S,
     cx: &mut Context<'_>,
-    core: &mut T,
+    conn: &mut Connection,
+    now: tether::Instant,
 ) -> Poll<io::Result<usize>>
 where
     S: AsyncRead + Unpin + Any,
-    T: ReadTarget,
 {
     if let Some(tcp) = tcp_of(stream) {
-        // Readiness first, so an idle connection allocates no read buffer; then `poll_read`,
-        // which (unlike `try_read`) clears readiness after a short read and so spares the next
-        // round a `recvfrom` that would only answer EAGAIN.
-        std::task::ready!(tcp.poll_read_ready(cx))?;
-        let mut buf = ReadBuf::new(core.read_buf());
-        std::task::ready!(Pin::new(tcp).poll_read(cx, &mut buf))?;
-        return Poll::Ready(Ok(buf.filled().len()));
+        // Readiness first; then `poll_read`, which (unlike `try_read`) clears readiness after a
+        // short read and so spares the next round a `recvfrom` that would only say EAGAIN.
+        ready!(tcp.poll_read_ready(cx))?;
+        return read(Pin::new(tcp), cx, conn, now);
     }
-    let mut buf = ReadBuf::new(core.read_buf());
-    std::task::ready!(Pin::new(stream).poll_read(cx, &mut buf))?;
-    Poll::Ready(Ok(buf.filled().len()))
+    read(Pin::new(stream), cx, conn, now)
 }
 
-/// Writes the first runs of `slices` with one (vectored, where the stream supports it) write.
-pub(crate) fn poll_write_out<'a, S>(
+fn read<S: AsyncRead + ?Sized>(
+    stream: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    conn: &mut Connection,
+    now: tether::Instant,
+) -> Poll<io::Result<usize>> {
+    // Dropping the token without a commit (pending, error) means nothing was read.
+    let mut buf = conn.recv_buf();
+    let mut read_buf = ReadBuf::new(&mut buf);
+    ready!(stream.poll_read(cx, &mut read_buf))?;
+    let n = read_buf.filled().len();
+    buf.commit(now, n);
+    Poll::Ready(Ok(n))
+}
+
+/// Writes the first runs of `transmit` with one (vectored, where the stream supports it) write.
+pub(crate) fn poll_write_out<S>(
     stream: &mut S,
     cx: &mut Context<'_>,
-    slices: impl Iterator<Item = &'a [u8]>,
+    transmit: &Transmit<'_>,
 ) -> Poll<io::Result<usize>>
 where
     S: AsyncWrite + Unpin,
 {
-    let mut buf = [IoSlice::new(&[]); MAX_SLICES];
-    let mut count = 0;
-    for (slot, s) in buf.iter_mut().zip(slices) {
-        *slot = IoSlice::new(s);
-        count += 1;
+    if !stream.is_write_vectored() {
+        return Pin::new(stream).poll_write(cx, transmit.first());
     }
-    if count <= 1 || !stream.is_write_vectored() {
-        Pin::new(stream).poll_write(cx, &buf[0])
-    } else {
-        Pin::new(stream).poll_write_vectored(cx, &buf[..count])
-    }
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let count = transmit.io_slices(&mut slices);
+    Pin::new(stream).poll_write_vectored(cx, &slices[..count])
 }
 
 /// The TCP stream under `stream`, when it is a plain one.

@@ -7,17 +7,17 @@
 //! core's transport actions and sleeps until the core's next deadline; the core sits in a small
 //! shared state (`Arc<Mutex<_>>` plus wakers) with the [`WebSocket`] handle. So Pongs, the
 //! Close echo and heartbeats flow even while the user neither reads nor writes. Messages stay
-//! in the core until the user asks for the next one, so a peer's protocol violation right
-//! behind messages is answered (our Close) after the user's replies to them, as a peer that
-//! reads frame by frame would see it.
+//! in the core until the user asks for the next one, so a peer's Close or protocol violation
+//! right behind messages is answered (our Close) after the user's replies to them, as a peer
+//! that reads frame by frame would see it; flow control is the core's, in bytes.
 //!
 //! - Server: [`accept`] / [`accept_with`] over any accepted stream, or a [`Server`] listener
 //!   with a connection limit (503 with `Retry-After` beyond it).
 //! - Client: [`connect`] (TCP with a connect timeout, TLS for `wss://` with the `rustls`
 //!   feature) or [`connect_on`] over a stream of your own.
-//! - Reconnecting client: [`reconnecting`] runs the core's reconnecting
-//!   [`Session`](tether::reconnect::Session): sends queue across reconnections, and the
-//!   receive side yields messages and state changes.
+//! - Reconnecting client: [`reconnecting`] runs the core's reconnect
+//!   [`Supervisor`](tether::reconnect::Supervisor) beside each connection it opens: sends
+//!   queue across reconnections, and the receive side yields messages and state changes.
 //! - The handle: [`WebSocket`] (`send`, `recv`, `next_event`, `ping`, `close`, `split`), a
 //!   `futures` [`Stream`](futures_core::Stream) of messages and [`Sink`](futures_sink::Sink)
 //!   of messages.
@@ -64,7 +64,7 @@ pub mod tls;
 
 pub use client::{ClientConfig, connect, connect_on, connect_request};
 pub use error::Error;
-pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
+pub use reconnect::{ReconnectEvent, ReconnectingClient, reconnecting, reconnecting_request};
 pub use server::{Connecting, Server, ServerConfig, SlotGuard, accept, accept_with};
 pub use shared::Incoming;
 pub use socket::{WebSocket, WsReader, WsWriter};

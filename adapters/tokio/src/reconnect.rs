@@ -1,49 +1,86 @@
-//! A reconnecting client: a driver task runs the core's reconnecting `Session`, opening a new
-//! transport whenever the session asks; the handle queues messages across reconnections and
-//! yields messages and connection-state changes.
+//! A reconnecting client: one task asks the core's reconnect [`Supervisor`] when to connect,
+//! opens the transport, runs the connection the supervisor hands out with the ordinary driver,
+//! and reports its end. The handle sends through the supervisor's bounded queue and reads from
+//! the live connection.
 
-use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
-use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
+use bytes::Bytes;
 use tether::handshake::{ClientRequest, WsUrl};
 use tether::reconnect::{
-    ReconnectConfig, Session, SessionAction, SessionConfig, SessionEvent, SessionSendError,
+    ReconnectConfig, SessionConfig, SessionSendError, Supervisor, SupervisorAction, SupervisorEvent,
 };
 use tether::{CloseCode, Message};
-use tokio::io::AsyncWrite;
 
 use crate::client::open_transport;
 use crate::clock::{CoreTimer, now, os_rng};
-use crate::io::{poll_read_into, poll_write_out};
+use crate::driver::Driver;
+use crate::shared::{Incoming, Received, Shared, Wake};
 use crate::{ClientConfig, Error, MaybeTlsStream};
 
-/// Reads and writes per wake-up before yielding to other tasks.
+/// Rounds per wake-up before yielding to other tasks.
 const BUDGET: usize = 32;
-/// Events held for the user before reading pauses.
-const MAX_EVENTS: usize = 1024;
 
 type Opening = Pin<Box<dyn Future<Output = Result<MaybeTlsStream, Error>> + Send>>;
 
-struct Inner {
-    session: Session,
-    events: VecDeque<SessionEvent>,
-    /// The driver is done: the terminal event is in `events` (or was taken).
-    done: bool,
+/// What [`ReconnectingClient::recv`] yields: what the live connection received, and what the
+/// supervisor decided.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ReconnectEvent {
+    /// A connection opened (its opening handshake completed).
+    Connected {
+        /// Which attempt since the client started or a connection last opened, from 1.
+        attempt: u32,
+        /// How long the attempt took, from the start of the connect to the handshake's end.
+        took: Duration,
+        /// The negotiated subprotocol.
+        subprotocol: Option<String>,
+    },
+    /// A complete text or binary message.
+    Message(Message),
+    /// The peer sent a Ping (already answered).
+    Ping(Bytes),
+    /// The peer sent a Pong that does not answer the heartbeat.
+    Pong(Bytes),
+    /// The supervisor's account: `Disconnected` (with the reason and the retry time),
+    /// `Dropped`, and the terminal `GaveUp` or `Stopped`.
+    Supervisor(SupervisorEvent),
+}
+
+impl ReconnectEvent {
+    /// Whether this is the last event (the supervisor gave up or stopped).
+    #[must_use]
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, ReconnectEvent::Supervisor(e) if e.is_terminal())
+    }
+}
+
+struct State {
+    sup: Supervisor,
+    /// The connection the supervisor handed out: running, or ended with messages the handle
+    /// has not taken yet (the next attempt waits for those).
+    conn: Option<Arc<Shared>>,
+    /// The attempt that opened `conn`, and when it began.
+    attempt: u32,
+    attempt_started: tether::Instant,
     /// The handle was dropped.
     detached: bool,
-    driver_waker: Option<Waker>,
+    /// The task ended: nothing more will happen.
+    done: bool,
+    task_waker: Option<Waker>,
     /// The handle's `recv` or `close`, whichever waits (both take `&mut self`).
     waiter: Option<Waker>,
 }
 
-struct Shared(Mutex<Inner>);
+struct Client(Mutex<State>);
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+impl Client {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -51,15 +88,16 @@ impl Shared {
 /// A WebSocket client that reconnects by the core's [`ReconnectConfig`] policy (backoff with
 /// jitter, give up on a 401 or a 1008, ...) and keeps its outbound queue across connections.
 ///
-/// [`send`](ReconnectingClient::send) never waits: while disconnected, messages are queued
-/// (up to [`SessionConfig`]'s limits) and sent in order once connected again; see
-/// [`Session`] for exactly which messages can be lost or are re-sent.
-/// [`recv`](ReconnectingClient::recv) yields [`SessionEvent`]s: messages and state changes
-/// (`Connected`, `Disconnected` with the reason and the retry time, `GaveUp`, `Stopped`).
+/// [`send`](ReconnectingClient::send) never waits: messages go through the supervisor's queue
+/// (bounded by [`SessionConfig`]'s limits) into the live connection as fast as its flow control
+/// allows, and are kept while disconnected; see [`Supervisor`] for exactly which messages can
+/// be lost or are re-sent. [`recv`](ReconnectingClient::recv) yields [`ReconnectEvent`]s:
+/// messages and state changes. Messages received on a connection stay readable after it ended;
+/// the next attempt waits until they have been taken.
 ///
-/// Dropping the handle closes the session with 1001 (Going Away).
+/// Dropping the handle closes the live connection with 1001 (Going Away) and stops.
 pub struct ReconnectingClient {
-    shared: Arc<Shared>,
+    client: Arc<Client>,
 }
 
 /// Starts a reconnecting client for `url` (its first attempt begins at once). TLS settings come
@@ -86,42 +124,49 @@ pub fn reconnecting_request(
     let url = request.url().clone();
     let mut core_config = config.config.clone();
     core_config.streaming = false;
-    let session = Session::new(request, core_config, reconnect, settings, os_rng()?, now());
-    let shared = Arc::new(Shared(Mutex::new(Inner {
-        session,
-        events: VecDeque::new(),
-        done: false,
+    let now = now();
+    let sup = Supervisor::new(request, core_config, reconnect, settings, os_rng()?, now);
+    let client = Arc::new(Client(Mutex::new(State {
+        sup,
+        conn: None,
+        attempt: 0,
+        attempt_started: now,
         detached: false,
-        driver_waker: None,
+        done: false,
+        task_waker: None,
         waiter: None,
     })));
-    let mut driver = SessionDriver {
-        shared: Arc::clone(&shared),
+    let mut task = Task {
+        client: Arc::clone(&client),
         url,
         config,
-        stream: None,
         opening: None,
+        live: None,
         timer: CoreTimer::new(),
-        flush_needed: false,
-        read_eof: false,
-        close_started: false,
+        detach_handled: false,
     };
-    tokio::spawn(async move { poll_fn(|cx| driver.poll_drive(cx)).await });
-    Ok(ReconnectingClient { shared })
+    tokio::spawn(async move { poll_fn(|cx| task.poll_run(cx)).await });
+    Ok(ReconnectingClient { client })
 }
 
 impl ReconnectingClient {
-    /// Sends `message` on the open connection, or queues it for the next one. A full queue (or
-    /// a session that is closing or ended) hands it back.
+    /// Queues `message` and moves the queue into the live connection as far as it has room.
+    /// A full queue (or a client that is closing or ended) hands it back.
     pub fn send(&self, message: Message) -> Result<(), SessionSendError> {
-        let mut inner = self.shared.lock();
-        let result = inner.session.send(message);
-        let driver = inner.driver_waker.clone();
-        drop(inner);
-        if let Some(w) = driver {
-            w.wake();
+        let mut state = self.client.lock();
+        state.sup.send(message)?;
+        if let Some(shared) = state.conn.clone() {
+            let mut inner = shared.lock();
+            if state.sup.send_queued(&mut inner.conn) > 0 {
+                let driver = inner.driver_waker.clone();
+                drop(inner);
+                drop(state);
+                if let Some(w) = driver {
+                    w.wake();
+                }
+            }
         }
-        result
+        Ok(())
     }
 
     /// Sends a text message; see [`send`](ReconnectingClient::send).
@@ -131,49 +176,68 @@ impl ReconnectingClient {
 
     /// The next message or state change; `None` after the terminal event (`GaveUp` or
     /// `Stopped`) was returned. Cancel safe.
-    pub async fn recv(&mut self) -> Option<SessionEvent> {
-        poll_fn(|cx| {
-            let mut inner = self.shared.lock();
-            if let Some(event) = inner.events.pop_front() {
-                let driver = (inner.events.len() + 1 == MAX_EVENTS)
-                    .then(|| inner.driver_waker.clone())
-                    .flatten();
-                drop(inner);
-                if let Some(w) = driver {
-                    w.wake();
-                }
-                return Poll::Ready(Some(event));
-            }
-            if inner.done {
-                return Poll::Ready(None);
-            }
-            inner.waiter = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+    pub async fn recv(&mut self) -> Option<ReconnectEvent> {
+        poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// Ends the session (it will not reconnect): with an open connection, runs the close
-    /// handshake with `code` and `reason`. Waits until the session has ended; its last events
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<ReconnectEvent>> {
+        let mut state = self.client.lock();
+        let mut wake = Wake::default();
+        let conn = state.conn.clone();
+        let ended = conn
+            .as_ref()
+            .is_some_and(|c| c.lock().conn.closed().is_some());
+        // What a connection received came before the supervisor's account of its end, and
+        // the account before anything of the next connection.
+        let mut event = None;
+        if ended {
+            event = conn.as_ref().and_then(|c| take(&state, c, &mut wake));
+            // Taking from an ended connection may let the next attempt go ahead.
+            if wake.driver.is_none() {
+                wake.driver = state.task_waker.clone();
+            }
+        }
+        event = event.or_else(|| state.sup.poll_event().map(ReconnectEvent::Supervisor));
+        if !ended {
+            event = event.or_else(|| conn.as_ref().and_then(|c| take(&state, c, &mut wake)));
+        }
+        let result = match event {
+            Some(event) => Poll::Ready(Some(event)),
+            None if state.done => Poll::Ready(None),
+            None => {
+                state.waiter = Some(cx.waker().clone());
+                if let Some(c) = &conn {
+                    c.lock().wait_readable(cx);
+                }
+                Poll::Pending
+            }
+        };
+        drop(state);
+        wake.run();
+        result
+    }
+
+    /// Ends the client (it will not reconnect): with an open connection, runs the close
+    /// handshake with `code` and `reason`. Waits until the client has ended; its last events
     /// (`Disconnected`, `Stopped`) stay readable with [`recv`](ReconnectingClient::recv).
     /// Cancel safe: the close goes on if the future is dropped.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         {
-            let mut inner = self.shared.lock();
-            match inner.session.close(now(), code, reason) {
-                Ok(()) | Err(tether::CloseError::AlreadyClosing | tether::CloseError::Closed) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidInput, e).into()),
+            let mut state = self.client.lock();
+            if let Some(shared) = state.conn.clone() {
+                shared.lock().close(code, reason)?;
             }
-            if let Some(w) = inner.driver_waker.clone() {
+            state.sup.close(now());
+            if let Some(w) = state.task_waker.clone() {
                 w.wake();
             }
         }
         poll_fn(|cx| {
-            let mut inner = self.shared.lock();
-            if inner.done {
+            let mut state = self.client.lock();
+            if state.done {
                 return Poll::Ready(Ok(()));
             }
-            inner.waiter = Some(cx.waker().clone());
+            state.waiter = Some(cx.waker().clone());
             Poll::Pending
         })
         .await
@@ -182,19 +246,38 @@ impl ReconnectingClient {
     /// Whether a connection is open now.
     #[must_use]
     pub fn is_open(&self) -> bool {
-        self.shared.lock().session.is_open()
+        let state = self.client.lock();
+        state.conn.as_ref().is_some_and(|c| c.lock().conn.is_open())
     }
 
-    /// Messages waiting in the outbound queue.
+    /// Messages waiting in the outbound queue (not counting those in the live connection).
     #[must_use]
     pub fn queued_messages(&self) -> usize {
-        self.shared.lock().session.queued_messages()
+        self.client.lock().sup.queued_messages()
     }
 
     /// Takes the messages still queued (after the end: everything accepted and not written).
     pub fn take_unsent(&mut self) -> Vec<Message> {
-        self.shared.lock().session.take_unsent()
+        self.client.lock().sup.take_unsent()
     }
+}
+
+/// The next item of connection `conn`, as an event.
+fn take(state: &State, conn: &Shared, wake: &mut Wake) -> Option<ReconnectEvent> {
+    let mut inner = conn.lock();
+    Some(match inner.take_next(wake)? {
+        Received::Connected(subprotocol) => ReconnectEvent::Connected {
+            attempt: state.attempt,
+            took: inner
+                .conn
+                .opened_at()
+                .map_or(Duration::ZERO, |at| at - state.attempt_started),
+            subprotocol,
+        },
+        Received::Item(Incoming::Message(m)) => ReconnectEvent::Message(m),
+        Received::Item(Incoming::Ping(p)) => ReconnectEvent::Ping(p),
+        Received::Item(Incoming::Pong(p)) => ReconnectEvent::Pong(p),
+    })
 }
 
 impl std::fmt::Debug for ReconnectingClient {
@@ -207,63 +290,54 @@ impl std::fmt::Debug for ReconnectingClient {
 
 impl Drop for ReconnectingClient {
     fn drop(&mut self) {
-        let mut inner = self.shared.lock();
-        inner.detached = true;
-        let driver = inner.driver_waker.clone();
-        drop(inner);
-        if let Some(w) = driver {
+        let mut state = self.client.lock();
+        state.detached = true;
+        let task = state.task_waker.clone();
+        drop(state);
+        if let Some(w) = task {
             w.wake();
         }
     }
 }
 
-/// The session's loop: obey its actions (open or close a transport), write its output, read
-/// into it, sleep until its next deadline, queue its events for the handle.
-struct SessionDriver {
-    shared: Arc<Shared>,
+/// The client's task: obeys the supervisor, opens transports, and runs each connection with
+/// the ordinary [`Driver`] until its transport is closed.
+struct Task {
+    client: Arc<Client>,
     url: WsUrl,
     config: ClientConfig,
-    stream: Option<MaybeTlsStream>,
     opening: Option<Opening>,
+    live: Option<(Driver<MaybeTlsStream>, Arc<Shared>)>,
     timer: CoreTimer,
-    flush_needed: bool,
-    read_eof: bool,
-    close_started: bool,
+    detach_handled: bool,
 }
 
-impl SessionDriver {
-    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let shared = Arc::clone(&self.shared);
-        let mut inner = shared.lock();
-        let result = self.run(cx, &mut inner);
-        inner.driver_waker = Some(cx.waker().clone());
-        let waiter = if inner.events.is_empty() && !inner.done {
-            None
-        } else {
-            inner.waiter.take()
-        };
-        drop(inner);
-        if let Some(w) = waiter {
-            w.wake();
-        }
-        result
-    }
-
-    fn run(&mut self, cx: &mut Context<'_>, inner: &mut Inner) -> Poll<()> {
+impl Task {
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let client = Arc::clone(&self.client);
         for _ in 0..BUDGET {
             let now = now();
+            let mut state = client.lock();
             let mut progress = false;
-            if inner.detached && !self.close_started {
-                self.close_started = true;
-                let _ = inner.session.close(now, CloseCode::GOING_AWAY, "");
+            match &state.task_waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => state.task_waker = Some(cx.waker().clone()),
             }
-            while let Some(action) = inner.session.poll_action() {
+            if state.detached && !self.detach_handled {
+                self.detach_handled = true;
+                state.sup.close(now);
+                if let Some(shared) = &state.conn {
+                    let mut inner = shared.lock();
+                    inner.stop_reading();
+                    let _ = inner.close(CloseCode::GOING_AWAY, "");
+                }
+            }
+            while let Some(action) = state.sup.poll_action() {
                 progress = true;
                 match action {
-                    SessionAction::Connect { .. } => {
-                        self.stream = None;
-                        self.read_eof = false;
-                        self.flush_needed = false;
+                    SupervisorAction::Connect { attempt } => {
+                        state.attempt = attempt;
+                        state.attempt_started = now;
                         let (url, config) = (self.url.clone(), self.config.clone());
                         self.opening = Some(Box::pin(async move {
                             tokio::time::timeout(
@@ -274,11 +348,7 @@ impl SessionDriver {
                             .map_err(|_| Error::ConnectTimeout)?
                         }));
                     }
-                    SessionAction::CloseTransport => {
-                        self.opening = None;
-                        self.stream = None;
-                    }
-                    _ => {}
+                    _ => self.opening = None,
                 }
             }
             if let Some(opening) = self.opening.as_mut()
@@ -288,24 +358,50 @@ impl SessionDriver {
                 progress = true;
                 match result {
                     Ok(stream) => {
-                        self.stream = Some(stream);
-                        inner.session.transport_connected(now);
+                        if let Some(conn) = state.sup.transport_connected(now) {
+                            let shared = Shared::new(conn);
+                            let driver = Driver::new(stream, Arc::clone(&shared));
+                            self.live = Some((driver, Arc::clone(&shared)));
+                            state.conn = Some(shared);
+                        }
                     }
-                    Err(e) => inner.session.connect_failed(now, &e.to_string()),
+                    Err(e) => state.sup.connect_failed(now, &e.to_string()),
                 }
             }
-            progress |= self.io(cx, inner, now);
-            while let Some(event) = inner.session.poll_event() {
-                inner.events.push_back(event);
+            if let Some((driver, shared)) = self.live.as_mut() {
+                if driver.poll_drive(cx).is_ready() {
+                    state.sup.connection_ended(now, &mut shared.lock().conn);
+                    self.live = None;
+                    progress = true;
+                } else if state.sup.send_queued(&mut shared.lock().conn) > 0 {
+                    progress = true;
+                }
             }
-            if inner.session.is_finished() && self.opening.is_none() {
-                self.stream = None;
-                inner.done = true;
+            if state.sup.is_finished() && self.opening.is_none() && self.live.is_none() {
+                state.done = true;
+                let waiter = state.waiter.take();
+                drop(state);
+                if let Some(w) = waiter {
+                    w.wake();
+                }
                 return Poll::Ready(());
             }
-            if let Some(at) = self.timer.due(cx, inner.session.poll_timeout(), now) {
-                inner.session.handle_timeout(at);
+            // The next attempt waits until the handle has taken what the last connection
+            // received.
+            let unread = state.conn.as_ref().is_some_and(|c| {
+                let inner = c.lock();
+                inner.conn.closed().is_some() && inner.conn.has_unread_data()
+            });
+            if (!unread || state.detached)
+                && let Some(at) = self.timer.due(cx, state.sup.poll_timeout(), now)
+            {
+                state.sup.handle_timeout(at);
                 progress = true;
+            }
+            let waiter = if progress { state.waiter.take() } else { None };
+            drop(state);
+            if let Some(w) = waiter {
+                w.wake();
             }
             if !progress {
                 return Poll::Pending;
@@ -313,54 +409,5 @@ impl SessionDriver {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-
-    /// Writes the session's output and reads once; returns whether anything happened.
-    fn io(&mut self, cx: &mut Context<'_>, inner: &mut Inner, now: tether::Instant) -> bool {
-        let Some(stream) = self.stream.as_mut() else {
-            return false;
-        };
-        let mut progress = false;
-        while inner.session.pending_output().is_some() {
-            match poll_write_out(stream, cx, inner.session.output_slices()) {
-                Poll::Ready(Ok(n)) if n > 0 => {
-                    inner.session.consume_output(n);
-                    self.flush_needed = true;
-                    progress = true;
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(_) => {
-                    inner.session.handle_eof(now);
-                    return true;
-                }
-                Poll::Pending => break,
-            }
-        }
-        if self.flush_needed && inner.session.pending_output().is_none() {
-            match Pin::new(&mut *stream).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.flush_needed = false,
-                Poll::Ready(Err(_)) => {
-                    inner.session.handle_eof(now);
-                    return true;
-                }
-                Poll::Pending => {}
-            }
-        }
-        if !self.read_eof && inner.session.wants_read() && inner.events.len() < MAX_EVENTS {
-            match poll_read_into(stream, cx, &mut inner.session) {
-                Poll::Pending => {}
-                Poll::Ready(Ok(n)) if n > 0 => {
-                    inner.session.handle_read(now, n);
-                    progress = true;
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => progress = true,
-                Poll::Ready(_) => {
-                    self.read_eof = true;
-                    inner.session.handle_eof(now);
-                    progress = true;
-                }
-            }
-        }
-        progress
     }
 }

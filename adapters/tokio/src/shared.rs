@@ -1,20 +1,20 @@
-//! The state the driver task and the handles share: the core's `Connection`, a small queue of
-//! received control items, the terminal information and the wakers of whoever waits on them.
+//! The state the driver task and the handles share: the core's `Connection` and the wakers of
+//! whoever waits on it.
 //!
-//! Received messages stay in the core until the reader asks for one: `poll_event` is how the
-//! core learns that the application has taken a message, and a protocol failure found behind
-//! unread messages waits for that (see `Connection::poll_event`), so replies to them are
-//! written before our Close. The driver pulls events itself only where that cannot fire such
-//! a failure early: Pings and Pongs while no message is unread, and everything once the
-//! connection has ended (or the reader is gone).
+//! Received data and events stay in the core until the application asks for the next item:
+//! only the receive path ([`Inner::take_next`]) calls `Connection::read`, which is how the core
+//! learns that the application has taken a message and come back for more. So a peer's Close or
+//! protocol violation right behind messages is answered after the application's replies to
+//! them, and flow control (`Connection::wants_read`, in bytes) is the core's alone.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use tether::handshake::Request;
-use tether::{CloseCode, Closed, Connection, Event, Message, SendError, SendErrorKind, State};
+use tether::{
+    CloseCode, Closed, Connection, Data, Event, Message, SendError, SendErrorKind, State,
+    TransportAction,
+};
 
 use crate::Error;
 use crate::clock::now;
@@ -32,50 +32,26 @@ pub enum Incoming {
     Pong(Bytes),
 }
 
-impl Incoming {
-    fn weight(&self) -> usize {
-        64 + match self {
-            Incoming::Message(m) => m.len(),
-            Incoming::Ping(b) | Incoming::Pong(b) => b.len(),
-        }
-    }
-}
-
-/// What one event taken from the core was.
-enum Pulled {
-    /// The core has no event.
-    Empty,
-    /// An event for the adapter itself.
-    Handled,
-    /// An item for the reader.
+/// What the receive path takes from the core: [`Incoming`] items, and the opening handshake's
+/// completion (seen by the reconnecting client, whose handshake runs without a caller).
+pub(crate) enum Received {
+    Connected(Option<String>),
     Item(Incoming),
 }
 
 /// Everything behind the lock.
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
-    /// Items pulled from the core by the driver and not yet taken by the reader: Pings and
-    /// Pongs while the connection is open (never a message: those wait in the core until the
-    /// reader asks), everything left once it has ended.
-    queue: VecDeque<Incoming>,
-    queued_bytes: usize,
-    /// Reading from the transport pauses while the queue holds more than this.
-    queue_limit: usize,
-    /// The terminal event's information, once it arrived.
-    pub(crate) closed: Option<Closed>,
     /// Whether the reader has been told about the end (`None` or `Err(Closed)`).
     end_reported: bool,
-    /// Server role: the request waiting for a decision.
-    pub(crate) request: Option<Request>,
-    /// The opening handshake completed.
-    pub(crate) connected: bool,
     /// The driver is done with the transport.
     pub(crate) transport_closed: bool,
     /// Live handle halves (reader, writer): when both are gone the driver closes.
     halves: usize,
     /// A handle was created (before that, the handshake is driven by `accept` or `connect`).
     attached: bool,
-    reader_alive: bool,
+    /// Nobody will read again: the driver drops the core's events.
+    pub(crate) reader_gone: bool,
     /// The driver handled the drop of every handle.
     pub(crate) detached_handled: bool,
     pub(crate) driver_waker: Option<Waker>,
@@ -86,9 +62,9 @@ pub(crate) struct Inner {
 /// Wakers to call once the lock is released.
 #[derive(Default)]
 pub(crate) struct Wake {
-    read: Option<Waker>,
-    write: Option<Waker>,
-    driver: Option<Waker>,
+    pub(crate) read: Option<Waker>,
+    pub(crate) write: Option<Waker>,
+    pub(crate) driver: Option<Waker>,
 }
 
 impl Wake {
@@ -105,21 +81,14 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(conn: Connection) -> Arc<Shared> {
-        let queue_limit = conn.config().max_message_size.max(1 << 20);
         Arc::new(Shared {
             inner: Mutex::new(Inner {
                 conn,
-                queue: VecDeque::new(),
-                queued_bytes: 0,
-                queue_limit,
-                closed: None,
                 end_reported: false,
-                request: None,
-                connected: false,
                 transport_closed: false,
                 halves: 0,
                 attached: false,
-                reader_alive: true,
+                reader_gone: false,
                 detached_handled: false,
                 driver_waker: None,
                 read_waker: None,
@@ -134,14 +103,11 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs a command on the connection and wakes the driver if it made output to write.
+    /// Runs a command on the connection and wakes the driver.
     pub(crate) fn command<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         let mut inner = self.lock();
-        let before = inner.conn.buffered_output();
         let out = f(&mut inner.conn);
-        let driver = (inner.conn.buffered_output() != before || before == 0)
-            .then(|| inner.driver_waker.clone())
-            .flatten();
+        let driver = inner.driver_waker.clone();
         drop(inner);
         if let Some(w) = driver {
             w.wake();
@@ -161,9 +127,7 @@ impl Shared {
         let mut inner = self.lock();
         inner.halves -= 1;
         if reader {
-            inner.reader_alive = false;
-            inner.queue.clear();
-            inner.queued_bytes = 0;
+            inner.stop_reading();
         }
         let w = inner.driver_waker.clone();
         drop(inner);
@@ -172,95 +136,49 @@ impl Shared {
         }
     }
 
-    /// Receives the next item: cancel safe (an item is removed only when returned). Messages
-    /// come straight from the core, so it sees what the application has taken.
+    /// Receives the next item: cancel safe (an item is removed only when returned).
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, Error>>> {
         let mut inner = self.lock();
-        // Whoever polls now is the current reader; a stale waker must not count as "asking".
-        let registered = inner.read_waker.take();
         let mut wake = Wake::default();
-        let item = inner.next_item(&mut wake);
-        let result = match item {
-            Some(item) => Poll::Ready(Some(Ok(item))),
-            None => match inner.closed.clone() {
-                Some(closed) => {
-                    let reported = std::mem::replace(&mut inner.end_reported, true);
-                    if reported || closed.clean {
-                        Poll::Ready(None)
-                    } else {
-                        Poll::Ready(Some(Err(Error::Closed(closed))))
-                    }
-                }
-                None if inner.transport_closed => Poll::Ready(None),
-                None => {
-                    inner.read_waker = match registered {
-                        Some(w) if w.will_wake(cx.waker()) => Some(w),
-                        _ => Some(cx.waker().clone()),
-                    };
-                    Poll::Pending
-                }
-            },
+        let result = loop {
+            match inner.take_next(&mut wake) {
+                Some(Received::Item(item)) => break Poll::Ready(Some(Ok(item))),
+                Some(Received::Connected(_)) => {}
+                None => break inner.poll_end(cx),
+            }
         };
         drop(inner);
         wake.run();
         result
     }
 
-    /// Queues `message`, waiting while the output buffer is full. On error the message is
-    /// handed back.
+    /// Queues `message`, waiting while the output is over the high watermark. On error the
+    /// message is handed back.
     pub(crate) fn poll_send(
         &self,
         cx: &mut Context<'_>,
         message: &mut Option<Message>,
     ) -> Poll<Result<(), (Error, Message)>> {
-        let Some(m) = message.take() else {
-            return Poll::Ready(Ok(()));
-        };
-        let mut inner = self.lock();
-        let before = inner.conn.buffered_output();
-        match inner.conn.send(m) {
-            Ok(()) => {
-                let driver = if before == 0 {
-                    inner.driver_waker.clone()
-                } else {
-                    None
-                };
-                drop(inner);
-                if let Some(w) = driver {
-                    w.wake();
-                }
-                Poll::Ready(Ok(()))
-            }
-            Err(SendError {
-                kind: SendErrorKind::BufferFull { .. },
-                data,
-            }) => {
-                *message = Some(data);
-                set_waker(&mut inner.write_waker, cx);
-                Poll::Pending
-            }
-            Err(e) => {
-                let err = send_error(&inner, e.kind);
-                Poll::Ready(Err((err, e.data)))
-            }
-        }
+        self.poll_command(cx, message, Connection::send)
     }
 
-    /// Runs a send-like command, waiting while the output buffer is full.
+    /// Runs a send-like command, waiting while the output is over the high watermark; on error
+    /// the argument is handed back.
     pub(crate) fn poll_command<T>(
         &self,
         cx: &mut Context<'_>,
         arg: &mut Option<T>,
         f: impl FnOnce(&mut Connection, T) -> Result<(), SendError<T>>,
-    ) -> Poll<Result<(), Error>> {
+    ) -> Poll<Result<(), (Error, T)>> {
         let Some(value) = arg.take() else {
             return Poll::Ready(Ok(()));
         };
         let mut inner = self.lock();
-        let before = inner.conn.buffered_output();
+        let idle = inner.conn.poll_transmit().is_none();
         match f(&mut inner.conn, value) {
             Ok(()) => {
-                let driver = (before == 0).then(|| inner.driver_waker.clone()).flatten();
+                // A driver with output left is already writing (or waiting to).
+                let driver = idle.then(|| inner.driver_waker.clone()).flatten();
                 drop(inner);
                 if let Some(w) = driver {
                     w.wake();
@@ -275,14 +193,14 @@ impl Shared {
                 set_waker(&mut inner.write_waker, cx);
                 Poll::Pending
             }
-            Err(e) => Poll::Ready(Err(send_error(&inner, e.kind))),
+            Err(e) => Poll::Ready(Err((send_error(&inner, e.kind), e.data))),
         }
     }
 
     /// Ready once everything queued has been handed to the transport (or it ended).
     pub(crate) fn poll_flushed(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut inner = self.lock();
-        if inner.conn.buffered_output() == 0 {
+        if inner.conn.poll_transmit().is_none() {
             return Poll::Ready(Ok(()));
         }
         if inner.transport_closed {
@@ -300,22 +218,14 @@ impl Shared {
     ) -> Poll<Result<Closed, Error>> {
         let mut inner = self.lock();
         if let Some((code, reason)) = start.take() {
-            let now = now();
-            match inner.conn.close(now, code, &reason) {
-                Ok(()) | Err(tether::CloseError::AlreadyClosing | tether::CloseError::Closed) => {
-                    if let Some(w) = inner.driver_waker.clone() {
-                        w.wake();
-                    }
-                }
-                Err(e) => {
-                    return Poll::Ready(Err(Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        e,
-                    ))));
-                }
+            if let Err(e) = inner.close(code, &reason) {
+                return Poll::Ready(Err(e.into()));
+            }
+            if let Some(w) = inner.driver_waker.clone() {
+                w.wake();
             }
         }
-        if let Some(closed) = &inner.closed {
+        if let Some(closed) = inner.conn.closed() {
             return Poll::Ready(Ok(closed.clone()));
         }
         if inner.transport_closed {
@@ -326,105 +236,111 @@ impl Shared {
     }
 }
 
+/// What the driver may have to act on, to tell whether taking an item changed it.
+#[derive(PartialEq)]
+struct DriverView {
+    wants_read: bool,
+    unwritten: usize,
+    transport: Option<TransportAction>,
+    deadline: Option<tether::Instant>,
+}
+
 impl Inner {
-    /// The driver's share of event handling: pulls the events it may take (see
-    /// [`may_pull`](Inner::may_pull)) and wakes the reader when something waits for it, here
-    /// or in the core.
-    pub(crate) fn take_events(&mut self, wake: &mut Wake) {
-        while self.may_pull() {
-            match self.pull(wake) {
-                Pulled::Empty => break,
-                Pulled::Handled => {}
-                Pulled::Item(item) => {
-                    if self.reader_alive {
-                        self.queued_bytes += item.weight();
-                        self.queue.push_back(item);
-                        if wake.read.is_none() {
-                            wake.read = self.read_waker.take();
-                        }
-                    }
+    /// The application asks for its next item: the core's events first (Pings, Pongs, the
+    /// handshake's completion; the terminal one is read from `Connection::closed`), then its
+    /// data. A `read` that finds nothing tells the core the application is done with what it
+    /// took before; that (or fewer unread bytes) can make work for the driver, which is woken
+    /// then, and only then.
+    pub(crate) fn take_next(&mut self, wake: &mut Wake) -> Option<Received> {
+        let before = self.driver_view();
+        let taken = loop {
+            match self.conn.poll_event() {
+                Some(Event::Connected { subprotocol }) => {
+                    break Some(Received::Connected(subprotocol));
+                }
+                Some(Event::Ping(p)) => break Some(Received::Item(Incoming::Ping(p))),
+                Some(Event::Pong(p)) => break Some(Received::Item(Incoming::Pong(p))),
+                Some(_) => {}
+                None => {
+                    break match self.conn.read() {
+                        Some(Data::Message(m)) => Some(Received::Item(Incoming::Message(m))),
+                        // The adapters turn streaming off: complete messages only.
+                        Some(_) | None => None,
+                    };
                 }
             }
-        }
-        if self.read_waker.is_some() && self.conn.has_unread_data() {
-            wake.read = self.read_waker.take();
-        }
-    }
-
-    /// Whether the driver may take the core's next event without the reader asking. Taking a
-    /// message would tell the core that the application has it, so the driver does that only
-    /// when nobody can reply any more: the connection ended or the reader is gone. Otherwise it
-    /// takes events only while no message is unread (so just Pings, Pongs and the terminal
-    /// event come out) and no failure waits for the reader: either the reader is waiting
-    /// (it polled the core just before) or the core wants to read (no failure is deferred).
-    /// Before a handle exists it takes the handshake's events and stops at the first one.
-    fn may_pull(&self) -> bool {
-        if !self.reader_alive || self.conn.state() == State::Closed {
-            return true;
-        }
-        if !self.attached {
-            return !self.connected && self.request.is_none();
-        }
-        !self.conn.has_unread_data() && (self.read_waker.is_some() || self.conn.wants_read())
-    }
-
-    /// Takes one event from the core: the adapter's own (the handshake's, the terminal one)
-    /// are handled here, the others are for the reader.
-    fn pull(&mut self, wake: &mut Wake) -> Pulled {
-        let Some(event) = self.conn.poll_event() else {
-            return Pulled::Empty;
         };
-        match event {
-            Event::Message(m) => return Pulled::Item(Incoming::Message(m)),
-            Event::Ping(p) => return Pulled::Item(Incoming::Ping(p)),
-            Event::Pong(p) => return Pulled::Item(Incoming::Pong(p)),
-            Event::Connected { .. } => self.connected = true,
-            Event::Request(r) => self.request = Some(r),
-            Event::Closed(c) => {
-                self.closed = Some(c);
-                self.wake_all(wake);
-            }
-            _ => {}
-        }
-        Pulled::Handled
-    }
-
-    /// The reader's next item: the queue first, then the core. Taking from the core can make
-    /// work for the driver (a deferred failure now queues our Close; fewer unread bytes let it
-    /// read again), so it is woken then, and only then.
-    fn next_item(&mut self, wake: &mut Wake) -> Option<Incoming> {
-        if let Some(item) = self.queue.pop_front() {
-            let was_full = self.queued_bytes > self.queue_limit;
-            self.queued_bytes -= item.weight();
-            if was_full && self.queued_bytes <= self.queue_limit {
-                wake.driver = self.driver_waker.clone();
-            }
-            return Some(item);
-        }
-        let reading = self.conn.wants_read();
-        let output = self.conn.buffered_output();
-        let state = self.conn.state();
-        let deadline = self.conn.poll_timeout();
-        let item = loop {
-            match self.pull(wake) {
-                Pulled::Empty => break None,
-                Pulled::Handled => {}
-                Pulled::Item(item) => break Some(item),
-            }
-        };
-        if (!reading && self.conn.wants_read())
-            || self.conn.buffered_output() != output
-            || self.conn.state() != state
-            || self.conn.poll_timeout() != deadline
-        {
+        if self.driver_view() != before {
             wake.driver = self.driver_waker.clone();
         }
-        item
+        taken
     }
 
-    /// The output buffer shrank: a waiting writer may go on.
+    /// Nothing is left to take: the end (once as an error if abnormal), or wait for more.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, Error>>> {
+        match self.conn.closed() {
+            Some(closed) => {
+                let reported = std::mem::replace(&mut self.end_reported, true);
+                if reported || closed.clean {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(Error::Closed(closed.clone()))))
+                }
+            }
+            None if self.transport_closed => Poll::Ready(None),
+            None => {
+                set_waker(&mut self.read_waker, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Wakes `cx` when input reaches the core (used by a receiver that also waits elsewhere).
+    pub(crate) fn wait_readable(&mut self, cx: &Context<'_>) {
+        set_waker(&mut self.read_waker, cx);
+    }
+
+    fn driver_view(&self) -> DriverView {
+        DriverView {
+            wants_read: self.conn.wants_read(),
+            unwritten: self.conn.poll_transmit().map_or(0, |t| t.len()),
+            transport: self.conn.poll_transport(),
+            deadline: self.conn.poll_timeout(),
+        }
+    }
+
+    /// Starts the close handshake with `code` and `reason`; closing twice is harmless. Before
+    /// the connection is open there is no handshake to run: it is aborted.
+    pub(crate) fn close(&mut self, code: CloseCode, reason: &str) -> std::io::Result<()> {
+        match self.conn.close(now(), code, reason) {
+            Ok(()) | Err(tether::CloseError::AlreadyClosing | tether::CloseError::Closed) => Ok(()),
+            Err(tether::CloseError::NotOpen) => {
+                self.conn.abort();
+                Ok(())
+            }
+            Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
+        }
+    }
+
+    /// The application will never read again: the core drops what it received.
+    pub(crate) fn stop_reading(&mut self) {
+        self.reader_gone = true;
+        self.conn.discard_incoming();
+    }
+
+    /// New input or time reached the core: the reader may have something, and once the
+    /// connection has ended, whoever waits for the end has it.
+    pub(crate) fn input_arrived(&mut self, wake: &mut Wake) {
+        if self.conn.closed().is_some() {
+            self.wake_all(wake);
+        } else if let Some(w) = self.read_waker.take() {
+            wake.read = Some(w);
+        }
+    }
+
+    /// Output was written: a sender waiting for room (or a flush) may go on.
     pub(crate) fn output_consumed(&mut self, wake: &mut Wake) {
-        if wake.write.is_none() {
+        if wake.write.is_none() && self.conn.is_writable() {
             wake.write = self.write_waker.take();
         }
     }
@@ -442,12 +358,6 @@ impl Inner {
         if let Some(w) = self.write_waker.take() {
             wake.write = Some(w);
         }
-    }
-
-    /// Whether the reader has room for more received items. Once the connection has ended
-    /// the core discards input, but reading goes on to see the end of the transport.
-    pub(crate) fn has_room(&self) -> bool {
-        self.queued_bytes <= self.queue_limit || self.closed.is_some()
     }
 
     /// Whether every handle half has been dropped.
@@ -469,7 +379,7 @@ fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 
 /// A refused send: after an abnormal end, the terminal information says more than "closed".
 fn send_error(inner: &Inner, kind: SendErrorKind) -> Error {
-    match (&inner.closed, kind) {
+    match (inner.conn.closed(), kind) {
         (Some(c), SendErrorKind::Closed | SendErrorKind::Closing) if !c.clean => {
             Error::Closed(c.clone())
         }
@@ -478,7 +388,7 @@ fn send_error(inner: &Inner, kind: SendErrorKind) -> Error {
 }
 
 fn closed_error(inner: &Inner) -> Error {
-    match &inner.closed {
+    match inner.conn.closed() {
         Some(c) if !c.clean => Error::Closed(c.clone()),
         _ => Error::Send(SendErrorKind::Closed),
     }

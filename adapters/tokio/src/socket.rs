@@ -23,14 +23,13 @@ use crate::shared::{Incoming, Shared};
 /// heartbeats flow even while nobody reads or writes. Dropping every handle closes the
 /// connection with 1001 (Going Away).
 ///
-/// Received messages wait in the core until [`recv`](WebSocket::recv) asks for them: while they
-/// hold more than `Config::max_message_size` bytes the driver stops reading, so TCP
-/// backpressure reaches the peer (and a peer's heartbeat answers wait too). Pings and Pongs
-/// wait in a queue of up to `Config::max_message_size` bytes (at least 1 MiB) with the same
-/// effect. A protocol violation the peer commits right behind unread messages is acted on
-/// (our Close) once they have been taken and the next item is asked for, so replies to them
-/// go out first; it waits at most `Config::close_timeout`. Sends wait while the core's output
-/// buffer is over `Config::max_write_buffer`.
+/// Received messages wait in the core until [`recv`](WebSocket::recv) asks for them. Flow
+/// control is the core's, in bytes (`Config::high_watermark` and `Config::low_watermark`):
+/// while unread messages, Pings and Pongs, or unwritten output are over the high watermark the
+/// driver stops reading, so TCP backpressure reaches the peer, and sends wait until the output
+/// has drained. A Close or a protocol violation the peer sends right behind messages is acted
+/// on once they have been taken and the next item is asked for, so replies to them go out
+/// first; it waits at most `Config::close_timeout`.
 ///
 /// It is a [`Stream`] of received messages (the same items as [`recv`](WebSocket::recv)) and
 /// a [`Sink`] of messages to send; [`split`](WebSocket::split) gives halves for two tasks.
@@ -71,8 +70,9 @@ impl<S> WebSocket<S> {
         }
     }
 
-    /// Queues a message, waiting while the output buffer is over `Config::max_write_buffer`.
-    /// It returns once the message is queued, not once it is written.
+    /// Queues a message, waiting while the output is over `Config::high_watermark` (until it
+    /// drains under `Config::low_watermark`). It returns once the message is queued, not once
+    /// it is written.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
         self.writer.send(message).await
     }
@@ -201,7 +201,7 @@ impl WsReader {
     /// How the connection ended, once it has.
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
-        self.shared.lock().closed.clone()
+        self.shared.lock().conn.closed().cloned()
     }
 }
 
@@ -265,6 +265,7 @@ impl WsWriter {
                 .poll_command(cx, &mut slot, |conn, d| conn.send_fragment(kind, d, fin))
         })
         .await
+        .map_err(|(e, _)| e)
     }
 
     /// Sends a Ping; see [`WebSocket::ping`].
@@ -275,6 +276,7 @@ impl WsWriter {
                 .poll_command(cx, &mut slot, |conn, p| conn.ping(p))
         })
         .await
+        .map_err(|(e, _)| e)
     }
 
     /// Waits until everything queued has been handed to the transport.
@@ -297,7 +299,7 @@ impl WsWriter {
     /// How the connection ended, once it has.
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
-        self.shared.lock().closed.clone()
+        self.shared.lock().conn.closed().cloned()
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -76,7 +76,11 @@ async fn client(addr: SocketAddr) -> WebSocket<tether_tokio::MaybeTlsStream> {
 
 /// A raw TCP peer that completes the opening handshake and then does what the test says.
 async fn raw_client(addr: SocketAddr) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    handshake_on(TcpStream::connect(addr).await.unwrap()).await
+}
+
+/// Completes the opening handshake as a raw client on `tcp`.
+async fn handshake_on(mut tcp: TcpStream) -> TcpStream {
     tcp.write_all(
         b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -379,6 +383,124 @@ async fn a_violation_behind_a_message_is_answered_after_the_reply() {
     assert_eq!((op, &close[..2]), (0x88, &1002u16.to_be_bytes()[..]));
 }
 
+/// A masked Text frame (mask 0: the payload is sent as is).
+fn masked_text(text: &str) -> Vec<u8> {
+    assert!(text.len() < 126);
+    let mut frame = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(text.as_bytes());
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_violation_waits_for_the_reply_to_the_message_before_it() {
+    let (mut ws, mut peer) = accept_raw(Config::default()).await;
+    peer.write_all(&masked_text("Hello")).await.unwrap();
+    let hello = bounded("hello", ws.recv()).await.unwrap().unwrap();
+    assert_eq!(hello, Message::text("Hello"));
+    // The application holds the message and is about to reply when, 100 ms later, the peer
+    // breaks the protocol: an empty Ping, then a Text frame with RSV1 set. The Pong shows the
+    // driver has read them.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    peer.write_all(&[0x89, 0x80, 0, 0, 0, 0, 0xC1, 0x80, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    assert_eq!(bounded("pong", read_frame(&mut peer)).await, (0x8A, vec![]));
+    ws.send(hello).await.unwrap();
+    match bounded("the failure", ws.recv()).await {
+        Some(Err(Error::Closed(closed))) => assert_eq!(closed.code, CloseCode::PROTOCOL_ERROR),
+        other => panic!("expected a 1002 end, got {other:?}"),
+    }
+    // The reply reaches the peer before our Close.
+    let echo = bounded("echo", read_frame(&mut peer)).await;
+    assert_eq!(echo, (0x81, b"Hello".to_vec()));
+    let (op, close) = bounded("close", read_frame(&mut peer)).await;
+    assert_eq!((op, &close[..2]), (0x88, &1002u16.to_be_bytes()[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_to_a_message_goes_out_before_the_close_echo_behind_it() {
+    let (mut ws, mut peer) = accept_raw(Config::default()).await;
+    // A request and the peer's Close 1000, in one write.
+    let mut bytes = masked_text("request");
+    bytes.extend_from_slice(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8]);
+    peer.write_all(&bytes).await.unwrap();
+    let request = bounded("request", ws.recv()).await.unwrap().unwrap();
+    assert_eq!(request, Message::text("request"));
+    ws.send_text("reply").await.unwrap();
+    assert!(
+        bounded("the end", ws.recv()).await.is_none(),
+        "a clean close"
+    );
+    let closed = ws.closed().unwrap();
+    assert!(closed.clean, "{closed:?}");
+    assert_eq!(closed.code, CloseCode::NORMAL);
+    assert_eq!(
+        bounded("reply", read_frame(&mut peer)).await,
+        (0x81, b"reply".to_vec())
+    );
+    assert_eq!(
+        bounded("close echo", read_frame(&mut peer)).await,
+        (0x88, 1000u16.to_be_bytes().to_vec())
+    );
+    // The server closes the TCP connection first (RFC 6455 §7.1.1).
+    let mut rest = Vec::new();
+    bounded("end of stream", peer.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_costs_the_echo_server_bounded_memory() {
+    const SIZE: usize = 32 << 10;
+    /// Small kernel buffers on both ends, so what the peer manages to write is mostly what
+    /// the server holds.
+    const SOCKET_BUFFER: u32 = 64 << 10;
+    const BOUND: usize = 8 << 20;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(SOCKET_BUFFER).unwrap();
+    socket.set_send_buffer_size(SOCKET_BUFFER).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let echoed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = echoed.clone();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tether_tokio::accept(tcp, server_config()).await.unwrap();
+        while let Some(Ok(m)) = ws.recv().await {
+            if ws.send(m).await.is_err() {
+                break;
+            }
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(SOCKET_BUFFER).unwrap();
+    socket.set_send_buffer_size(SOCKET_BUFFER).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let mut peer = bounded("raw handshake", handshake_on(tcp)).await;
+    let mut frame = vec![0x82, 0xFE, (SIZE >> 8) as u8, SIZE as u8, 0, 0, 0, 0];
+    frame.resize(frame.len() + SIZE, 7);
+    // Write until the server stops taking bytes (a write that makes no progress for a
+    // second), never reading; an unbounded server would take all 64 MiB.
+    let mut written = 0;
+    while written < 64 << 20 {
+        match timeout(Duration::from_secs(1), peer.write_all(&frame)).await {
+            Ok(result) => result.unwrap(),
+            Err(_) => break,
+        }
+        written += frame.len();
+    }
+    let echoed = echoed.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("the peer wrote {written} bytes before the server pushed back; {echoed} echoed");
+    assert!(
+        written < BOUND,
+        "the server took {written} bytes from a peer that never reads"
+    );
+    assert!(echoed > 0, "the server echoed until its output was full");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_violation_behind_an_unread_message_waits_at_most_the_close_timeout() {
     let mut config = Config::default();
@@ -404,7 +526,8 @@ async fn reading_pauses_behind_unread_messages_and_resumes_when_they_are_taken()
     const N: usize = 300;
     const SIZE: usize = 1000;
     let mut config = Config::default();
-    config.max_message_size = 4 * SIZE;
+    config.high_watermark = 4 * SIZE;
+    config.low_watermark = SIZE;
     let (mut ws, mut peer) = accept_raw(config).await;
     let writer = tokio::spawn(async move {
         let mut frame = vec![0x82, 0xFE, (SIZE >> 8) as u8, SIZE as u8, 0, 0, 0, 0];
@@ -414,8 +537,8 @@ async fn reading_pauses_behind_unread_messages_and_resumes_when_they_are_taken()
         }
         peer
     });
-    // Each read of the driver brings more than the limit, so it pauses again and again; a
-    // pause the user's `recv` failed to end would hang here.
+    // Each read of the driver brings more than the high watermark, so it pauses again and
+    // again; a pause the user's `recv` failed to end would hang here.
     for i in 0..N {
         match bounded("message", ws.recv()).await {
             Some(Ok(Message::Binary(b))) => assert_eq!(b.len(), SIZE, "message {i}"),
@@ -640,7 +763,8 @@ fn recording_server(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_client_comes_back_after_a_server_restart() {
-    use tether::reconnect::{ReconnectConfig, SessionConfig, SessionEvent};
+    use tether::reconnect::{ReconnectConfig, SessionConfig, SupervisorEvent};
+    use tether_tokio::ReconnectEvent;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
@@ -657,13 +781,13 @@ async fn reconnecting_client_comes_back_after_a_server_restart() {
     )
     .unwrap();
     let next_event = async |client: &mut tether_tokio::ReconnectingClient| {
-        bounded("session event", client.recv())
+        bounded("client event", client.recv())
             .await
-            .expect("session ended")
+            .expect("client ended")
     };
     assert!(matches!(
         next_event(&mut client).await,
-        SessionEvent::Connected { .. }
+        ReconnectEvent::Connected { attempt: 1, .. }
     ));
     for text in ["1", "2"] {
         client.send_text(text).unwrap();
@@ -676,7 +800,9 @@ async fn reconnecting_client_comes_back_after_a_server_restart() {
     server.abort();
     let _ = server.await;
     loop {
-        if let SessionEvent::Disconnected { retry_at, .. } = next_event(&mut client).await {
+        if let ReconnectEvent::Supervisor(SupervisorEvent::Disconnected { retry_at, .. }) =
+            next_event(&mut client).await
+        {
             assert!(retry_at.is_some(), "a server restart is retried");
             break;
         }
@@ -687,7 +813,7 @@ async fn reconnecting_client_comes_back_after_a_server_restart() {
     let listener = TcpListener::bind(addr).await.expect("rebind the same port");
     let server = recording_server(listener, seen_tx);
     loop {
-        if let SessionEvent::Connected { .. } = next_event(&mut client).await {
+        if let ReconnectEvent::Connected { .. } = next_event(&mut client).await {
             break;
         }
     }
@@ -699,7 +825,10 @@ async fn reconnecting_client_comes_back_after_a_server_restart() {
         .unwrap();
     let mut stopped = false;
     while let Some(event) = client.recv().await {
-        stopped |= matches!(event, SessionEvent::Stopped { unsent: 0 });
+        stopped |= matches!(
+            event,
+            ReconnectEvent::Supervisor(SupervisorEvent::Stopped { unsent: 0 })
+        );
     }
     assert!(stopped, "the session ends with Stopped and nothing unsent");
     server.abort();
@@ -732,5 +861,77 @@ async fn a_silent_client_is_cut_off_by_the_handshake_timeout() {
         answer.starts_with(b"HTTP/1.1 408"),
         "{}",
         String::from_utf8_lossy(&answer)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_client_reads_each_connection_in_order() {
+    use tether::reconnect::{Disconnect, ReconnectConfig, SessionConfig, SupervisorEvent};
+    use tether_tokio::ReconnectEvent;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Each connection: echo one message, send two of its own, then go away (1001, retried).
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((tcp, _)) = listener.accept().await {
+            n += 1;
+            tokio::spawn(async move {
+                let mut ws = tether_tokio::accept(tcp, server_config()).await.unwrap();
+                let m = ws.recv().await.unwrap().unwrap();
+                ws.send(m).await.unwrap();
+                ws.send_text(&format!("x{n}")).await.unwrap();
+                ws.send_text(&format!("y{n}")).await.unwrap();
+                let _ = ws.close(CloseCode::GOING_AWAY, "restart").await;
+            });
+        }
+    });
+    let mut reconnect = ReconnectConfig::default();
+    reconnect.backoff.initial = Duration::from_millis(10);
+    reconnect.backoff.max = Duration::from_millis(50);
+    let mut settings = SessionConfig::default();
+    settings.on_open.push(Message::text("hello"));
+    let mut client =
+        tether_tokio::reconnecting(&url(addr), ClientConfig::default(), reconnect, settings)
+            .unwrap();
+    for n in 1..=2 {
+        let mut seen = Vec::new();
+        loop {
+            let event = bounded("client event", client.recv())
+                .await
+                .expect("client ended");
+            match event {
+                ReconnectEvent::Connected { .. } => seen.push("connected".to_owned()),
+                ReconnectEvent::Message(Message::Text(t)) => seen.push(t.as_str().to_owned()),
+                ReconnectEvent::Supervisor(SupervisorEvent::Disconnected {
+                    reason,
+                    retry_at,
+                    ..
+                }) => {
+                    assert!(matches!(reason, Disconnect::Closed { .. }), "{reason:?}");
+                    assert!(retry_at.is_some());
+                    break;
+                }
+                other => panic!("connection {n}: unexpected {other:?}"),
+            }
+        }
+        // What a connection received comes before the account of its end.
+        assert_eq!(
+            seen,
+            ["connected", "hello", &format!("x{n}"), &format!("y{n}")]
+        );
+    }
+    bounded("close", client.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    let mut last = None;
+    while let Some(event) = client.recv().await {
+        last = Some(event);
+    }
+    assert!(
+        matches!(
+            last,
+            Some(ReconnectEvent::Supervisor(SupervisorEvent::Stopped { .. }))
+        ),
+        "{last:?}"
     );
 }

@@ -443,7 +443,7 @@ impl Connection {
                 _ => {}
             }
         }
-        self.update_flow();
+        self.update_outbound();
     }
 
     // ----- outputs: pure, they never change the protocol state ----------------------------
@@ -525,7 +525,7 @@ impl Connection {
         if let Some(data) = self.inbox.pop_front() {
             self.unread_bytes -= data.len();
             self.answering = true;
-            self.update_flow();
+            self.update_inbound();
             if self.inbox.is_empty() && self.deferred.is_some() {
                 // Everything before it is taken: only the answer is awaited now.
                 let by = self.now + self.answer_grace();
@@ -554,7 +554,7 @@ impl Connection {
         self.unread_bytes = 0;
         self.answering = false;
         self.release_deferred();
-        self.update_flow();
+        self.update_inbound();
     }
 
     // ----- commands -----------------------------------------------------------------------
@@ -573,7 +573,7 @@ impl Connection {
         if matches!(self.phase, Phase::ClientHandshake(_)) {
             self.early_bytes += message.len();
             self.early.push_back(message);
-            self.update_flow();
+            self.update_outbound();
             return Ok(());
         }
         self.write_message(&message);
@@ -690,7 +690,7 @@ impl Connection {
         self.timers.stop(Timer::Idle);
         self.timers
             .set(Timer::Close, now + self.config.close_timeout);
-        self.update_flow();
+        self.update_outbound();
         // The application is done: a peer's Close that waited for it now completes the
         // handshake (and a waiting violation fails the connection).
         self.answering = false;
@@ -932,14 +932,14 @@ impl Connection {
         self.send
             .write_frame(self.role, opcode, fin, payload, shared, &mut *self.rng);
         self.queued_total += (self.send.len() - before) as u64;
-        self.update_flow();
+        self.update_outbound();
     }
 
     /// Queues bytes as they are (an HTTP head).
     fn queue_raw(&mut self, bytes: &[u8]) {
         self.send.write_raw(bytes);
         self.queued_total += bytes.len() as u64;
-        self.update_flow();
+        self.update_outbound();
     }
 
     /// Queues a data message's frame; remembers the message until it is written when
@@ -947,28 +947,30 @@ impl Connection {
     fn write_message(&mut self, message: &Message) {
         // Text and binary alike: a large payload is queued without a copy in the server role.
         let (opcode, payload) = match message {
-            Message::Text(t) => (OpCode::Text, t.shared().clone()),
-            Message::Binary(b) => (OpCode::Binary, b.clone()),
+            Message::Text(t) => (OpCode::Text, t.shared()),
+            Message::Binary(b) => (OpCode::Binary, b),
         };
-        self.queue_frame(opcode, true, &payload, Some(&payload));
+        self.queue_frame(opcode, true, payload, Some(payload));
         if self.config.retain_unsent {
             self.flights.push_back((self.queued_total, message.clone()));
         }
     }
 
-    /// Re-evaluates the flow-control hysteresis after data moved in or out.
-    fn update_flow(&mut self) {
-        let (high, low) = (self.config.high_watermark, self.config.low_watermark);
-        let inbound = self.unread_bytes;
-        if inbound > high {
+    /// Re-evaluates the inbound flow-control hysteresis after data came in or was read.
+    fn update_inbound(&mut self) {
+        if self.unread_bytes > self.config.high_watermark {
             self.in_paused = true;
-        } else if inbound <= low {
+        } else if self.unread_bytes <= self.config.low_watermark {
             self.in_paused = false;
         }
+    }
+
+    /// Re-evaluates the outbound flow-control hysteresis after output was queued or written.
+    fn update_outbound(&mut self) {
         let outbound = self.unwritten();
-        if outbound > high {
+        if outbound > self.config.high_watermark {
             self.out_paused = true;
-        } else if outbound <= low {
+        } else if outbound <= self.config.low_watermark {
             self.out_paused = false;
             self.replies_since_low = 0;
         }
@@ -1062,7 +1064,8 @@ impl Connection {
         self.send.discard();
         self.recv.discard();
         self.timers.stop_all();
-        self.update_flow();
+        self.update_inbound();
+        self.update_outbound();
     }
 
     /// Emits the terminal event and winds the connection down.
@@ -1221,7 +1224,7 @@ impl Connection {
         }
         self.unread_bytes += data.len();
         self.inbox.push_back(data);
-        self.update_flow();
+        self.update_inbound();
     }
 
     /// Whether something the peer sends now must wait for the application to take (and

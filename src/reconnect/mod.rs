@@ -27,4 +27,4 @@ pub use queue::{Overflow, SessionSendError, SessionSendErrorKind};
 pub use retry_after::parse_retry_after;
 pub use session_config::SessionConfig;
 pub use supervisor::Supervisor;
-pub use supervisor_event::{SupervisorAction, SupervisorEvent};
+pub use supervisor_event::{ReconnectEvent, SupervisorAction, SupervisorEvent};

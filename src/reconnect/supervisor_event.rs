@@ -1,12 +1,15 @@
-//! What a reconnect supervisor tells its driver (actions) and its user (events).
+//! What a reconnect supervisor tells its driver (actions) and its user (events), and what a
+//! reconnecting client built on it yields.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use bytes::Bytes;
+
 use super::disconnect::{Disconnect, GiveUpReason};
 use crate::event::Closed;
-use crate::message::Message;
+use crate::message::{DataKind, Message};
 use crate::time::Instant;
 
 /// What the driver should do about transports. Drain with
@@ -94,5 +97,60 @@ impl SupervisorEvent {
             self,
             SupervisorEvent::GaveUp { .. } | SupervisorEvent::Stopped { .. }
         )
+    }
+}
+
+/// What a reconnecting client hands its application, in order: what each connection received,
+/// and what the [`Supervisor`](super::Supervisor) decided between connections. The core's types
+/// produce its pieces (a connection's events and [`Data`](crate::Data), the supervisor's
+/// events); every reconnecting client built on them (the adapters') yields this one type.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ReconnectEvent {
+    /// A connection's opening handshake completed; the on-open messages and the queue are
+    /// being sent.
+    Connected {
+        /// Which attempt succeeded, counted from 1 since the client started or last connected.
+        attempt: u32,
+        /// From the start of this attempt (the connect) to the completed handshake.
+        took: Duration,
+        /// The subprotocol the server selected.
+        subprotocol: Option<String>,
+    },
+    /// A complete message from the server.
+    Message(Message),
+    /// Streaming mode ([`Config::streaming`](crate::Config::streaming)): a message of this kind
+    /// begins.
+    MessageStart(DataKind),
+    /// Streaming mode: the next bytes of the current message.
+    MessageChunk(Bytes),
+    /// Streaming mode: the current message is complete.
+    MessageEnd,
+    /// The server sent a Ping (the connection already answered it).
+    Ping(Bytes),
+    /// The server sent a Pong that does not answer the connection's heartbeat.
+    Pong(Bytes),
+    /// What the supervisor decided: a connection or an attempt ended (and when the next one
+    /// starts), queued messages were dropped, or the client ended
+    /// ([`SupervisorEvent::Stopped`], [`SupervisorEvent::GaveUp`]: the last event).
+    Supervisor(SupervisorEvent),
+}
+
+impl ReconnectEvent {
+    /// Whether this is the last event (the supervisor gave up or stopped).
+    #[must_use]
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, ReconnectEvent::Supervisor(e) if e.is_terminal())
+    }
+}
+
+impl From<crate::Data> for ReconnectEvent {
+    fn from(data: crate::Data) -> Self {
+        match data {
+            crate::Data::Message(m) => ReconnectEvent::Message(m),
+            crate::Data::MessageStart(kind) => ReconnectEvent::MessageStart(kind),
+            crate::Data::MessageChunk(chunk) => ReconnectEvent::MessageChunk(chunk),
+            crate::Data::MessageEnd => ReconnectEvent::MessageEnd,
+        }
     }
 }

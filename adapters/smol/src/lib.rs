@@ -76,8 +76,9 @@ pub use client::{MaybeTlsStream, connect, connect_request};
 pub use config::{ClientConfig, ServerConfig};
 pub use error::Error;
 pub use handshake::{accept, accept_with, connect_on};
-pub use reconnect::{ReconnectEvent, ReconnectingClient, ReconnectingConfig};
+pub use reconnect::{ReconnectingClient, ReconnectingConfig};
 pub use server::Server;
 pub use socket::{Incoming, WebSocket, WsReader, WsWriter};
+pub use tether::reconnect::ReconnectEvent;
 
 pub use tether;

@@ -7,15 +7,13 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use async_io::Timer;
-use bytes::Bytes;
 use futures_lite::FutureExt;
 use tether::close::MAX_REASON_LEN;
 use tether::handshake::{ClientRequest, WsUrl};
 use tether::reconnect::{
-    ReconnectConfig, SessionConfig, SessionSendError, Supervisor, SupervisorAction, SupervisorEvent,
+    ReconnectConfig, ReconnectEvent, SessionConfig, SessionSendError, Supervisor, SupervisorAction,
 };
 use tether::{CloseCode, CloseError, Data, Event, Instant, Message};
 
@@ -36,32 +34,6 @@ pub struct ReconnectingConfig {
     pub reconnect: ReconnectConfig,
     /// The outbound queue and the messages sent first on every connection.
     pub session: SessionConfig,
-}
-
-/// What [`ReconnectingClient::next_event`] yields.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum ReconnectEvent {
-    /// A connection's opening handshake completed. The on-open messages and the queue are being
-    /// sent.
-    Connected {
-        /// Which attempt succeeded, counted from 1 since the client started or last connected.
-        attempt: u32,
-        /// From the start of this attempt to the completed handshake.
-        took: Duration,
-        /// The subprotocol the server selected.
-        subprotocol: Option<String>,
-    },
-    /// A complete message from the server.
-    Message(Message),
-    /// The server sent a Ping (the connection already answered it).
-    Ping(Bytes),
-    /// The server sent a Pong that does not answer the connection's heartbeat.
-    Pong(Bytes),
-    /// What the supervisor decided: a connection or an attempt ended (and when the next one
-    /// starts), queued messages were dropped, or the client ended
-    /// ([`SupervisorEvent::Stopped`], [`SupervisorEvent::GaveUp`]: the last event).
-    Supervisor(SupervisorEvent),
 }
 
 /// The connection the user reads from.
@@ -108,9 +80,9 @@ fn wake(waker: Option<Waker>) {
 /// frames were not entirely written when a transport died are sent again.
 ///
 /// [`next_event`](Self::next_event) yields the messages and the state changes:
-/// [`ReconnectEvent::Connected`], [`SupervisorEvent::Disconnected`] (with the reason and the
-/// time of the next attempt), and finally [`SupervisorEvent::Stopped`] or
-/// [`SupervisorEvent::GaveUp`]. Received messages stay in the connection until it is called:
+/// [`ReconnectEvent::Connected`], [`SupervisorEvent::Disconnected`](tether::reconnect::SupervisorEvent::Disconnected) (with the reason and the
+/// time of the next attempt), and finally [`SupervisorEvent::Stopped`](tether::reconnect::SupervisorEvent::Stopped) or
+/// [`SupervisorEvent::GaveUp`](tether::reconnect::SupervisorEvent::GaveUp). Received messages stay in the connection until it is called:
 /// a user who does not read slows the server down (the core's flow control), and after a
 /// disconnection the next attempt waits until the user has taken the messages the lost
 /// connection received (its Pings and Pongs not taken by then are dropped).
@@ -186,7 +158,7 @@ impl ReconnectingClient {
     }
 
     /// The next message or state change; `None` once the terminal event
-    /// ([`SupervisorEvent::Stopped`] or [`SupervisorEvent::GaveUp`]) has been returned. Call
+    /// ([`SupervisorEvent::Stopped`](tether::reconnect::SupervisorEvent::Stopped) or [`SupervisorEvent::GaveUp`](tether::reconnect::SupervisorEvent::GaveUp)) has been returned. Call
     /// it from one task at a time.
     ///
     /// Cancel safe: an event is taken only when the future completes.
@@ -245,7 +217,7 @@ impl ReconnectingClient {
 
     /// Ends the client: closes the open connection with `code` and `reason` (or stops
     /// connecting) and does not reconnect. Events continue until
-    /// [`SupervisorEvent::Stopped`]; unsent messages can be taken back with
+    /// [`SupervisorEvent::Stopped`](tether::reconnect::SupervisorEvent::Stopped); unsent messages can be taken back with
     /// [`take_unsent`](Self::take_unsent).
     pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
         if !code.is_sendable() {

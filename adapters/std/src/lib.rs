@@ -81,7 +81,7 @@ mod tls;
 use bytes::Bytes;
 
 pub use client::{ClientConfig, connect, connect_on, connect_request};
-pub use reconnect::{ReconnectEvent, ReconnectingClient, ReconnectingConfig};
+pub use reconnect::{ReconnectingClient, ReconnectingConfig};
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use server::{Server, ServerConfig, accept, accept_with};
@@ -90,6 +90,7 @@ pub use stream::{
     MaybeTlsReader, MaybeTlsStream, MaybeTlsWriter, ReadHalf, SplitStream, WriteHalf,
 };
 pub use tether;
+pub use tether::reconnect::ReconnectEvent;
 pub use tether::{CloseCode, Closed, Config, Message};
 #[cfg(feature = "rustls")]
 pub use tls::{TlsReader, TlsWriter};

@@ -5,12 +5,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant as StdInstant};
 
-use bytes::Bytes;
 use tether::handshake::ClientRequest;
 use tether::reconnect::{
-    ReconnectConfig, SessionConfig, SessionSendError, Supervisor, SupervisorAction, SupervisorEvent,
+    ReconnectConfig, ReconnectEvent, SessionConfig, SessionSendError, Supervisor, SupervisorAction,
+    SupervisorEvent,
 };
-use tether::{CloseCode, CloseError, Connection, Data, DataKind, Event, Instant, Message, Role};
+use tether::{CloseCode, CloseError, Connection, Event, Instant, Message, Role};
 
 use crate::client::{ClientConfig, open_transport};
 use crate::driver::{Shared, State, Who, now};
@@ -34,47 +34,6 @@ impl ReconnectingConfig {
     #[must_use]
     pub fn new() -> Self {
         ReconnectingConfig::default()
-    }
-}
-
-/// What a [`ReconnectingClient`] hands out, in order: what each connection received, and what
-/// the supervisor decided.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ReconnectEvent {
-    /// A connection's opening handshake completed. The on-open messages and the queue are being
-    /// sent.
-    Connected {
-        /// Which attempt succeeded, counted from 1 since the client started or last connected.
-        attempt: u32,
-        /// From this attempt's start (the connect) to the completed handshake.
-        took: Duration,
-        /// The subprotocol the server selected.
-        subprotocol: Option<String>,
-    },
-    /// A complete message from the server.
-    Message(Message),
-    /// Streaming mode (`Config::streaming`): a message of this kind begins.
-    MessageStart(DataKind),
-    /// Streaming mode: the next bytes of the current message.
-    MessageChunk(Bytes),
-    /// Streaming mode: the current message is complete.
-    MessageEnd,
-    /// The server's Ping (the Pong was already sent).
-    Ping(Bytes),
-    /// A Pong that does not answer the heartbeat.
-    Pong(Bytes),
-    /// The supervisor's news: a disconnection with the next delay, messages dropped from the
-    /// queue, and the terminal [`GaveUp`](SupervisorEvent::GaveUp) or
-    /// [`Stopped`](SupervisorEvent::Stopped).
-    Supervisor(SupervisorEvent),
-}
-
-impl ReconnectEvent {
-    /// Whether this is the last event (the supervisor gave up or stopped).
-    #[must_use]
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, ReconnectEvent::Supervisor(e) if e.is_terminal())
     }
 }
 
@@ -313,15 +272,7 @@ impl ReconnectingClient {
                 _ => {}
             }
         }
-        loop {
-            return Some(match self.shared.read(st)? {
-                Data::Message(m) => ReconnectEvent::Message(m),
-                Data::MessageStart(kind) => ReconnectEvent::MessageStart(kind),
-                Data::MessageChunk(chunk) => ReconnectEvent::MessageChunk(chunk),
-                Data::MessageEnd => ReconnectEvent::MessageEnd,
-                _ => continue,
-            });
-        }
+        self.shared.read(st).map(ReconnectEvent::from)
     }
 
     fn next_until(

@@ -64,11 +64,12 @@ pub mod tls;
 
 pub use client::{ClientConfig, connect, connect_on, connect_request};
 pub use error::Error;
-pub use reconnect::{ReconnectEvent, ReconnectingClient, reconnecting, reconnecting_request};
+pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
 pub use server::{Connecting, Server, ServerConfig, SlotGuard, accept, accept_with};
 pub use shared::Incoming;
 pub use socket::{WebSocket, WsReader, WsWriter};
 pub use stream::MaybeTlsStream;
 pub use tether;
+pub use tether::reconnect::ReconnectEvent;
 #[cfg(feature = "rustls")]
 pub use {rustls, tokio_rustls};

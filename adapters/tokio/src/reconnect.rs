@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tether::handshake::{ClientRequest, WsUrl};
 use tether::reconnect::{
-    ReconnectConfig, SessionConfig, SessionSendError, Supervisor, SupervisorAction, SupervisorEvent,
+    ReconnectConfig, ReconnectEvent, SessionConfig, SessionSendError, Supervisor, SupervisorAction,
 };
 use tether::{CloseCode, Message};
 
@@ -26,39 +25,6 @@ use crate::{ClientConfig, Error, MaybeTlsStream};
 const BUDGET: usize = 32;
 
 type Opening = Pin<Box<dyn Future<Output = Result<MaybeTlsStream, Error>> + Send>>;
-
-/// What [`ReconnectingClient::recv`] yields: what the live connection received, and what the
-/// supervisor decided.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum ReconnectEvent {
-    /// A connection opened (its opening handshake completed).
-    Connected {
-        /// Which attempt since the client started or a connection last opened, from 1.
-        attempt: u32,
-        /// How long the attempt took, from the start of the connect to the handshake's end.
-        took: Duration,
-        /// The negotiated subprotocol.
-        subprotocol: Option<String>,
-    },
-    /// A complete text or binary message.
-    Message(Message),
-    /// The peer sent a Ping (already answered).
-    Ping(Bytes),
-    /// The peer sent a Pong that does not answer the heartbeat.
-    Pong(Bytes),
-    /// The supervisor's account: `Disconnected` (with the reason and the retry time),
-    /// `Dropped`, and the terminal `GaveUp` or `Stopped`.
-    Supervisor(SupervisorEvent),
-}
-
-impl ReconnectEvent {
-    /// Whether this is the last event (the supervisor gave up or stopped).
-    #[must_use]
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, ReconnectEvent::Supervisor(e) if e.is_terminal())
-    }
-}
 
 struct State {
     sup: Supervisor,

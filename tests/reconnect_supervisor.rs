@@ -1134,7 +1134,7 @@ fn drop_oldest_reports_what_it_dropped() {
         .events
         .iter()
         .filter_map(|(_, e)| match e {
-            SupervisorEvent::Dropped { messages } => Some(texts(messages)),
+            SupervisorEvent::Dropped { messages, .. } => Some(texts(messages)),
             _ => None,
         })
         .collect();
@@ -1545,4 +1545,39 @@ fn a_supervised_connection_stops_reading_when_the_application_does_not_read() {
         sup.poll_event().is_none(),
         "nothing passes through the supervisor"
     );
+}
+
+/// Drops that pile up while nobody polls the supervisor's events join one `Dropped` event that
+/// keeps at most the queue's limits' worth of messages; the older ones are only counted.
+#[test]
+fn unpolled_drops_stay_bounded() {
+    let mut settings = SessionConfig::default();
+    settings.max_queued_messages = 2;
+    settings.max_queued_bytes = 1024;
+    settings.overflow = Overflow::DropOldest;
+    let mut sup = Supervisor::new(
+        request(),
+        quiet(),
+        ReconnectConfig::default(),
+        settings,
+        rng(8),
+        Instant::ZERO,
+    );
+    for i in 0..1000 {
+        sup.send(text(&format!("m{i}")))
+            .expect("room after dropping");
+    }
+    let events: Vec<SupervisorEvent> = std::iter::from_fn(|| sup.poll_event()).collect();
+    let [
+        SupervisorEvent::Dropped {
+            messages,
+            forgotten,
+        },
+    ] = &events[..]
+    else {
+        panic!("one Dropped event: {events:?}")
+    };
+    assert_eq!(texts(messages), ["m996", "m997"]);
+    assert_eq!(*forgotten, 996);
+    assert_eq!(sup.queued_messages(), 2);
 }

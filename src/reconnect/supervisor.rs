@@ -453,10 +453,40 @@ impl Supervisor {
         }
         let dropped = self.queue.push(message)?;
         if !dropped.is_empty() {
-            self.events
-                .push_back(SupervisorEvent::Dropped { messages: dropped });
+            self.report_dropped(dropped);
         }
         Ok(())
+    }
+
+    /// Hands dropped messages back in a [`SupervisorEvent::Dropped`]: the last one if it has not
+    /// been polled yet, within the queue's limits (the oldest beyond them are only counted).
+    fn report_dropped(&mut self, mut dropped: Vec<Message>) {
+        if !matches!(self.events.back(), Some(SupervisorEvent::Dropped { .. })) {
+            self.events.push_back(SupervisorEvent::Dropped {
+                messages: Vec::new(),
+                forgotten: 0,
+            });
+        }
+        let Some(SupervisorEvent::Dropped {
+            messages,
+            forgotten,
+        }) = self.events.back_mut()
+        else {
+            return;
+        };
+        messages.append(&mut dropped);
+        let (max_messages, max_bytes) = (
+            self.settings.max_queued_messages,
+            self.settings.max_queued_bytes,
+        );
+        let mut bytes: usize = messages.iter().map(Message::len).sum();
+        let mut cut = 0;
+        while cut < messages.len() && (messages.len() - cut > max_messages || bytes > max_bytes) {
+            bytes -= messages[cut].len();
+            cut += 1;
+        }
+        messages.drain(..cut);
+        *forgotten += cut;
     }
 
     /// Sends what waits, in order, into `conn` (the connection this supervisor handed out):

@@ -66,10 +66,15 @@ pub enum SupervisorEvent {
         retry_at: Option<Instant>,
     },
     /// Messages the queue dropped to make room
-    /// ([`Overflow::DropOldest`](super::Overflow::DropOldest)), oldest first.
+    /// ([`Overflow::DropOldest`](super::Overflow::DropOldest)), oldest first. Drops that
+    /// happen before this event is polled join it; it keeps at most the queue's own limits'
+    /// worth of them, so a user who never polls holds at most twice the queue.
     Dropped {
         /// The messages, never sent.
         messages: Vec<Message>,
+        /// Older dropped messages this event no longer holds (it was not polled in time): only
+        /// counted.
+        forgotten: usize,
     },
     /// Terminal: the policy will not retry (a 401, a 1008, the attempts ran out...).
     GaveUp {

@@ -58,7 +58,7 @@ fn main() {
                         }
                         None => eprintln!("disconnected: {reason:?} ({detail})"),
                     },
-                    SupervisorEvent::Dropped { messages } => {
+                    SupervisorEvent::Dropped { messages, .. } => {
                         eprintln!("queue full: dropped {} messages", messages.len())
                     }
                     SupervisorEvent::GaveUp { reason, unsent } => {

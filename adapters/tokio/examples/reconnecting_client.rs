@@ -61,7 +61,7 @@ async fn main() {
                     SupervisorEvent::Stopped { unsent } => {
                         eprintln!("stopped; {unsent} messages unsent");
                     }
-                    SupervisorEvent::Dropped { messages } => {
+                    SupervisorEvent::Dropped { messages, .. } => {
                         eprintln!("queue full: {} oldest messages dropped", messages.len());
                     }
                     _ => {}

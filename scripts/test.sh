@@ -24,7 +24,7 @@ step "doc tests"
 cargo test --workspace --all-features --doc
 
 step "the core builds without std"
-cargo build -p tether --no-default-features
+cargo build -p tether-ws --no-default-features
 
 if ! skipped fuzz; then
   step "fuzz targets (${FUZZ_SECONDS}s each, AddressSanitizer)"

@@ -1068,3 +1068,37 @@ fn half_closed_transport_lingers_two_seconds() {
     conn.handle_timeout(later + std::time::Duration::from_secs(2));
     assert_eq!(conn.poll_transport(), Some(TransportAction::Close));
 }
+
+/// The read token pairs the read with its commit: a commit larger than the buffer counts only
+/// the buffer, and a dropped token counts nothing (no stale spare bytes are taken as input).
+#[test]
+fn the_read_token_counts_only_what_it_handed_out() {
+    let mut conn = open(Role::Server, quiet());
+    let frame = cframe(true, OpCode::Text, b"hi");
+    {
+        let mut buf = conn.recv_buf();
+        buf[..frame.len()].copy_from_slice(&frame);
+        // Dropped without a commit: nothing was read.
+    }
+    assert!(conn.read().is_none());
+    let mut buf = conn.recv_buf();
+    let len = buf.len();
+    buf.fill(0);
+    buf[..frame.len()].copy_from_slice(&frame);
+    buf.commit(T0, frame.len());
+    assert_eq!(
+        messages_of(&drain_data(&mut conn)),
+        vec![Message::text("hi")]
+    );
+    // Over-committing is clamped to the slice: its zeros are read as an unmasked frame from a
+    // client, so the connection fails; nothing past what it handed out is ever counted.
+    let buf = conn.recv_buf();
+    let offered = buf.len();
+    assert!(offered >= 1 && len >= frame.len());
+    buf.commit(T0, usize::MAX);
+    let closed = terminal(&drain_events(&mut conn));
+    assert_eq!(
+        closed.cause,
+        CloseCause::Protocol(ProtocolError::UnmaskedFrame)
+    );
+}

@@ -1,5 +1,6 @@
 //! Property tests of the core: transcripts are independent of how bytes are cut, arbitrary input
-//! never panics and ends in at most one terminal event, and headers round-trip.
+//! never panics and ends in at most one terminal event, requests sent right before a Close are
+//! all answered before the Close echo, and headers round-trip.
 
 mod common;
 
@@ -7,7 +8,9 @@ use bytes::BytesMut;
 use common::*;
 use proptest::prelude::*;
 use tether::frame::{FrameHeader, OpCode};
-use tether::{DataKind, Event, Instant, Message, Role};
+use tether::{
+    CloseCode, Connection, Data, DataKind, Event, Instant, Message, Role, TransportAction,
+};
 
 #[derive(Clone, Debug)]
 enum Kind {
@@ -180,8 +183,130 @@ fn run_pair(ops: &[Op], chunking: Chunking) -> (Vec<String>, Vec<String>) {
     (transcript(&pair.client), transcript(&pair.server))
 }
 
+/// A client sends `requests` and then its Close without waiting; the server's application reads
+/// lazily (one message when `schedule` says so, never more than it must to make progress) and
+/// answers each request. Returns what the server read, what the client read, and how each
+/// side's connection ended (clean?).
+fn requests_then_close(
+    requests: &[String],
+    chunking: &Chunking,
+    schedule: &[bool],
+) -> (Vec<String>, Vec<String>, bool, bool) {
+    let mut client = Connection::open(Role::Client, quiet(), rng(11), Instant::ZERO);
+    let mut server = Connection::open(Role::Server, quiet(), rng(12), Instant::ZERO);
+    for r in requests {
+        client.send_text(r).unwrap();
+    }
+    client
+        .close(Instant::ZERO, CloseCode::NORMAL, "bye")
+        .unwrap();
+    let (mut now, mut turn) = (Instant::ZERO, 0usize);
+    let (mut served, mut answers) = (Vec::new(), Vec::new());
+    let (mut client_ended, mut server_ended) = (None, None);
+    let (mut c_shut, mut s_shut, mut c_eof, mut s_eof) = (false, false, false, false);
+    for _ in 0..100_000 {
+        let mut progress = false;
+        // The wire, both ways, cut as the chunking says; a half-close is an end of stream.
+        if !c_shut {
+            let out = drain_output(&mut client);
+            progress |= !out.is_empty();
+            feed(&mut server, now, &out, chunking);
+        }
+        if !s_shut {
+            let out = drain_output(&mut server);
+            progress |= !out.is_empty();
+            feed(&mut client, now, &out, chunking);
+        }
+        c_shut |= client.poll_transport().is_some();
+        s_shut |= server.poll_transport().is_some();
+        if c_shut && !s_eof {
+            s_eof = true;
+            server.handle_eof(now);
+            progress = true;
+        }
+        if s_shut && !c_eof {
+            c_eof = true;
+            client.handle_eof(now);
+            progress = true;
+        }
+        // The server application: lazy, but it reads when nothing else would move.
+        let lazy = schedule.is_empty() || !schedule[turn % schedule.len()];
+        turn += 1;
+        if !lazy || !progress {
+            match server.read() {
+                Some(Data::Message(Message::Text(t))) => {
+                    served.push(t.as_str().to_string());
+                    let _ = server.send_text(&format!("re: {t}"));
+                    progress = true;
+                }
+                Some(other) => panic!("unexpected {other:?}"),
+                None => {}
+            }
+        }
+        while let Some(d) = client.read() {
+            if let Data::Message(Message::Text(t)) = d {
+                answers.push(t.as_str().to_string());
+            }
+        }
+        for (conn, ended) in [
+            (&mut client, &mut client_ended),
+            (&mut server, &mut server_ended),
+        ] {
+            while let Some(ev) = conn.poll_event() {
+                if let Event::Closed(c) = ev {
+                    *ended = Some(c.clean);
+                }
+            }
+        }
+        let closed = client.poll_transport() == Some(TransportAction::Close)
+            && server.poll_transport() == Some(TransportAction::Close);
+        if closed {
+            break;
+        }
+        // Time moves only when nothing else can happen (the application's last `read` may have
+        // queued output: that is progress too).
+        let quiet_wire = client.poll_transmit().is_none() && server.poll_transmit().is_none();
+        if !progress && quiet_wire {
+            let next = [client.poll_timeout(), server.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(next) = next else { break };
+            now = now.max(next);
+            client.handle_timeout(now);
+            server.handle_timeout(now);
+        }
+    }
+    (
+        served,
+        answers,
+        client_ended.expect("the client ended"),
+        server_ended.expect("the server ended"),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// RFC 6455 §5.5.1 / §7: a client that sends requests and its Close at once gets every
+    /// request answered before the server's Close echo, and a clean close, however the bytes
+    /// are cut and however lazily the server application reads (it reads whenever nothing else
+    /// can happen: the core waits for it, it does not answer the Close behind unread data).
+    #[test]
+    fn requests_right_before_a_close_are_all_answered(
+        requests in prop::collection::vec("[a-z€]{0,40}", 0..12),
+        splits in prop::collection::vec(1usize..300, 1..6),
+        schedule in prop::collection::vec(any::<bool>(), 0..8),
+    ) {
+        for chunking in [Chunking::Whole, Chunking::Sizes(splits.clone())] {
+            let (served, answers, client_clean, server_clean) =
+                requests_then_close(&requests, &chunking, &schedule);
+            prop_assert_eq!(&served, &requests);
+            let want: Vec<String> = requests.iter().map(|r| format!("re: {r}")).collect();
+            prop_assert_eq!(&answers, &want);
+            prop_assert!(client_clean && server_clean);
+        }
+    }
 
     /// Any sequence of text/binary/ping/pong messages, fragmented at random points and sent by
     /// either role, arrives identically at the other side, and the transcript is the same when

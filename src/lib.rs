@@ -161,5 +161,7 @@ pub use message::{DataKind, Message, Utf8Bytes};
 pub use send::Transmit;
 pub use time::Instant;
 
+/// The byte buffers payloads travel in.
+pub use bytes::{self, Bytes};
 /// The randomness trait the core takes its masking keys, nonces and jitter from.
 pub use rand_core;

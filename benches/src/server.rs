@@ -66,7 +66,7 @@ async fn serve_tokio(lib: &str) {
     announce(listener.local_addr().expect("addr"));
     if lib == "tether-tokio" {
         let server = tether_tokio::Server::from_listener(
-            listener,
+            tether_tokio::TokioListener(listener),
             tether_tokio::ServerConfig::new(
                 tether_config(),
                 tether::handshake::ServerPolicy::new(),

@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use tether::Bytes;
 use tether::handshake::ClientRequest;
 use tether::{CloseCode, Config, DataKind, Message};
 use tether_tokio::{ClientConfig, Incoming, MaybeTlsStream, WebSocket};
 
-type Ws = WebSocket<MaybeTlsStream>;
+type Ws = WebSocket;
 type Check = Result<(), String>;
 
 const STEP: Duration = Duration::from_secs(30);

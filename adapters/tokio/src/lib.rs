@@ -1,35 +1,26 @@
-//! # tether-tokio: the tokio adapter for the tether WebSocket core
+//! # tether-tokio: tether WebSockets on tokio
 //!
-//! The [`tether`] core is a sans-IO state machine; this crate drives it over tokio streams.
-//! One background task per connection owns the stream and the core's `Connection`: it reads
-//! straight into the core's buffer (a plain `TcpStream` only once it is readable, so an idle
-//! connection holds no read buffer), writes the core's output with vectored writes, obeys the
-//! core's transport actions and sleeps until the core's next deadline; the core sits in a small
-//! shared state (`Arc<Mutex<_>>` plus wakers) with the [`WebSocket`] handle. So Pongs, the
-//! Close echo and heartbeats flow even while the user neither reads nor writes. Messages stay
-//! in the core until the user asks for the next one, so a peer's Close or protocol violation
-//! right behind messages is answered (our Close) after the user's replies to them, as a peer
-//! that reads frame by frame would see it; flow control is the core's, in bytes.
-//!
-//! - Server: [`accept`] / [`accept_with`] over any accepted stream, or a [`Server`] listener
-//!   with a connection limit (503 with `Retry-After` beyond it).
-//! - Client: [`connect`] (TCP with a connect timeout, TLS for `wss://` with the `rustls`
-//!   feature) or [`connect_on`] over a stream of your own.
-//! - Reconnecting client: [`reconnecting`] runs the core's reconnect
-//!   [`Supervisor`](tether::reconnect::Supervisor) beside each connection it opens: sends
-//!   queue across reconnections, and the receive side yields messages and state changes.
-//! - The handle: [`WebSocket`] (`send`, `recv`, `next_event`, `ping`, `close`, `split`), a
-//!   `futures` [`Stream`](futures_core::Stream) of messages and [`Sink`](futures_sink::Sink)
-//!   of messages.
-//!
-//! TCP sockets opened or accepted by this crate get `TCP_NODELAY`: WebSocket frames are
-//! written whole, and Nagle's algorithm would only delay small messages. Set it yourself on
-//! streams you pass to [`accept`] or [`connect_on`].
+//! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
+//! it for any runtime; this crate is the tokio glue ([`Tokio`]: tasks, timers, TCP, rustls)
+//! and re-exports everything an application needs, so `tether-tokio` is the one dependency.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), tether_tokio::Error> {
+//! // A client.
+//! let (mut ws, _response) = tether_tokio::connect("ws://127.0.0.1:9001/", Default::default()).await?;
+//! ws.send_text("hello").await?;
+//! if let Some(reply) = ws.recv().await {
+//!     println!("{:?}", reply?);
+//! }
+//! ws.close(tether_tokio::CloseCode::NORMAL, "bye").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), tether_tokio::Error> {
+//! // A server: an echo, with a connection limit (503 with Retry-After beyond it).
 //! use tether_tokio::{Server, ServerConfig};
-//! let server = Server::bind("127.0.0.1:9001", ServerConfig::default()).await?;
+//! let server = Server::bind("127.0.0.1:9001", ServerConfig::default().max_connections(1000)).await?;
 //! loop {
 //!     let connecting = server.accept().await?;
 //!     tokio::spawn(async move {
@@ -43,33 +34,112 @@
 //! # }
 //! ```
 //!
+//! - Server: [`Server`] (a listener with limits) or [`accept`] / [`accept_with`] over any
+//!   stream you accepted.
+//! - Client: [`connect`] (TCP with a connect timeout, TLS for `wss://` with the `rustls`
+//!   feature) or [`connect_on`] over a stream of your own.
+//! - Reconnecting client: [`reconnecting`] (the core's reconnect supervisor: backoff with
+//!   jitter, a bounded queue kept across connections).
+//! - The handle: [`WebSocket`] (`send`, `recv`, `next_event`, `ping`, `close`, `split`), a
+//!   `futures` `Stream` of messages and `Sink` of messages.
+//!
+//! How a connection runs (a driver task per connection, flow control in bytes, what dropping
+//! does) is described in [`tether_io`]. TCP sockets opened or accepted by this crate get
+//! `TCP_NODELAY`; set it yourself on streams you pass to [`accept`] or [`connect_on`].
+//!
 //! ## Features
 //! - `rustls` (off by default): `wss://` in [`connect`], with rustls (`ring` provider) and
 //!   the `webpki-roots` store, or a caller-supplied `rustls::ClientConfig`.
 #![forbid(unsafe_code)]
+#![allow(clippy::result_large_err)]
 
-mod client;
-mod clock;
-mod driver;
-mod error;
-mod handshake;
-mod io;
-mod reconnect;
-mod server;
-mod shared;
-mod socket;
+mod runtime;
 mod stream;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
-pub use client::{ClientConfig, connect, connect_on, connect_request};
-pub use error::Error;
-pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
-pub use server::{Connecting, Server, ServerConfig, SlotGuard, accept, accept_with};
-pub use shared::Incoming;
-pub use socket::{WebSocket, WsReader, WsWriter};
+
+use tether::handshake::{Accept, ClientRequest, Reject, Request, Response};
+use tether::reconnect::{ReconnectConfig, SessionConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use runtime::{Sleep, Tokio, TokioIo, TokioListener};
 pub use stream::MaybeTlsStream;
-pub use tether;
 pub use tether::reconnect::ReconnectEvent;
+pub use tether::{Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError, SendErrorKind, State, Utf8Bytes};
+pub use tether::{self, handshake};
+pub use tether_io::{
+    self, ClientConfig, Error, Incoming, ReconnectingClient, ServerConfig, SlotGuard, WebSocket,
+    WsReader, WsWriter,
+};
 #[cfg(feature = "rustls")]
 pub use {rustls, tokio_rustls};
+
+/// A TCP listener that upgrades connections, with its limits; see [`tether_io::Server`].
+pub type Server = tether_io::Server<Tokio>;
+/// An accepted connection holding a slot of a [`Server`]'s limit.
+pub type Connecting = tether_io::Connecting<Tokio>;
+
+/// Connects to a `ws://` or `wss://` URL; see [`tether_io::connect`].
+pub async fn connect(url: &str, config: ClientConfig) -> Result<(WebSocket, Response), Error> {
+    tether_io::connect::<Tokio>(url, config).await
+}
+
+/// [`connect`] with a prepared request (subprotocols, extra headers such as `Authorization`).
+pub async fn connect_request(
+    request: ClientRequest,
+    config: ClientConfig,
+) -> Result<(WebSocket, Response), Error> {
+    tether_io::connect_request::<Tokio>(request, config).await
+}
+
+/// Runs the client handshake over a stream the caller connected (a proxy tunnel, a Unix
+/// socket, an in-memory pipe...). Cancel safety: dropping the future drops the stream.
+pub async fn connect_on<S>(
+    stream: S,
+    request: ClientRequest,
+    config: Config,
+) -> Result<(WebSocket, Response), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tether_io::connect_on::<Tokio, _>(TokioIo(stream), request, config).await
+}
+
+/// Runs the opening handshake on an accepted stream; see [`tether_io::accept`].
+pub async fn accept<S>(stream: S, config: ServerConfig) -> Result<WebSocket, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tether_io::accept::<Tokio, _>(TokioIo(stream), config).await
+}
+
+/// Like [`accept`], with the decision made by `decide`; see [`tether_io::accept_with`].
+pub async fn accept_with<S, F>(stream: S, config: ServerConfig, decide: F) -> Result<WebSocket, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    tether_io::accept_with::<Tokio, _, _>(TokioIo(stream), config, decide).await
+}
+
+/// Starts a reconnecting client for `url`; see [`tether_io::reconnecting`]. Call it inside
+/// a tokio runtime: its task is spawned there.
+pub fn reconnecting(
+    url: &str,
+    config: ClientConfig,
+    reconnect: ReconnectConfig,
+    settings: SessionConfig,
+) -> Result<ReconnectingClient, Error> {
+    tether_io::reconnecting::<Tokio>(url, config, reconnect, settings)
+}
+
+/// [`reconnecting`] with a prepared request (subprotocols, extra headers).
+pub fn reconnecting_request(
+    request: ClientRequest,
+    config: ClientConfig,
+    reconnect: ReconnectConfig,
+    settings: SessionConfig,
+) -> Result<ReconnectingClient, Error> {
+    tether_io::reconnecting_request::<Tokio>(request, config, reconnect, settings)
+}

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
+use tether::Bytes;
 use tether::handshake::{ClientRequest, Reject, ServerPolicy};
 use tether::{CloseCause, CloseCode, Config, DataKind, Heartbeat, Message};
 use tether_tokio::{ClientConfig, Error, Incoming, Server, ServerConfig, WebSocket};
@@ -29,7 +29,7 @@ fn server_config() -> ServerConfig {
 /// A server whose connections are handed to `handler`, one task each.
 async fn serve<F, Fut>(config: ServerConfig, handler: F) -> SocketAddr
 where
-    F: Fn(WebSocket<TcpStream>) -> Fut + Send + Sync + 'static,
+    F: Fn(WebSocket) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let server = Server::bind("127.0.0.1:0", config).await.unwrap();
@@ -48,7 +48,7 @@ where
     addr
 }
 
-async fn echo(mut ws: WebSocket<TcpStream>) {
+async fn echo(mut ws: WebSocket) {
     while let Some(Ok(m)) = ws.recv().await {
         if ws.send(m).await.is_err() {
             break;
@@ -64,7 +64,7 @@ fn url(addr: SocketAddr) -> String {
     format!("ws://{addr}/")
 }
 
-async fn client(addr: SocketAddr) -> WebSocket<tether_tokio::MaybeTlsStream> {
+async fn client(addr: SocketAddr) -> WebSocket {
     let (ws, _) = bounded(
         "connect",
         tether_tokio::connect(&url(addr), ClientConfig::default()),
@@ -287,7 +287,7 @@ async fn auth_hook_refusal_gets_401() {
 }
 
 /// Accepts one raw connection with `config` and returns the server handle.
-async fn accept_raw(config: Config) -> (WebSocket<TcpStream>, TcpStream) {
+async fn accept_raw(config: Config) -> (WebSocket, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -552,7 +552,7 @@ async fn reading_pauses_behind_unread_messages_and_resumes_when_they_are_taken()
 async fn split_halves_work_from_two_tasks() {
     const N: usize = 1000;
     let addr = echo_server().await;
-    let (mut reader, mut writer) = client(addr).await.split();
+    let (mut writer, mut reader) = client(addr).await.split();
     let send = tokio::spawn(async move {
         for i in 0..N {
             writer.send_text(&i.to_string()).await.unwrap();

@@ -101,7 +101,7 @@ async fn serve(
     let ws = tether_tokio::accept(http::Replay::new(head.bytes, stream), config).await?;
     let name = format!("guest-{id}");
     eprintln!("{peer}: {name} joined");
-    let (mut reader, mut writer) = ws.split();
+    let (mut writer, mut reader) = ws.split();
     let mut inbox = room.subscribe();
     let _ = room.send(format!("* {name} joined"));
     writer.send_text(&format!("* you are {name}")).await?;

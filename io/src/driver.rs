@@ -1,46 +1,46 @@
 //! The driver: the loop that owns the transport. It reads into the core while the core wants
-//! reads, writes what the core queued, obeys transport actions, sleeps until the next deadline
-//! and wakes the reader when input arrived. Nothing else: it never takes received data.
+//! reads, writes what the core queued (everything queued since the last wake-up in one
+//! vectored write), obeys transport actions, sleeps until the next deadline and wakes the
+//! reader when input arrived. Nothing else: it never takes received data.
 
 use std::future::poll_fn;
-use std::io;
-use std::pin::Pin;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tether::{CloseCode, State, TransportAction};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::clock::{CoreTimer, now};
-use crate::io::{poll_read_into, poll_write_out};
+use crate::runtime::{Runtime, Transport};
 use crate::shared::{Inner, Shared, Wake};
 
 /// Reads and writes per wake-up before yielding to other tasks.
 const BUDGET: usize = 32;
 /// How long closing the transport (a TLS close_notify) may take once the core asked for it.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+/// How many slices one vectored write passes at most.
+const MAX_SLICES: usize = 64;
 
-/// Owns the stream and drives one connection until the transport is closed.
-pub(crate) struct Driver<S> {
-    stream: S,
+/// Owns the transport and drives one connection until the transport is closed.
+pub(crate) struct Driver<R: Runtime, T: Transport> {
+    stream: T,
     shared: Arc<Shared>,
-    timer: CoreTimer,
+    timer: CoreTimer<R>,
     flush_needed: bool,
     read_eof: bool,
     /// The write side was shut down (the core's `TransportAction::Shutdown`).
     shut_down: bool,
     /// The core said `TransportAction::Close`; whether the write side was already shut down.
     closing: Option<bool>,
+    /// The transport is closed and everyone was told.
+    finished: bool,
     /// Dropped with the driver: e.g. a server's connection slot.
     _guard: Option<Box<dyn Send + Sync>>,
 }
 
-impl<S> Driver<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    pub(crate) fn new(stream: S, shared: Arc<Shared>) -> Self {
+impl<R: Runtime, T: Transport> Driver<R, T> {
+    pub(crate) fn new(stream: T, shared: Arc<Shared>) -> Self {
         Driver {
             stream,
             shared,
@@ -49,6 +49,7 @@ where
             read_eof: false,
             shut_down: false,
             closing: None,
+            finished: false,
             _guard: None,
         }
     }
@@ -58,13 +59,16 @@ where
         self._guard = Some(guard);
     }
 
-    /// Runs the driver in its own task until the transport is closed.
+    /// Runs the driver in a task of its own until the transport is closed.
     pub(crate) fn spawn(mut self) {
-        tokio::spawn(async move { poll_fn(|cx| self.poll_drive(cx)).await });
+        R::spawn(async move { poll_fn(|cx| self.poll_drive(cx)).await });
     }
 
     /// One round of the loop; `Ready` once the transport is closed.
     pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.finished {
+            return Poll::Ready(());
+        }
         let shared = Arc::clone(&self.shared);
         let mut inner = shared.lock();
         let mut wake = Wake::default();
@@ -80,7 +84,7 @@ where
 
     fn run(&mut self, cx: &mut Context<'_>, inner: &mut Inner, wake: &mut Wake) -> Poll<()> {
         for _ in 0..BUDGET {
-            let now = now();
+            let now = now::<R>();
             let mut progress = false;
             if inner.detached() && !inner.detached_handled {
                 // Every handle is gone: close politely (bounded by the close timeout).
@@ -97,12 +101,18 @@ where
                 progress |= self.write(cx, inner, wake, now);
                 let action = inner.conn.poll_transport();
                 if action == Some(TransportAction::Close) {
-                    self.closing = Some(self.shut_down);
-                    self.timer
-                        .reset_at(tokio::time::Instant::now() + SHUTDOWN_TIMEOUT);
+                    if inner.conn.poll_transmit().is_some() {
+                        // Given up with output the peer never took (the close timeout
+                        // passed): reset rather than leave it queued in the kernel.
+                        self.stream.abort();
+                        self.closing = Some(true);
+                    } else {
+                        self.closing = Some(self.shut_down);
+                    }
+                    self.timer.reset_after(SHUTDOWN_TIMEOUT);
                 } else if action == Some(TransportAction::Shutdown)
                     && !self.shut_down
-                    && Pin::new(&mut self.stream).poll_shutdown(cx).is_ready()
+                    && self.stream.poll_shutdown(cx).is_ready()
                 {
                     // Half-closed once (a TLS close_notify, then FIN); reading goes on, the
                     // core discarding what arrives, until the peer's end of stream.
@@ -112,11 +122,13 @@ where
             }
             if let Some(shut_down) = self.closing {
                 // Best effort: a peer that stopped reading cannot hold the task.
-                let done = shut_down
-                    || Pin::new(&mut self.stream).poll_shutdown(cx).is_ready()
-                    || self.timer.poll_elapsed(cx);
-                if done {
-                    inner.finish(wake);
+                let done = shut_down || self.stream.poll_shutdown(cx).is_ready();
+                let expired = !done && self.timer.poll_elapsed(cx);
+                if done || expired {
+                    if expired {
+                        self.stream.abort();
+                    }
+                    self.finish(inner, wake);
                     return Poll::Ready(());
                 }
                 return Poll::Pending;
@@ -139,6 +151,11 @@ where
         Poll::Pending
     }
 
+    fn finish(&mut self, inner: &mut Inner, wake: &mut Wake) {
+        self.finished = true;
+        inner.finish(wake);
+    }
+
     /// Writes what the core queued, vectored; returns whether anything happened.
     fn write(
         &mut self,
@@ -149,7 +166,9 @@ where
     ) -> bool {
         let mut progress = false;
         while let Some(transmit) = inner.conn.poll_transmit() {
-            match poll_write_out(&mut self.stream, cx, &transmit) {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let count = transmit.io_slices(&mut slices);
+            match self.stream.poll_write_vectored(cx, &slices[..count]) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Ok(0) | Err(_)) => {
                     self.write_failed(inner, wake, now);
@@ -165,7 +184,7 @@ where
             }
         }
         if self.flush_needed && inner.conn.poll_transmit().is_none() {
-            match Pin::new(&mut self.stream).poll_flush(cx) {
+            match self.stream.poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.flush_needed = false,
                 Poll::Ready(Err(_)) => {
                     self.write_failed(inner, wake, now);
@@ -183,17 +202,54 @@ where
         inner.input_arrived(wake);
     }
 
-    /// Reads once into the core's buffer; returns whether anything happened.
+    /// Reads once into the core's buffer; returns whether anything happened. The transport
+    /// is asked for readiness first, so an idle connection holds no read buffer.
     fn read(&mut self, cx: &mut Context<'_>, inner: &mut Inner, now: tether::Instant) -> bool {
-        match poll_read_into(&mut self.stream, cx, &mut inner.conn, now) {
-            Poll::Pending => false,
-            Poll::Ready(Ok(n)) if n > 0 => true,
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => true,
-            Poll::Ready(_) => {
+        let result = match self.stream.poll_read_ready(cx) {
+            Poll::Pending => return false,
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Ready(Ok(())) => {
+                // Dropping the token without a commit (pending, error) means nothing was read.
+                let mut buf = inner.conn.recv_buf();
+                match self.stream.poll_read(cx, &mut buf) {
+                    Poll::Pending => return false,
+                    Poll::Ready(Ok(n)) => {
+                        buf.commit(now, n);
+                        Ok(n)
+                    }
+                    Poll::Ready(Err(e)) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(n) if n > 0 => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            _ => {
                 self.read_eof = true;
                 inner.conn.handle_eof(now);
                 true
             }
         }
+    }
+}
+
+/// A driver dropped before the transport was closed (its runtime shut down, its task was
+/// cancelled or panicked) ends the connection: every waiter wakes to an abnormal end instead
+/// of waiting forever.
+impl<R: Runtime, T: Transport> Drop for Driver<R, T> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let mut inner = shared.lock();
+        let mut wake = Wake::default();
+        let now = now::<R>();
+        if inner.conn.closed().is_none() {
+            inner.conn.handle_eof(now);
+        }
+        self.finish(&mut inner, &mut wake);
+        drop(inner);
+        wake.run();
     }
 }

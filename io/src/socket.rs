@@ -2,7 +2,6 @@
 //! task does the I/O.
 
 use std::future::poll_fn;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,10 +15,15 @@ use tether::{CloseCode, Closed, DataKind, Message, SendError, State};
 use crate::Error;
 use crate::shared::{Incoming, Shared};
 
-/// A WebSocket connection over the byte stream `S` (a `TcpStream`, a TLS stream, or any
-/// `AsyncRead + AsyncWrite`).
+/// A WebSocket connection.
 ///
-/// A background task owns the stream and the protocol state, so Pongs, the Close echo and
+/// The inherent [`send`](WebSocket::send) queues a message and returns (like `SinkExt::feed`);
+/// [`flush`](WebSocket::flush) waits until it is written. `SinkExt::send` does both. The
+/// inherent [`close`](WebSocket::close) takes a code and a reason and returns the terminal
+/// information; `SinkExt::close` closes with 1000.
+///
+/// A background task owns the transport (TCP, TLS, any byte stream; the handle's type does
+/// not depend on it) and the protocol state, so Pongs, the Close echo and
 /// heartbeats flow even while nobody reads or writes. Dropping every handle closes the
 /// connection with 1001 (Going Away).
 ///
@@ -39,10 +43,9 @@ use crate::shared::{Incoming, Shared};
 /// the sense that a message is queued whole or not at all: if the future is dropped while it
 /// waits for room, the message was not sent. [`close`](WebSocket::close) starts the close
 /// handshake on its first poll; dropping it afterwards does not stop the handshake.
-pub struct WebSocket<S> {
+pub struct WebSocket {
     reader: WsReader,
     writer: WsWriter,
-    _stream: PhantomData<fn() -> S>,
 }
 
 /// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
@@ -61,12 +64,11 @@ pub struct WsWriter {
     subprotocol: Option<String>,
 }
 
-impl<S> WebSocket<S> {
+impl WebSocket {
     pub(crate) fn new(shared: Arc<Shared>, subprotocol: Option<String>) -> Self {
         WebSocket {
             reader: WsReader::new(Arc::clone(&shared)),
             writer: WsWriter::new(shared, subprotocol),
-            _stream: PhantomData,
         }
     }
 
@@ -130,7 +132,7 @@ impl<S> WebSocket<S> {
     /// Closes with `code` and `reason` and waits for the end of the close handshake (at most
     /// `Config::close_timeout`): the terminal information, `clean` when both Close frames were
     /// exchanged. Messages received meanwhile stay readable. A code that may not be sent or a
-    /// reason over 123 bytes is an `Error::Io` of kind `InvalidInput`.
+    /// reason over 123 bytes is [`Error::Close`] and changes nothing.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
         self.writer.close(code, reason).await
     }
@@ -159,15 +161,16 @@ impl<S> WebSocket<S> {
         self.reader.shared.lock().conn.rtt()
     }
 
-    /// Splits the handle into a reader and a writer for two tasks. The connection closes when
-    /// both are dropped.
+    /// Splits the handle into a writer and a reader for two tasks, in the order of
+    /// `futures`' `StreamExt::split` (sink first). The connection closes when both are
+    /// dropped.
     #[must_use]
-    pub fn split(self) -> (WsReader, WsWriter) {
-        (self.reader, self.writer)
+    pub fn split(self) -> (WsWriter, WsReader) {
+        (self.writer, self.reader)
     }
 }
 
-impl<S> std::fmt::Debug for WebSocket<S> {
+impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
             .field("state", &self.state())
@@ -377,7 +380,7 @@ impl Sink<Message> for WsWriter {
     }
 }
 
-impl<S> Stream for WebSocket<S> {
+impl Stream for WebSocket {
     type Item = Result<Message, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -385,7 +388,7 @@ impl<S> Stream for WebSocket<S> {
     }
 }
 
-impl<S> Sink<Message> for WebSocket<S> {
+impl Sink<Message> for WebSocket {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

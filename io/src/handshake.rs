@@ -7,10 +7,10 @@ use std::task::Poll;
 
 use tether::handshake::{Accept, Reject, Request, Response};
 use tether::{Closed, Connection, Event};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::clock::now;
 use crate::driver::Driver;
+use crate::runtime::{Runtime, Transport};
 use crate::shared::Shared;
 use crate::{Error, WebSocket};
 
@@ -23,18 +23,19 @@ enum Outcome {
 /// Drives `conn` over `stream` until it is open (then spawns its driver and returns the
 /// handle) or ended. A server's request goes to `decide`. `guard` lives as long as the
 /// transport.
-pub(crate) async fn drive<S, F>(
-    stream: S,
+pub(crate) async fn drive<R, T, F>(
+    stream: T,
     conn: Connection,
     decide: Option<F>,
     guard: Option<Box<dyn Send + Sync>>,
-) -> Result<(WebSocket<S>, Option<Response>), Error>
+) -> Result<(WebSocket, Option<Response>), Error>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: Runtime,
+    T: Transport,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let shared = Shared::new(conn);
-    let mut driver = Driver::new(stream, Arc::clone(&shared));
+    let shared = Shared::new(conn, now::<R>);
+    let mut driver = Driver::<R, T>::new(stream, Arc::clone(&shared));
     let mut decide = decide;
     let mut connected = false;
     let outcome = poll_fn(|cx| {
@@ -59,7 +60,7 @@ where
                 let refused = match verdict {
                     Ok(accept) => inner
                         .conn
-                        .accept(now(), accept)
+                        .accept(now::<R>(), accept)
                         .err()
                         .map(|e| Reject::new(500).reason(format!("invalid acceptance: {e}"))),
                     Err(reject) => Some(reject),

@@ -15,19 +15,22 @@ use tether::reconnect::{
 };
 use tether::{CloseCode, Message};
 
-use crate::client::open_transport;
+use crate::client::open;
 use crate::clock::{CoreTimer, now, os_rng};
 use crate::driver::Driver;
+use crate::runtime::Runtime;
 use crate::shared::{Incoming, Received, Shared, Wake};
-use crate::{ClientConfig, Error, MaybeTlsStream};
+use crate::{ClientConfig, Error};
 
 /// Rounds per wake-up before yielding to other tasks.
 const BUDGET: usize = 32;
 
-type Opening = Pin<Box<dyn Future<Output = Result<MaybeTlsStream, Error>> + Send>>;
+type Opening<S> = Pin<Box<dyn Future<Output = Result<S, Error>> + Send>>;
 
 struct State {
     sup: Supervisor,
+    /// The runtime's clock.
+    now: fn() -> tether::Instant,
     /// The connection the supervisor handed out: running, or ended with messages the handle
     /// has not taken yet (the next attempt waits for those).
     conn: Option<Arc<Shared>>,
@@ -70,18 +73,18 @@ pub struct ReconnectingClient {
 /// from `config`; each attempt is bounded by `config.connect_timeout` and by
 /// `settings.connect_timeout`, and runs its handshake with `config.config`.
 #[allow(clippy::result_large_err)] // `Error` carries `Closed` by value, as in every adapter
-pub fn reconnecting(
+pub fn reconnecting<R: Runtime>(
     url: &str,
     config: ClientConfig,
     reconnect: ReconnectConfig,
     settings: SessionConfig,
 ) -> Result<ReconnectingClient, Error> {
-    reconnecting_request(ClientRequest::new(url)?, config, reconnect, settings)
+    reconnecting_request::<R>(ClientRequest::new(url)?, config, reconnect, settings)
 }
 
 /// [`reconnecting`] with a prepared request (subprotocols, extra headers).
 #[allow(clippy::result_large_err)] // `Error` carries `Closed` by value, as in every adapter
-pub fn reconnecting_request(
+pub fn reconnecting_request<R: Runtime>(
     request: ClientRequest,
     config: ClientConfig,
     reconnect: ReconnectConfig,
@@ -90,10 +93,11 @@ pub fn reconnecting_request(
     let url = request.url().clone();
     let mut core_config = config.config.clone();
     core_config.streaming = false;
-    let now = now();
+    let now = now::<R>();
     let sup = Supervisor::new(request, core_config, reconnect, settings, os_rng()?, now);
     let client = Arc::new(Client(Mutex::new(State {
         sup,
+        now: crate::clock::now::<R>,
         conn: None,
         attempt: 0,
         attempt_started: now,
@@ -102,7 +106,7 @@ pub fn reconnecting_request(
         task_waker: None,
         waiter: None,
     })));
-    let mut task = Task {
+    let mut task = Task::<R> {
         client: Arc::clone(&client),
         url,
         config,
@@ -111,7 +115,7 @@ pub fn reconnecting_request(
         timer: CoreTimer::new(),
         detach_handled: false,
     };
-    tokio::spawn(async move { poll_fn(|cx| task.poll_run(cx)).await });
+    R::spawn(async move { poll_fn(|cx| task.poll_run(cx)).await });
     Ok(ReconnectingClient { client })
 }
 
@@ -193,7 +197,8 @@ impl ReconnectingClient {
             if let Some(shared) = state.conn.clone() {
                 shared.lock().close(code, reason)?;
             }
-            state.sup.close(now());
+            let now = (state.now)();
+            state.sup.close(now);
             if let Some(w) = state.task_waker.clone() {
                 w.wake();
             }
@@ -268,21 +273,21 @@ impl Drop for ReconnectingClient {
 
 /// The client's task: obeys the supervisor, opens transports, and runs each connection with
 /// the ordinary [`Driver`] until its transport is closed.
-struct Task {
+struct Task<R: Runtime> {
     client: Arc<Client>,
     url: WsUrl,
     config: ClientConfig,
-    opening: Option<Opening>,
-    live: Option<(Driver<MaybeTlsStream>, Arc<Shared>)>,
-    timer: CoreTimer,
+    opening: Option<Opening<R::Stream>>,
+    live: Option<(Driver<R, R::Stream>, Arc<Shared>)>,
+    timer: CoreTimer<R>,
     detach_handled: bool,
 }
 
-impl Task {
+impl<R: Runtime> Task<R> {
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let client = Arc::clone(&self.client);
         for _ in 0..BUDGET {
-            let now = now();
+            let now = now::<R>();
             let mut state = client.lock();
             let mut progress = false;
             match &state.task_waker {
@@ -305,14 +310,8 @@ impl Task {
                         state.attempt = attempt;
                         state.attempt_started = now;
                         let (url, config) = (self.url.clone(), self.config.clone());
-                        self.opening = Some(Box::pin(async move {
-                            tokio::time::timeout(
-                                config.connect_timeout,
-                                open_transport(&url, &config),
-                            )
-                            .await
-                            .map_err(|_| Error::ConnectTimeout)?
-                        }));
+                        self.opening =
+                            Some(Box::pin(async move { open::<R>(&url, &config).await }));
                     }
                     _ => self.opening = None,
                 }
@@ -325,7 +324,7 @@ impl Task {
                 match result {
                     Ok(stream) => {
                         if let Some(conn) = state.sup.transport_connected(now) {
-                            let shared = Shared::new(conn);
+                            let shared = Shared::new(conn, crate::clock::now::<R>);
                             let driver = Driver::new(stream, Arc::clone(&shared));
                             self.live = Some((driver, Arc::clone(&shared)));
                             state.conn = Some(shared);

@@ -17,7 +17,6 @@ use tether::{
 };
 
 use crate::Error;
-use crate::clock::now;
 
 /// One item handed to the user by [`WebSocket::next_event`](crate::WebSocket::next_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +41,8 @@ pub(crate) enum Received {
 /// Everything behind the lock.
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
+    /// The runtime's clock, as the core counts time.
+    pub(crate) now: fn() -> tether::Instant,
     /// Whether the reader has been told about the end (`None` or `Err(Closed)`).
     end_reported: bool,
     /// The driver is done with the transport.
@@ -80,10 +81,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(conn: Connection) -> Arc<Shared> {
+    pub(crate) fn new(conn: Connection, now: fn() -> tether::Instant) -> Arc<Shared> {
         Arc::new(Shared {
             inner: Mutex::new(Inner {
                 conn,
+                now,
                 end_reported: false,
                 transport_closed: false,
                 halves: 0,
@@ -218,9 +220,7 @@ impl Shared {
     ) -> Poll<Result<Closed, Error>> {
         let mut inner = self.lock();
         if let Some((code, reason)) = start.take() {
-            if let Err(e) = inner.close(code, &reason) {
-                return Poll::Ready(Err(e.into()));
-            }
+            inner.close(code, &reason)?;
             if let Some(w) = inner.driver_waker.clone() {
                 w.wake();
             }
@@ -310,15 +310,16 @@ impl Inner {
     }
 
     /// Starts the close handshake with `code` and `reason`; closing twice is harmless. Before
-    /// the connection is open there is no handshake to run: it is aborted.
-    pub(crate) fn close(&mut self, code: CloseCode, reason: &str) -> std::io::Result<()> {
-        match self.conn.close(now(), code, reason) {
+    /// the connection is open there is no handshake to run: it is aborted. A code that may not
+    /// be sent or a reason over 123 bytes is [`Error::Close`] and changes nothing.
+    pub(crate) fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        match self.conn.close((self.now)(), code, reason) {
             Ok(()) | Err(tether::CloseError::AlreadyClosing | tether::CloseError::Closed) => Ok(()),
             Err(tether::CloseError::NotOpen) => {
                 self.conn.abort();
                 Ok(())
             }
-            Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
+            Err(e) => Err(Error::Close(e)),
         }
     }
 

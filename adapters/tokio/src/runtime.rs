@@ -1,0 +1,178 @@
+//! tokio as a [`Runtime`]: tasks, timers that follow tokio's (possibly paused) clock, TCP and
+//! rustls streams.
+
+use std::any::Any;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use tether::handshake::WsUrl;
+use tether_io::{ClientConfig, Listener, Runtime, Timer, Transport};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::MaybeTlsStream;
+
+/// The tokio runtime (the one running where a connection is opened or accepted).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tokio;
+
+impl Runtime for Tokio {
+    type Timer = Sleep;
+    type Stream = TokioIo<MaybeTlsStream>;
+    type Listener = TokioListener;
+
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(future);
+    }
+
+    fn timer() -> Sleep {
+        Sleep(Box::pin(tokio::time::sleep(std::time::Duration::ZERO)))
+    }
+
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    async fn open(url: &WsUrl, config: &ClientConfig) -> io::Result<Self::Stream> {
+        let tcp = TcpStream::connect((url.host().trim_matches(['[', ']']), url.port())).await?;
+        let _ = tcp.set_nodelay(true);
+        if !url.is_secure() {
+            return Ok(TokioIo(MaybeTlsStream::Plain(tcp)));
+        }
+        #[cfg(feature = "rustls")]
+        {
+            let (tls, name) = tether_io::tls::client_params(url, config)?;
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await?;
+            Ok(TokioIo(MaybeTlsStream::Rustls(Box::new(stream))))
+        }
+        #[cfg(not(feature = "rustls"))]
+        {
+            let _ = config;
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "wss:// needs the `rustls` feature of tether-tokio",
+            ))
+        }
+    }
+
+    fn listener(listener: std::net::TcpListener) -> io::Result<TokioListener> {
+        TcpListener::from_std(listener).map(TokioListener)
+    }
+}
+
+/// A tokio sleep, re-armed in place.
+#[derive(Debug)]
+pub struct Sleep(Pin<Box<tokio::time::Sleep>>);
+
+impl Timer for Sleep {
+    fn reset(&mut self, deadline: Instant) {
+        self.0
+            .as_mut()
+            .reset(tokio::time::Instant::from_std(deadline));
+    }
+
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// A tokio TCP listener.
+#[derive(Debug)]
+pub struct TokioListener(pub TcpListener);
+
+impl Listener for TokioListener {
+    type Stream = TokioIo<TcpStream>;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Stream, SocketAddr)>> {
+        let (stream, peer) = ready!(self.0.poll_accept(cx))?;
+        let _ = stream.set_nodelay(true);
+        Poll::Ready(Ok((TokioIo(stream), peer)))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// Any tokio byte stream as a [`Transport`].
+#[derive(Debug)]
+pub struct TokioIo<S>(pub S);
+
+impl<S> TokioIo<S> {
+    /// The stream.
+    pub fn into_inner(self) -> S {
+        self.0
+    }
+}
+
+impl<S> Transport for TokioIo<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut read_buf = ReadBuf::new(buf);
+        ready!(Pin::new(&mut self.0).poll_read(cx, &mut read_buf))?;
+        Poll::Ready(Ok(read_buf.filled().len()))
+    }
+
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Readiness first; then `poll_read`, which (unlike `try_read`) clears readiness after
+        // a short read and so spares the next round a `recvfrom` that would say EAGAIN.
+        match tcp_of(&mut self.0) {
+            Some(tcp) => tcp.poll_read_ready(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let stream = Pin::new(&mut self.0);
+        if stream.is_write_vectored() {
+            stream.poll_write_vectored(cx, bufs)
+        } else {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            stream.poll_write(cx, first)
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn abort(&mut self) {
+        let any = &mut self.0 as &mut dyn Any;
+        let tcp = match any.downcast_mut::<MaybeTlsStream>() {
+            Some(MaybeTlsStream::Plain(tcp)) => Some(&*tcp),
+            #[cfg(feature = "rustls")]
+            Some(MaybeTlsStream::Rustls(tls)) => Some(tls.get_ref().0),
+            None => any.downcast_ref::<TcpStream>(),
+        };
+        if let Some(tcp) = tcp {
+            let _ = tcp.set_zero_linger();
+        }
+    }
+}
+
+/// The TCP stream under `stream`, when it is a plain one.
+fn tcp_of<S: Any>(stream: &mut S) -> Option<&mut TcpStream> {
+    let any = stream as &mut dyn Any;
+    if any.is::<TcpStream>() {
+        return any.downcast_mut::<TcpStream>();
+    }
+    match any.downcast_mut::<MaybeTlsStream>() {
+        Some(MaybeTlsStream::Plain(tcp)) => Some(tcp),
+        _ => None,
+    }
+}

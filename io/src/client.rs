@@ -1,0 +1,60 @@
+//! The client side: [`connect`] (transport from the runtime, then the handshake) and
+//! [`connect_on`] over any transport.
+
+use std::io;
+
+use tether::handshake::{ClientRequest, Response, WsUrl};
+use tether::{Config, Connection};
+
+use crate::clock::{now, os_rng, timeout};
+use crate::runtime::{Runtime, Transport};
+use crate::{ClientConfig, Error, WebSocket};
+
+/// Connects to a `ws://` or `wss://` URL: the runtime opens the transport (resolve, TCP with
+/// `TCP_NODELAY`, TLS for `wss://`) within `connect_timeout`, then the opening handshake runs
+/// within `Config::handshake_timeout`. Redirects are not followed (they end in
+/// [`Error::Handshake`] with `HandshakeError::Redirect`).
+///
+/// Cancel safety: dropping the future drops the connection attempt.
+pub async fn connect<R: Runtime>(
+    url: &str,
+    config: ClientConfig,
+) -> Result<(WebSocket, Response), Error> {
+    connect_request::<R>(ClientRequest::new(url)?, config).await
+}
+
+/// [`connect`] with a prepared request (subprotocols, extra headers such as `Authorization`).
+pub async fn connect_request<R: Runtime>(
+    request: ClientRequest,
+    config: ClientConfig,
+) -> Result<(WebSocket, Response), Error> {
+    let stream = open::<R>(request.url(), &config).await?;
+    connect_on::<R, _>(stream, request, config.config).await
+}
+
+/// Opens the transport for `url` within the connect timeout.
+pub(crate) async fn open<R: Runtime>(
+    url: &WsUrl,
+    config: &ClientConfig,
+) -> Result<R::Stream, Error> {
+    timeout::<R, _>(config.connect_timeout, R::open(url, config))
+        .await
+        .ok_or(Error::ConnectTimeout)?
+        .map_err(Error::Io)
+}
+
+/// Runs the client handshake over a transport the caller connected (a proxy tunnel, a Unix
+/// socket, an in-memory pipe...). Cancel safety: dropping the future drops the transport.
+pub async fn connect_on<R: Runtime, T: Transport>(
+    stream: T,
+    request: ClientRequest,
+    mut config: Config,
+) -> Result<(WebSocket, Response), Error> {
+    config.streaming = false;
+    let conn = Connection::client(request, config, os_rng()?, now::<R>());
+    let no_decision: Option<fn(&_) -> _> = None;
+    let (socket, response) =
+        crate::handshake::drive::<R, T, _>(stream, conn, no_decision, None).await?;
+    let response = response.ok_or_else(|| io::Error::other("no handshake response"))?;
+    Ok((socket, response))
+}

@@ -1,0 +1,117 @@
+//! The engine reads the runtime's clock and the OS random source; the core never does.
+
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::{StdRng, SysRng};
+
+use crate::runtime::{Runtime, Timer};
+
+/// The current time as the core counts it, from the runtime's clock.
+pub(crate) fn now<R: Runtime>() -> tether::Instant {
+    tether::Instant::from(R::now())
+}
+
+/// The runtime instant of the core's `deadline`; `None` when it is too far away to represent
+/// (a `Duration::MAX` timeout): such a deadline never fires.
+fn runtime_deadline<R: Runtime>(deadline: tether::Instant) -> Option<std::time::Instant> {
+    let wait: Duration = deadline - now::<R>();
+    R::now().checked_add(wait)
+}
+
+/// `R::now() + d`, or `None` when that cannot be represented.
+pub(crate) fn after<R: Runtime>(d: Duration) -> Option<std::time::Instant> {
+    R::now().checked_add(d)
+}
+
+/// A per-connection CSPRNG seeded from the operating system, for masking keys, nonces and
+/// heartbeat payloads.
+pub(crate) fn os_rng() -> std::io::Result<StdRng> {
+    StdRng::try_from_rng(&mut SysRng).map_err(std::io::Error::other)
+}
+
+/// A runtime timer that follows the core's next deadline, re-armed only when the deadline
+/// moves (quinn's `drive_timer`).
+pub(crate) struct CoreTimer<R: Runtime> {
+    timer: Option<R::Timer>,
+    armed: Option<tether::Instant>,
+    _runtime: PhantomData<R>,
+}
+
+impl<R: Runtime> CoreTimer<R> {
+    pub(crate) fn new() -> Self {
+        CoreTimer {
+            timer: None,
+            armed: None,
+            _runtime: PhantomData,
+        }
+    }
+
+    /// The time to pass to `handle_timeout` if the core's deadline `next` is due at `now` or
+    /// the timer armed for it has fired; otherwise arms the timer so `cx` is woken then.
+    pub(crate) fn due(
+        &mut self,
+        cx: &mut Context<'_>,
+        next: Option<tether::Instant>,
+        current: tether::Instant,
+    ) -> Option<tether::Instant> {
+        let at = next?;
+        if at <= current {
+            return Some(current);
+        }
+        if self.armed != Some(at) {
+            self.armed = Some(at);
+            match runtime_deadline::<R>(at) {
+                Some(deadline) => self.timer.get_or_insert_with(R::timer).reset(deadline),
+                None => {
+                    // Beyond the clock's range: it never fires.
+                    self.timer = None;
+                    return None;
+                }
+            }
+        }
+        let timer = self.timer.as_mut()?;
+        timer.poll_elapsed(cx).is_ready().then(|| now::<R>())
+    }
+
+    /// Arms the timer for `d` from now (a deadline of the engine's own).
+    pub(crate) fn reset_after(&mut self, d: Duration) {
+        self.armed = None;
+        match after::<R>(d) {
+            Some(at) => self.timer.get_or_insert_with(R::timer).reset(at),
+            None => self.timer = None,
+        }
+    }
+
+    /// Whether the timer armed by `reset_after` has fired.
+    pub(crate) fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> bool {
+        self.timer
+            .as_mut()
+            .is_some_and(|t| t.poll_elapsed(cx).is_ready())
+    }
+}
+
+/// Polls `fut` with a deadline `d` from now (`Duration::MAX`: no deadline).
+pub(crate) async fn timeout<R: Runtime, F: std::future::Future>(
+    d: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut timer = after::<R>(d).map(|at| {
+        let mut t = R::timer();
+        t.reset(at);
+        t
+    });
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        match timer.as_mut().map(|t| t.poll_elapsed(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}

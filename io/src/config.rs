@@ -1,0 +1,133 @@
+//! Client and server settings: the core's [`Config`] plus what driving it needs.
+
+use std::time::Duration;
+
+use tether::Config;
+use tether::handshake::ServerPolicy;
+
+/// A client's settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Limits and timers of the connection, including `handshake_timeout`.
+    pub config: Config,
+    /// How long resolving the host and establishing TCP (and, for `wss://`, TLS) may take
+    /// together. Default 10 s; `Duration::MAX` waits for as long as the OS does.
+    pub connect_timeout: Duration,
+    /// The TLS configuration for `wss://`; `None` (the default) uses rustls with the
+    /// `webpki-roots` store and the `ring` provider.
+    #[cfg(feature = "rustls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            config: Config::default(),
+            connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "rustls")]
+            tls: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Settings with the core `config` and the default connect timeout.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        ClientConfig {
+            config,
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Replaces the core's settings.
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the connect timeout.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the rustls configuration for `wss://`.
+    #[cfg(feature = "rustls")]
+    #[must_use]
+    pub fn tls(mut self, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+/// A server's settings: the core's [`Config`], the handshake [`ServerPolicy`] (Origin
+/// allowlist, authentication hook, subprotocols) and, for a listener, its limits.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Limits and timers of each connection, including `handshake_timeout`.
+    pub config: Config,
+    /// Which handshakes to accept.
+    pub policy: ServerPolicy,
+    /// Listener only: the most connections (handshaking or open) at once; the others get
+    /// `503 Service Unavailable` with `Retry-After`. `None` (the default): no limit.
+    pub max_connections: Option<usize>,
+    /// The `Retry-After` sent with a 503, rounded up to whole seconds. Default 1 s.
+    pub retry_after: Duration,
+    /// Listener only: how many refusals (503 answers) may be in progress at once; beyond
+    /// that, connections over the limit are closed without an answer, so a flood costs
+    /// bounded work. Default 64.
+    pub max_refusals: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig::new(Config::default(), ServerPolicy::default())
+    }
+}
+
+impl ServerConfig {
+    /// Settings with `config` and `policy`, no connection limit and a 1 s `Retry-After`.
+    #[must_use]
+    pub fn new(config: Config, policy: ServerPolicy) -> Self {
+        ServerConfig {
+            config,
+            policy,
+            max_connections: None,
+            retry_after: Duration::from_secs(1),
+            max_refusals: 64,
+        }
+    }
+
+    /// Replaces the core's settings.
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the handshake policy.
+    #[must_use]
+    pub fn policy(mut self, policy: ServerPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the connection limit of a listener.
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// Sets the `Retry-After` of a 503.
+    #[must_use]
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = delay;
+        self
+    }
+}

@@ -1,0 +1,66 @@
+//! The one error type of every adapter: transport failures, handshake outcomes, local misuse
+//! and abnormal ends.
+
+use std::io;
+
+use tether::handshake::{HandshakeError, UrlError};
+use tether::{CloseError, Closed, SendErrorKind};
+
+/// Why an operation failed. A normal close is not an error: receiving returns `None` after
+/// it. An abnormal end (1006, a heartbeat timeout, a protocol violation) is
+/// [`Error::Closed`] with the terminal information.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed (resolve, connect, accept, TLS, read or write).
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The URL is not a valid `ws://` or `wss://` URL.
+    #[error("invalid URL: {0}")]
+    Url(#[from] UrlError),
+    /// Client side: the server's answer was not a valid upgrade (e.g. a 401 or a 403: see
+    /// [`HandshakeError::http_status`]).
+    #[error("opening handshake failed: {0}")]
+    Handshake(HandshakeError),
+    /// The opening handshake did not complete within `Config::handshake_timeout`.
+    #[error("the opening handshake timed out")]
+    HandshakeTimeout,
+    /// The TCP connection (and, for `wss://`, the TLS session) was not established within
+    /// `ClientConfig::connect_timeout`.
+    #[error("connecting timed out")]
+    ConnectTimeout,
+    /// Server side: the opening request was refused with this HTTP status (by the policy,
+    /// the decision function, or because it was not a valid WebSocket request).
+    #[error("opening request rejected with {status}")]
+    Rejected {
+        /// The HTTP status that was sent.
+        status: u16,
+    },
+    /// Local misuse of a send: sending after a close, during a fragmented message, a control
+    /// payload over 125 bytes, ...
+    #[error("send refused: {0}")]
+    Send(SendErrorKind),
+    /// Local misuse of `close`: a code that may not be sent, a reason over 123 bytes.
+    #[error("close refused: {0}")]
+    Close(CloseError),
+    /// The connection ended abnormally: the terminal information (1006 when the transport was
+    /// lost, a heartbeat or idle timeout, a protocol error, ...).
+    #[error("connection closed abnormally: {} {}", .0.code.0, .0.reason)]
+    Closed(Closed),
+    /// A blocking receive with a timeout gave up; the connection is unaffected.
+    #[error("timed out waiting for a message")]
+    Timeout,
+}
+
+impl Error {
+    /// The error for a connection whose terminal event arrived before it opened.
+    #[must_use]
+    pub fn from_handshake_end(closed: Closed) -> Error {
+        match closed.cause {
+            tether::CloseCause::HandshakeRejected { status } => Error::Rejected { status },
+            tether::CloseCause::HandshakeTimeout => Error::HandshakeTimeout,
+            tether::CloseCause::HandshakeFailed(err) => Error::Handshake(err),
+            _ => Error::Closed(closed),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! # tether-io: the runtime-neutral engine of the tether adapters
+//!
+//! The [`tether`] core is a sans-IO state machine. This crate drives it, once, for every
+//! async runtime: the loop over the core, the shared state and wake-ups, the [`WebSocket`]
+//! handle with its split halves, `Stream` and `Sink`, connect and accept, the [`Server`]
+//! listener with its limits, the [`ReconnectingClient`] over the core's reconnect
+//! [`Supervisor`](tether::reconnect::Supervisor), the TLS settings, one [`Error`] and the
+//! configs. It is generic over a tiny [`Runtime`] interface (spawn, timer, clock, open a
+//! client transport, wrap a listener) and a [`Transport`] (read, vectored write, flush,
+//! shutdown). `tether-tokio` and `tether-smol` implement those and re-export the rest;
+//! applications use them, not this crate.
+//!
+//! ## How a connection runs
+//! One background task per connection owns the transport and the core's `Connection`: it
+//! reads straight into the core's buffer (only once the transport is readable, so an idle
+//! connection holds no read buffer), writes the core's output with one vectored write per
+//! wake-up (sends made meanwhile are coalesced), obeys the core's transport actions and
+//! sleeps until the core's next deadline. The core sits in a small shared state (a mutex plus
+//! wakers) with the handle. So Pongs, the Close echo and heartbeats flow even while the user
+//! neither reads nor writes. Messages stay in the core until the user asks for the next one,
+//! so a peer's Close or protocol violation right behind messages is answered after the user's
+//! replies to them, as a peer that reads frame by frame would see it; flow control is the
+//! core's, in bytes.
+//!
+//! Dropping every handle closes the connection with 1001 (Going Away). Dropping the driver
+//! (its runtime shut down) ends the connection and wakes every waiter with an abnormal end.
+//! A connection given up at the close timeout with output the peer never took is reset
+//! (`SO_LINGER` 0, where the transport can), not left queued in the kernel.
+#![forbid(unsafe_code)]
+// `Error` carries the core's terminal information and handshake errors by value.
+#![allow(clippy::result_large_err)]
+
+mod client;
+mod clock;
+mod config;
+mod driver;
+mod error;
+mod handshake;
+mod reconnect;
+pub mod runtime;
+mod server;
+mod shared;
+mod socket;
+#[cfg(feature = "rustls")]
+pub mod tls;
+
+pub use client::{connect, connect_on, connect_request};
+pub use config::{ClientConfig, ServerConfig};
+pub use error::Error;
+pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
+pub use runtime::{Listener, Runtime, Timer, Transport};
+pub use server::{Connecting, Server, SlotGuard, accept, accept_with};
+pub use shared::Incoming;
+pub use socket::{WebSocket, WsReader, WsWriter};
+pub use tether;
+pub use tether::reconnect::ReconnectEvent;

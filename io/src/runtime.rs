@@ -1,0 +1,96 @@
+//! The runtime interface: the little that differs between async runtimes.
+//!
+//! Everything else (the driving loop, the handle, the listener's limits, the reconnecting
+//! client) is written once over these traits. An implementation is a zero-sized marker type
+//! in a glue crate (`tether-tokio`, `tether-smol`), in the manner of quinn's `runtime`
+//! module: spawn a task, make a timer, read the clock, open a client transport, wrap a
+//! listener.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tether::handshake::WsUrl;
+
+use crate::ClientConfig;
+
+/// An async runtime as the engine needs it.
+pub trait Runtime: Sized + Send + Sync + 'static {
+    /// A resettable one-shot timer.
+    type Timer: Timer;
+    /// What [`open`](Runtime::open) connects: plain TCP for `ws://`, TLS for `wss://`.
+    type Stream: Transport;
+    /// A bound TCP listener.
+    type Listener: Listener;
+
+    /// Runs `future` to completion in the background.
+    fn spawn(future: impl Future<Output = ()> + Send + 'static);
+
+    /// A timer that has not been armed yet.
+    fn timer() -> Self::Timer;
+
+    /// The runtime's clock (which may be virtual, as tokio's paused time is).
+    fn now() -> Instant;
+
+    /// Resolves the URL's host, connects TCP with `TCP_NODELAY` and, for `wss://`, runs the
+    /// TLS handshake with `config`'s TLS settings. The caller bounds it with
+    /// `ClientConfig::connect_timeout`.
+    fn open(url: &WsUrl, config: &ClientConfig)
+    -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// Registers a bound, non-blocking std listener with the runtime.
+    fn listener(listener: std::net::TcpListener) -> io::Result<Self::Listener>;
+}
+
+/// A one-shot timer that can be re-armed.
+pub trait Timer: Send + Unpin + 'static {
+    /// Arms the timer for `deadline` (replacing any earlier deadline).
+    fn reset(&mut self, deadline: Instant);
+
+    /// Ready once the armed deadline has passed; registers `cx` otherwise.
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A byte stream the engine drives: TCP, TLS over TCP, a Unix socket, an in-memory pipe.
+pub trait Transport: Send + Unpin + 'static {
+    /// Reads into `buf`; `Ok(0)` is the end of the stream.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Ready when a read would make progress. A transport that can tell (plain TCP) lets an
+    /// idle connection wait without holding a read buffer; the default says "try a read".
+    fn poll_read_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes the first bytes of `bufs` (in order); returns how many were written.
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+
+    /// Pushes out anything the transport buffers (a TLS record).
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Shuts the write side down (TLS close_notify, then FIN).
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// The connection is being given up with data the peer never took: make closing the
+    /// transport reset it (`SO_LINGER` 0) instead of leaving the data queued in the kernel.
+    /// The default does nothing (not every transport can).
+    fn abort(&mut self) {}
+}
+
+/// A listener accepting TCP connections.
+pub trait Listener: Send + Sync + 'static {
+    /// The accepted stream.
+    type Stream: Transport;
+
+    /// Accepts the next connection (with `TCP_NODELAY` set).
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Stream, SocketAddr)>>;
+
+    /// The address the listener is bound to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}

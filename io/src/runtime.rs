@@ -94,3 +94,61 @@ pub trait Listener: Send + Sync + 'static {
     /// The address the listener is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
+
+/// The stream a client opens: plain for `ws://`, TLS for `wss://`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTls<P, T> {
+    /// `ws://`.
+    Plain(P),
+    /// `wss://`.
+    Tls(T),
+}
+
+impl<P: Transport, T: Transport> Transport for MaybeTls<P, T> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self {
+            MaybeTls::Plain(s) => s.poll_read(cx, buf),
+            MaybeTls::Tls(s) => s.poll_read(cx, buf),
+        }
+    }
+
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            MaybeTls::Plain(s) => s.poll_read_ready(cx),
+            MaybeTls::Tls(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            MaybeTls::Plain(s) => s.poll_write_vectored(cx, bufs),
+            MaybeTls::Tls(s) => s.poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            MaybeTls::Plain(s) => s.poll_flush(cx),
+            MaybeTls::Tls(s) => s.poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            MaybeTls::Plain(s) => s.poll_shutdown(cx),
+            MaybeTls::Tls(s) => s.poll_shutdown(cx),
+        }
+    }
+
+    fn abort(&mut self) {
+        match self {
+            MaybeTls::Plain(s) => s.abort(),
+            MaybeTls::Tls(s) => s.abort(),
+        }
+    }
+}

@@ -54,19 +54,16 @@
 #![allow(clippy::result_large_err)]
 
 mod runtime;
-mod stream;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
 
-use tether::handshake::{Accept, ClientRequest, Reject, Request, Response};
-use tether::reconnect::{ReconnectConfig, SessionConfig};
-use tokio::io::{AsyncRead, AsyncWrite};
-
-pub use runtime::{Sleep, Tokio, TokioIo, TokioListener};
-pub use stream::MaybeTlsStream;
-pub use tether::reconnect::ReconnectEvent;
-pub use tether::{Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError, SendErrorKind, State, Utf8Bytes};
+pub use runtime::{MaybeTlsStream, Sleep, Tokio, TokioIo, TokioListener};
+pub use tether::reconnect::{self, ReconnectEvent};
+pub use tether::{
+    Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError, SendErrorKind,
+    State, Utf8Bytes,
+};
 pub use tether::{self, handshake};
 pub use tether_io::{
     self, ClientConfig, Error, Incoming, ReconnectingClient, ServerConfig, SlotGuard, WebSocket,
@@ -75,71 +72,8 @@ pub use tether_io::{
 #[cfg(feature = "rustls")]
 pub use {rustls, tokio_rustls};
 
-/// A TCP listener that upgrades connections, with its limits; see [`tether_io::Server`].
-pub type Server = tether_io::Server<Tokio>;
-/// An accepted connection holding a slot of a [`Server`]'s limit.
-pub type Connecting = tether_io::Connecting<Tokio>;
-
-/// Connects to a `ws://` or `wss://` URL; see [`tether_io::connect`].
-pub async fn connect(url: &str, config: ClientConfig) -> Result<(WebSocket, Response), Error> {
-    tether_io::connect::<Tokio>(url, config).await
-}
-
-/// [`connect`] with a prepared request (subprotocols, extra headers such as `Authorization`).
-pub async fn connect_request(
-    request: ClientRequest,
-    config: ClientConfig,
-) -> Result<(WebSocket, Response), Error> {
-    tether_io::connect_request::<Tokio>(request, config).await
-}
-
-/// Runs the client handshake over a stream the caller connected (a proxy tunnel, a Unix
-/// socket, an in-memory pipe...). Cancel safety: dropping the future drops the stream.
-pub async fn connect_on<S>(
-    stream: S,
-    request: ClientRequest,
-    config: Config,
-) -> Result<(WebSocket, Response), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    tether_io::connect_on::<Tokio, _>(TokioIo(stream), request, config).await
-}
-
-/// Runs the opening handshake on an accepted stream; see [`tether_io::accept`].
-pub async fn accept<S>(stream: S, config: ServerConfig) -> Result<WebSocket, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    tether_io::accept::<Tokio, _>(TokioIo(stream), config).await
-}
-
-/// Like [`accept`], with the decision made by `decide`; see [`tether_io::accept_with`].
-pub async fn accept_with<S, F>(stream: S, config: ServerConfig, decide: F) -> Result<WebSocket, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: FnOnce(&Request) -> Result<Accept, Reject>,
-{
-    tether_io::accept_with::<Tokio, _, _>(TokioIo(stream), config, decide).await
-}
-
-/// Starts a reconnecting client for `url`; see [`tether_io::reconnecting`]. Call it inside
-/// a tokio runtime: its task is spawned there.
-pub fn reconnecting(
-    url: &str,
-    config: ClientConfig,
-    reconnect: ReconnectConfig,
-    settings: SessionConfig,
-) -> Result<ReconnectingClient, Error> {
-    tether_io::reconnecting::<Tokio>(url, config, reconnect, settings)
-}
-
-/// [`reconnecting`] with a prepared request (subprotocols, extra headers).
-pub fn reconnecting_request(
-    request: ClientRequest,
-    config: ClientConfig,
-    reconnect: ReconnectConfig,
-    settings: SessionConfig,
-) -> Result<ReconnectingClient, Error> {
-    tether_io::reconnecting_request::<Tokio>(request, config, reconnect, settings)
-}
+tether_io::adapter_api!(
+    runtime = Tokio,
+    wrap = TokioIo,
+    stream = [tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static]
+);

@@ -13,7 +13,13 @@ use tether_io::{ClientConfig, Listener, Runtime, Timer, Transport};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::MaybeTlsStream;
+/// The stream [`connect`](crate::connect) opens: plain TCP for `ws://`, TLS for `wss://`.
+pub type MaybeTlsStream = tether_io::MaybeTls<TokioIo<TcpStream>, TokioIo<TlsStream>>;
+
+#[cfg(feature = "rustls")]
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+#[cfg(not(feature = "rustls"))]
+type TlsStream = TcpStream;
 
 /// The tokio runtime (the one running where a connection is opened or accepted).
 #[derive(Clone, Copy, Debug, Default)]
@@ -21,7 +27,7 @@ pub struct Tokio;
 
 impl Runtime for Tokio {
     type Timer = Sleep;
-    type Stream = TokioIo<MaybeTlsStream>;
+    type Stream = MaybeTlsStream;
     type Listener = TokioListener;
 
     fn spawn(future: impl Future<Output = ()> + Send + 'static) {
@@ -40,7 +46,7 @@ impl Runtime for Tokio {
         let tcp = TcpStream::connect((url.host().trim_matches(['[', ']']), url.port())).await?;
         let _ = tcp.set_nodelay(true);
         if !url.is_secure() {
-            return Ok(TokioIo(MaybeTlsStream::Plain(tcp)));
+            return Ok(MaybeTlsStream::Plain(TokioIo(tcp)));
         }
         #[cfg(feature = "rustls")]
         {
@@ -48,7 +54,7 @@ impl Runtime for Tokio {
             let stream = tokio_rustls::TlsConnector::from(tls)
                 .connect(name, tcp)
                 .await?;
-            Ok(TokioIo(MaybeTlsStream::Rustls(Box::new(stream))))
+            Ok(MaybeTlsStream::Tls(TokioIo(stream)))
         }
         #[cfg(not(feature = "rustls"))]
         {
@@ -123,7 +129,8 @@ where
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Readiness first; then `poll_read`, which (unlike `try_read`) clears readiness after
         // a short read and so spares the next round a `recvfrom` that would say EAGAIN.
-        match tcp_of(&mut self.0) {
+        // TLS may hold decrypted bytes that TCP readiness does not show: plain TCP only.
+        match (&mut self.0 as &mut dyn Any).downcast_mut::<TcpStream>() {
             Some(tcp) => tcp.poll_read_ready(cx),
             None => Poll::Ready(Ok(())),
         }
@@ -152,27 +159,16 @@ where
     }
 
     fn abort(&mut self) {
-        let any = &mut self.0 as &mut dyn Any;
-        let tcp = match any.downcast_mut::<MaybeTlsStream>() {
-            Some(MaybeTlsStream::Plain(tcp)) => Some(&*tcp),
-            #[cfg(feature = "rustls")]
-            Some(MaybeTlsStream::Rustls(tls)) => Some(tls.get_ref().0),
-            None => any.downcast_ref::<TcpStream>(),
-        };
+        let any = &self.0 as &dyn Any;
+        #[cfg(feature = "rustls")]
+        let tcp = any
+            .downcast_ref::<TlsStream>()
+            .map(|tls| tls.get_ref().0)
+            .or_else(|| any.downcast_ref::<TcpStream>());
+        #[cfg(not(feature = "rustls"))]
+        let tcp = any.downcast_ref::<TcpStream>();
         if let Some(tcp) = tcp {
             let _ = tcp.set_zero_linger();
         }
-    }
-}
-
-/// The TCP stream under `stream`, when it is a plain one.
-fn tcp_of<S: Any>(stream: &mut S) -> Option<&mut TcpStream> {
-    let any = stream as &mut dyn Any;
-    if any.is::<TcpStream>() {
-        return any.downcast_mut::<TcpStream>();
-    }
-    match any.downcast_mut::<MaybeTlsStream>() {
-        Some(MaybeTlsStream::Plain(tcp)) => Some(tcp),
-        _ => None,
     }
 }

@@ -1,0 +1,184 @@
+//! smol as a [`Runtime`]: tasks on smol's global executor, async-io timers and sockets,
+//! futures-rustls.
+
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use async_io::Async;
+use futures_io::{AsyncRead, AsyncWrite};
+use tether::handshake::WsUrl;
+use tether_io::{ClientConfig, Listener, Runtime, Timer, Transport};
+
+/// The stream [`connect`](crate::connect) opens: plain TCP for `ws://`, TLS for `wss://`.
+pub type MaybeTlsStream = tether_io::MaybeTls<SmolIo<Async<TcpStream>>, SmolIo<TlsStream>>;
+
+#[cfg(feature = "rustls")]
+type TlsStream = futures_rustls::client::TlsStream<Async<TcpStream>>;
+#[cfg(not(feature = "rustls"))]
+type TlsStream = Async<TcpStream>;
+
+/// The smol runtime: connection tasks run on smol's global executor, whose threads run on
+/// their own, so a connection works from `smol::block_on` and from any other executor.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Smol;
+
+impl Runtime for Smol {
+    type Timer = SmolTimer;
+    type Stream = MaybeTlsStream;
+    type Listener = SmolListener;
+
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+        smol::spawn(future).detach();
+    }
+
+    fn timer() -> SmolTimer {
+        SmolTimer(async_io::Timer::never())
+    }
+
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    async fn open(url: &WsUrl, config: &ClientConfig) -> io::Result<Self::Stream> {
+        let host = url.host().trim_matches(['[', ']']);
+        let addrs = async_net::resolve((host, url.port())).await?;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
+        let mut tcp = None;
+        for addr in addrs {
+            match Async::<TcpStream>::connect(addr).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let tcp = tcp.ok_or(last)?;
+        let _ = tcp.get_ref().set_nodelay(true);
+        if !url.is_secure() {
+            return Ok(MaybeTlsStream::Plain(SmolIo(tcp)));
+        }
+        #[cfg(feature = "rustls")]
+        {
+            let (tls, name) = tether_io::tls::client_params(url, config)?;
+            let stream = futures_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await?;
+            Ok(MaybeTlsStream::Tls(SmolIo(stream)))
+        }
+        #[cfg(not(feature = "rustls"))]
+        {
+            let _ = config;
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "wss:// needs the `rustls` feature of tether-smol",
+            ))
+        }
+    }
+
+    fn listener(listener: std::net::TcpListener) -> io::Result<SmolListener> {
+        Async::new(listener).map(SmolListener)
+    }
+}
+
+/// An async-io timer, re-armed in place.
+#[derive(Debug)]
+pub struct SmolTimer(async_io::Timer);
+
+impl Timer for SmolTimer {
+    fn reset(&mut self, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+/// A TCP listener registered with async-io.
+#[derive(Debug)]
+pub struct SmolListener(pub Async<std::net::TcpListener>);
+
+impl Listener for SmolListener {
+    type Stream = SmolIo<Async<TcpStream>>;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Stream, SocketAddr)>> {
+        loop {
+            match self.0.get_ref().accept() {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Poll::Ready(Async::new(stream).map(|s| (SmolIo(s), peer)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.0.poll_readable(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+}
+
+/// Any `futures-io` byte stream as a [`Transport`].
+#[derive(Debug)]
+pub struct SmolIo<S>(pub S);
+
+impl<S> SmolIo<S> {
+    /// The stream.
+    pub fn into_inner(self) -> S {
+        self.0
+    }
+}
+
+impl<S> Transport for SmolIo<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // TLS may hold decrypted bytes that TCP readiness does not show: plain TCP only.
+        match (&mut self.0 as &mut dyn std::any::Any).downcast_mut::<Async<TcpStream>>() {
+            Some(tcp) => tcp.poll_readable(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+
+    fn abort(&mut self) {
+        let any = &self.0 as &dyn std::any::Any;
+        #[cfg(feature = "rustls")]
+        let tcp = any
+            .downcast_ref::<TlsStream>()
+            .map(|tls| tls.get_ref().0)
+            .or_else(|| any.downcast_ref::<Async<TcpStream>>());
+        #[cfg(not(feature = "rustls"))]
+        let tcp = any.downcast_ref::<Async<TcpStream>>();
+        if let Some(tcp) = tcp {
+            let _ = socket2::SockRef::from(tcp.get_ref()).set_linger(Some(std::time::Duration::ZERO));
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The public functions of an adapter crate, written once: an adapter invokes
+//! [`adapter_api!`](crate::adapter_api) with its runtime, the wrapper that makes its streams
+//! a [`Transport`](crate::Transport), and the bounds of those streams.
+
+/// Defines an adapter's public API over the engine: `Server`, `Connecting`, `connect`,
+/// `connect_request`, `connect_on`, `accept`, `accept_with`, `reconnecting` and
+/// `reconnecting_request`, each fixed to one runtime.
+///
+/// ```ignore
+/// tether_io::adapter_api!(runtime = Tokio, wrap = TokioIo,
+///     stream = [tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static]);
+/// ```
+#[macro_export]
+macro_rules! adapter_api {
+    (runtime = $rt:ty, wrap = $wrap:path, stream = [$($bound:tt)+]) => {
+        /// A TCP listener that upgrades connections, with its limits (a connection limit with
+        /// 503 and `Retry-After` beyond it, back-off when out of file descriptors): see
+        /// [`tether_io::Server`].
+        pub type Server = $crate::Server<$rt>;
+
+        /// An accepted connection holding a slot of a [`Server`]'s limit.
+        pub type Connecting = $crate::Connecting<$rt>;
+
+        /// Connects to a `ws://` or `wss://` URL: TCP (`TCP_NODELAY`) and, for `wss://`, TLS
+        /// within `ClientConfig::connect_timeout`, then the opening handshake within
+        /// `Config::handshake_timeout`. See [`tether_io::connect`].
+        pub async fn connect(
+            url: &str,
+            config: $crate::ClientConfig,
+        ) -> ::core::result::Result<
+            ($crate::WebSocket, $crate::tether::handshake::Response),
+            $crate::Error,
+        > {
+            $crate::connect::<$rt>(url, config).await
+        }
+
+        /// [`connect`] with a prepared request (subprotocols, extra headers such as
+        /// `Authorization`).
+        pub async fn connect_request(
+            request: $crate::tether::handshake::ClientRequest,
+            config: $crate::ClientConfig,
+        ) -> ::core::result::Result<
+            ($crate::WebSocket, $crate::tether::handshake::Response),
+            $crate::Error,
+        > {
+            $crate::connect_request::<$rt>(request, config).await
+        }
+
+        /// Runs the client handshake over a stream the caller connected (a proxy tunnel, a
+        /// Unix socket, an in-memory pipe...). Cancel safety: dropping the future drops the
+        /// stream.
+        pub async fn connect_on<S>(
+            stream: S,
+            request: $crate::tether::handshake::ClientRequest,
+            config: $crate::tether::Config,
+        ) -> ::core::result::Result<
+            ($crate::WebSocket, $crate::tether::handshake::Response),
+            $crate::Error,
+        >
+        where
+            S: $($bound)+,
+        {
+            $crate::connect_on::<$rt, _>($wrap(stream), request, config).await
+        }
+
+        /// Runs the opening handshake on an accepted stream (plain TCP, TLS, anything),
+        /// applying the policy; bounded by `Config::handshake_timeout`. See
+        /// [`tether_io::accept`].
+        pub async fn accept<S>(
+            stream: S,
+            config: $crate::ServerConfig,
+        ) -> ::core::result::Result<$crate::WebSocket, $crate::Error>
+        where
+            S: $($bound)+,
+        {
+            $crate::accept::<$rt, _>($wrap(stream), config).await
+        }
+
+        /// Like [`accept`], with the decision made by `decide` after the policy's checks:
+        /// it sees the request and accepts (choosing the subprotocol, extra headers) or
+        /// rejects it.
+        pub async fn accept_with<S, F>(
+            stream: S,
+            config: $crate::ServerConfig,
+            decide: F,
+        ) -> ::core::result::Result<$crate::WebSocket, $crate::Error>
+        where
+            S: $($bound)+,
+            F: FnOnce(
+                &$crate::tether::handshake::Request,
+            ) -> ::core::result::Result<
+                $crate::tether::handshake::Accept,
+                $crate::tether::handshake::Reject,
+            >,
+        {
+            $crate::accept_with::<$rt, _, _>($wrap(stream), config, decide).await
+        }
+
+        /// Starts a reconnecting client for `url` (its first attempt begins at once, in a
+        /// task of the runtime); see [`tether_io::ReconnectingClient`].
+        pub fn reconnecting(
+            url: &str,
+            config: $crate::ClientConfig,
+            reconnect: $crate::tether::reconnect::ReconnectConfig,
+            settings: $crate::tether::reconnect::SessionConfig,
+        ) -> ::core::result::Result<$crate::ReconnectingClient, $crate::Error> {
+            $crate::reconnecting::<$rt>(url, config, reconnect, settings)
+        }
+
+        /// [`reconnecting`] with a prepared request (subprotocols, extra headers).
+        pub fn reconnecting_request(
+            request: $crate::tether::handshake::ClientRequest,
+            config: $crate::ClientConfig,
+            reconnect: $crate::tether::reconnect::ReconnectConfig,
+            settings: $crate::tether::reconnect::SessionConfig,
+        ) -> ::core::result::Result<$crate::ReconnectingClient, $crate::Error> {
+            $crate::reconnecting_request::<$rt>(request, config, reconnect, settings)
+        }
+    };
+}

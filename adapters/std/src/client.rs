@@ -1,192 +1,113 @@
-//! The client side: connect to a URL, or run the handshake over a stream of your own.
+//! The blocking clients: one connection, and the reconnecting client.
 
-use std::io::{self, ErrorKind};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant as StdInstant};
+use std::net::TcpStream;
+use std::time::Duration;
 
-use tether::handshake::{ClientRequest, HandshakeError, Response};
-use tether::{CloseCause, Config, Connection};
+use async_io::Async;
+use tether::handshake::{ClientRequest, Response};
+use tether::reconnect::{ReconnectConfig, ReconnectEvent, SessionConfig, SessionSendError};
+use tether::{CloseCode, Config, Message};
+use tether_io::{ClientConfig, Error};
+use tether_smol::SmolIo;
 
-use crate::driver::{Shared, now};
-use crate::socket::{Handle, WebSocket};
-use crate::stream::{MaybeTlsStream, SplitStream};
-use crate::{Error, rng};
+use crate::WebSocket;
+use crate::runtime::{Std, wait, wait_for};
 
-/// How a client connects.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ClientConfig {
-    /// The connection's configuration (limits, heartbeat, timeouts).
-    pub config: Config,
-    /// How long resolving and the TCP connect may take, over all addresses. Default 10 s.
-    pub connect_timeout: Duration,
-    /// The TLS configuration for `wss://`. Default: the `webpki-roots` root store with the
-    /// ring provider.
-    #[cfg(feature = "rustls")]
-    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            config: Config::default(),
-            connect_timeout: Duration::from_secs(10),
-            #[cfg(feature = "rustls")]
-            tls: None,
-        }
-    }
-}
-
-impl ClientConfig {
-    /// The defaults.
-    #[must_use]
-    pub fn new() -> Self {
-        ClientConfig::default()
-    }
-
-    /// Sets the connection configuration.
-    #[must_use]
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Sets the connect timeout.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Uses this TLS configuration for `wss://` (e.g. to trust a private CA).
-    #[cfg(feature = "rustls")]
-    #[must_use]
-    pub fn tls(mut self, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-}
-
-/// Connects to a `ws://` or `wss://` URL: resolves it, connects TCP within
-/// [`ClientConfig::connect_timeout`], does TLS for `wss://` (feature `rustls`), then the opening
-/// handshake within `Config::handshake_timeout`. Redirects are not followed (they fail with
-/// [`Error::Handshake`]). Returns the connection and the server's 101 response.
-pub fn connect(
-    url: &str,
-    config: ClientConfig,
-) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
+/// Connects to a `ws://` or `wss://` URL (TCP within `connect_timeout`, TLS with the
+/// `rustls` feature, then the handshake within `Config::handshake_timeout`). Blocks until
+/// the connection is open or failed.
+pub fn connect(url: &str, config: ClientConfig) -> Result<(WebSocket, Response), Error> {
     connect_request(ClientRequest::new(url)?, config)
 }
 
-/// Like [`connect`], for a request with subprotocols or extra headers.
+/// [`connect`] with a prepared request (subprotocols, extra headers).
 pub fn connect_request(
     request: ClientRequest,
     config: ClientConfig,
-) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
-    let stream = open_transport(&request, &config)?;
-    connect_on(stream, request, config.config)
+) -> Result<(WebSocket, Response), Error> {
+    let (ws, response) = wait(tether_io::connect_request::<Std>(request, config))?;
+    Ok((WebSocket::new(ws), response))
 }
 
-/// Resolves and connects TCP for `request`'s URL, and starts TLS for `wss://`.
-pub(crate) fn open_transport(
-    request: &ClientRequest,
-    config: &ClientConfig,
-) -> Result<MaybeTlsStream, Error> {
-    let url = request.url();
-    let tcp = connect_tcp(url.host(), url.port(), config.connect_timeout)?;
-    if url.is_secure() {
-        #[cfg(feature = "rustls")]
-        {
-            Ok(crate::tls::client(tcp, url.host(), config.tls.clone())?)
-        }
-        #[cfg(not(feature = "rustls"))]
-        {
-            drop(tcp);
-            Err(Error::Io(io::Error::new(
-                ErrorKind::Unsupported,
-                "wss:// needs the `rustls` feature",
-            )))
-        }
-    } else {
-        Ok(MaybeTlsStream::Plain(tcp))
-    }
-}
-
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
-    let deadline = StdInstant::now() + timeout;
-    let mut last = None;
-    for addr in (host, port).to_socket_addrs()? {
-        let left = deadline.saturating_duration_since(StdInstant::now());
-        if left.is_zero() {
-            return Err(Error::ConnectTimeout);
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(tcp) => {
-                tcp.set_nodelay(true)?;
-                return Ok(tcp);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    match last {
-        Some(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-            Err(Error::ConnectTimeout)
-        }
-        Some(e) => Err(Error::Io(e)),
-        None => Err(Error::Io(io::Error::new(
-            ErrorKind::NotFound,
-            "the host resolved to no address",
-        ))),
-    }
-}
-
-/// Runs the client handshake for `request` over a connected stream of your own (TLS, if any,
-/// is the stream's business) and starts the connection's driver.
-pub fn connect_on<S: SplitStream>(
-    stream: S,
+/// Runs the client handshake over a TCP stream the caller connected.
+pub fn connect_on(
+    stream: TcpStream,
     request: ClientRequest,
     config: Config,
-) -> Result<(WebSocket<S>, Response), Error> {
-    let (reader, writer) = stream.split(config.handshake_timeout).map_err(|e| {
-        if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) {
-            Error::HandshakeTimeout
-        } else {
-            Error::Io(e)
-        }
-    })?;
-    let conn = Connection::client(request, config, rng(), now());
-    let shared = Shared::start(conn, reader, writer, None)?;
-    let handle = Handle::<S>::new_pending(shared);
-    let mut st = handle.shared.lock();
-    st = handle.shared.flush_all(st);
-    loop {
-        if st.conn.opened_at().is_some() {
-            let response = st.conn.response().cloned();
-            drop(st);
-            let handle = handle.opened();
-            return match response {
-                Some(r) => Ok((WebSocket::from_handle(handle), r)),
-                None => Err(Error::Io(io::Error::other("no handshake response"))),
-            };
-        }
-        if st.transport_done {
-            return Err(handshake_error(&mut st));
-        }
-        st = handle.shared.wait(st, None).0;
-    }
+) -> Result<(WebSocket, Response), Error> {
+    let stream = SmolIo(Async::new(stream)?);
+    let (ws, response) = wait(tether_io::connect_on::<Std, _>(stream, request, config))?;
+    Ok((WebSocket::new(ws), response))
 }
 
-fn handshake_error<W>(st: &mut crate::driver::State<W>) -> Error {
-    match st.conn.closed().map(|c| c.cause.clone()) {
-        Some(CloseCause::HandshakeFailed(HandshakeError::Timeout))
-        | Some(CloseCause::HandshakeTimeout) => Error::HandshakeTimeout,
-        Some(CloseCause::HandshakeFailed(e)) => match st.io_error.take() {
-            Some(io) if e == HandshakeError::UnexpectedEof => Error::Io(io),
-            _ => Error::Handshake(e),
-        },
-        _ => match st.io_error.take() {
-            Some(io) => Error::Io(io),
-            None => Error::Handshake(HandshakeError::UnexpectedEof),
-        },
+/// A client that reconnects by the core's policy and keeps its bounded queue across
+/// connections; see [`tether_io::ReconnectingClient`]. Its task runs on a thread of its own.
+#[derive(Debug)]
+pub struct ReconnectingClient(tether_io::ReconnectingClient);
+
+/// Starts a reconnecting client for `url` (its first attempt begins at once).
+pub fn reconnecting(
+    url: &str,
+    config: ClientConfig,
+    reconnect: ReconnectConfig,
+    settings: SessionConfig,
+) -> Result<ReconnectingClient, Error> {
+    reconnecting_request(ClientRequest::new(url)?, config, reconnect, settings)
+}
+
+/// [`reconnecting`] with a prepared request (subprotocols, extra headers).
+pub fn reconnecting_request(
+    request: ClientRequest,
+    config: ClientConfig,
+    reconnect: ReconnectConfig,
+    settings: SessionConfig,
+) -> Result<ReconnectingClient, Error> {
+    tether_io::reconnecting_request::<Std>(request, config, reconnect, settings)
+        .map(ReconnectingClient)
+}
+
+impl ReconnectingClient {
+    /// Queues `message` (never waits): a full queue, or a client that is closing or ended,
+    /// hands it back.
+    pub fn send(&self, message: Message) -> Result<(), SessionSendError> {
+        self.0.send(message)
+    }
+
+    /// Sends a text message; see [`send`](ReconnectingClient::send).
+    pub fn send_text(&self, text: &str) -> Result<(), SessionSendError> {
+        self.0.send_text(text)
+    }
+
+    /// The next message or state change; `None` after the terminal event.
+    pub fn recv(&mut self) -> Option<ReconnectEvent> {
+        wait(self.0.recv())
+    }
+
+    /// [`recv`](ReconnectingClient::recv) giving up after `timeout` with `Err(Error::Timeout)`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ReconnectEvent>, Error> {
+        wait_for(timeout, self.0.recv()).ok_or(Error::Timeout)
+    }
+
+    /// Ends the client: closes the open connection with `code` and `reason` and waits until
+    /// the client has ended (its last events stay readable).
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        wait(self.0.close(code, reason))
+    }
+
+    /// Whether a connection is open now.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
+
+    /// Messages waiting in the outbound queue.
+    #[must_use]
+    pub fn queued_messages(&self) -> usize {
+        self.0.queued_messages()
+    }
+
+    /// Takes the messages still queued (after the end: everything accepted and not written).
+    pub fn take_unsent(&mut self) -> Vec<Message> {
+        self.0.take_unsent()
     }
 }

@@ -156,22 +156,23 @@ async fn serve_tokio(lib: &str) {
 }
 
 fn serve_tether_smol() {
-    // One executor on this thread runs both the echo tasks and the adapter's connection drivers
-    // (by default the adapter would spawn its drivers on smol's global, multi-threaded executor).
-    let ex = std::sync::Arc::new(smol::Executor::new());
+    // The adapter spawns its connection drivers on smol's global executor; the echo tasks go
+    // there too, so a message does not cross threads between the driver and the echo.
     let config =
-        tether_smol::ServerConfig::new(tether_config(), tether::handshake::ServerPolicy::new())
-            .executor(ex.clone());
-    smol::block_on(ex.run(async {
+        tether_smol::ServerConfig::new(tether_config(), tether::handshake::ServerPolicy::new());
+    smol::block_on(async {
         let server = tether_smol::Server::bind("127.0.0.1:0", config)
             .await
             .expect("bind");
         announce(server.local_addr().expect("addr"));
         loop {
-            let Ok((mut ws, _peer)) = server.accept().await else {
+            let Ok(connecting) = server.accept().await else {
                 continue;
             };
-            ex.spawn(async move {
+            smol::spawn(async move {
+                let Ok(mut ws) = connecting.handshake().await else {
+                    return;
+                };
                 while let Some(Ok(m)) = ws.recv().await {
                     if ws.send(m).await.is_err() {
                         break;
@@ -180,17 +181,17 @@ fn serve_tether_smol() {
             })
             .detach();
         }
-    }));
+    });
 }
 
 fn serve_tether_std() {
     let server = tether_std::Server::bind(
         "127.0.0.1:0",
-        tether_std::ServerConfig::new().config(tether_config()),
+        tether_std::ServerConfig::default().config(tether_config()),
     )
     .expect("bind");
     announce(server.local_addr().expect("addr"));
-    let _ = server.serve(|ws| {
+    let _ = server.serve(|mut ws| {
         while let Some(Ok(m)) = ws.recv() {
             if ws.send(m).is_err() {
                 break;

@@ -1,0 +1,171 @@
+//! Engine behaviours that only an async runtime can show: cancel safety inside `select!`, and
+//! dropping the runtime that runs a connection's driver. The engine is shared, so tokio
+//! stands for every async glue here; the conformance suite covers the rest on every adapter.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tether::Config;
+use tether_tokio::{ClientConfig, Error, Message, Server, ServerConfig, WebSocket};
+
+/// Every wait is bounded: a hang fails the test.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A server on its own runtime thread; each connection is handed to `app`.
+fn server<F, Fut>(config: Config, app: F) -> SocketAddr
+where
+    F: Fn(WebSocket) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let server = Server::bind("127.0.0.1:0", ServerConfig::default().config(config))
+                .await
+                .unwrap();
+            tx.send(server.local_addr().unwrap()).unwrap();
+            while let Ok(connecting) = server.accept().await {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    if let Ok(ws) = connecting.handshake().await {
+                        app(ws).await;
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn connect(addr: SocketAddr, config: Config) -> WebSocket {
+    tether_tokio::connect(&format!("ws://{addr}/"), ClientConfig::new(config))
+        .await
+        .unwrap()
+        .0
+}
+
+#[test]
+fn dropping_the_runtime_of_the_driver_ends_the_connection_and_wakes_every_waiter() {
+    let addr = server(Config::default(), |mut ws: WebSocket| async move {
+        while let Some(Ok(m)) = ws.recv().await {
+            let _ = ws.send(m).await;
+        }
+    });
+    // The driver runs on `first`; the handle outlives it.
+    let first = runtime();
+    let mut ws = first.block_on(connect(addr, Config::default()));
+    first.block_on(async {
+        ws.send_text("before").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text("before"));
+    });
+    drop(first);
+
+    let second = runtime();
+    second.block_on(async {
+        let ended = tokio::time::timeout(LIMIT, ws.recv()).await.expect("recv hangs");
+        match ended {
+            Some(Err(Error::Closed(closed))) => assert!(!closed.clean),
+            other => panic!("expected an abnormal end, got {other:?}"),
+        }
+        let sent = tokio::time::timeout(LIMIT, ws.send_text("after")).await;
+        assert!(sent.expect("send hangs").is_err(), "a send after the end must fail");
+        let closed = tokio::time::timeout(LIMIT, ws.close(tether::CloseCode::NORMAL, "")).await;
+        assert!(closed.is_ok(), "close hangs");
+    });
+}
+
+#[test]
+fn recv_inside_select_loses_nothing() {
+    const COUNT: u32 = 300;
+    let addr = server(Config::default(), |mut ws: WebSocket| async move {
+        for i in 0..COUNT {
+            ws.send_text(&i.to_string()).await.unwrap();
+            if i % 7 == 0 {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+        let _ = ws.close(tether::CloseCode::NORMAL, "").await;
+    });
+    runtime().block_on(async {
+        let mut ws = connect(addr, Config::default()).await;
+        let mut got = Vec::new();
+        let mut cancelled = 0u32;
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "bounded");
+            tokio::select! {
+                m = ws.recv() => match m {
+                    Some(m) => got.push(String::from_utf8(m.unwrap().as_bytes().to_vec()).unwrap()),
+                    None => break,
+                },
+                // A racing timer cancels many receives half-way.
+                _ = tokio::time::sleep(Duration::from_micros(50)) => cancelled += 1,
+            }
+        }
+        let want: Vec<String> = (0..COUNT).map(|i| i.to_string()).collect();
+        assert_eq!(got, want);
+        assert!(cancelled > 0, "the race never cancelled a receive");
+    });
+}
+
+#[test]
+fn a_send_cancelled_while_waiting_for_room_is_not_sent_and_order_holds() {
+    // The server reads nothing until told, then everything.
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = std::sync::Arc::new(std::sync::Mutex::new(Some(go_rx)));
+    let (got_tx, got_rx) = std::sync::mpsc::channel::<Vec<u32>>();
+    let mut config = Config::default();
+    config.max_message_size = 1 << 20;
+    let addr = server(config.clone(), move |mut ws: WebSocket| {
+        let go_rx = go_rx.lock().unwrap().take();
+        let got_tx = got_tx.clone();
+        async move {
+            let go_rx = go_rx.unwrap();
+            tokio::task::spawn_blocking(move || go_rx.recv()).await.unwrap().unwrap();
+            let mut got = Vec::new();
+            while let Some(Ok(m)) = ws.recv().await {
+                let n = u32::from_be_bytes(m.as_bytes()[..4].try_into().unwrap());
+                got.push(n);
+            }
+            got_tx.send(got).unwrap();
+        }
+    });
+    runtime().block_on(async {
+        let mut ws = connect(addr, config).await;
+        let mut sent = Vec::new();
+        let mut cancelled = 0;
+        let payload = vec![0u8; 64 << 10];
+        // Fill the kernel buffers and the core's output until sends have to wait; cancel
+        // those waits with a timer.
+        for n in 0..400u32 {
+            let mut m = payload.clone();
+            m[..4].copy_from_slice(&n.to_be_bytes());
+            tokio::select! {
+                r = ws.send(Message::binary(m)) => { r.unwrap(); sent.push(n); }
+                _ = tokio::time::sleep(Duration::from_millis(2)) => cancelled += 1,
+            }
+            if cancelled >= 20 {
+                break;
+            }
+        }
+        assert!(cancelled >= 20, "sends never had to wait");
+        go_tx.send(()).unwrap();
+        ws.close(tether::CloseCode::NORMAL, "").await.unwrap();
+        let got = tokio::task::spawn_blocking(move || got_rx.recv_timeout(LIMIT))
+            .await
+            .unwrap()
+            .expect("the server reports what it received");
+        assert_eq!(got, sent, "exactly the sends that returned Ok, in order");
+    });
+}

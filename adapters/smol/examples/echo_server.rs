@@ -7,15 +7,17 @@
 //!     [--subprotocol NAME]...
 //! ```
 //!
+//! `--help` lists every flag (shared by all adapters' examples, see `tether-example-args`).
+//!
 //! Prints `listening on ADDR` (the bound address) once bound, then echoes every text and binary
 //! message unchanged.
 
 use std::io::Write;
 use std::time::Duration;
 
-use tether::handshake::ServerPolicy;
-use tether::{Config, Heartbeat};
-use tether_smol::{Server, ServerConfig, WebSocket};
+use example_args::ServerArgs;
+use tether::Config;
+use tether_smol::{Server, ServerConfig};
 
 fn main() {
     if let Err(e) = run() {
@@ -24,58 +26,26 @@ fn main() {
     }
 }
 
-fn secs(value: Option<String>, flag: &str) -> Result<Duration, String> {
-    let v = value.ok_or(format!("{flag} needs a value"))?;
-    let s: f64 = v
-        .parse()
-        .map_err(|_| format!("{flag}: not a number: {v}"))?;
-    Duration::try_from_secs_f64(s).map_err(|_| format!("{flag}: out of range: {v}"))
-}
-
 fn run() -> Result<(), String> {
-    let mut addr = String::from("127.0.0.1:9001");
+    let args: ServerArgs =
+        example_args::parse("An echo server: every message comes back unchanged");
     let mut config = Config::default();
     config.max_frame_payload = 64 << 20;
     config.max_message_size = 64 << 20;
-    let mut heartbeat = Heartbeat::default();
-    let mut policy = ServerPolicy::new();
-    let mut max_connections = usize::MAX;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--ping-interval" => heartbeat.interval = secs(args.next(), &arg)?,
-            "--pong-timeout" => heartbeat.timeout = secs(args.next(), &arg)?,
-            "--idle-timeout" => config.idle_timeout = Some(secs(args.next(), &arg)?),
-            "--handshake-timeout" => config.handshake_timeout = secs(args.next(), &arg)?,
-            "--max-connections" => {
-                let v = args.next().ok_or("--max-connections needs a value")?;
-                max_connections = v.parse().map_err(|e| format!("{arg}: {e}"))?;
-            }
-            "--allow-origin" => {
-                let v = args.next().ok_or("--allow-origin needs a value")?;
-                policy = policy.allow_origin(&v).map_err(|e| format!("{arg}: {e}"))?;
-            }
-            "--subprotocol" => {
-                policy = policy.subprotocol(args.next().ok_or("--subprotocol needs a value")?);
-            }
-            other if !other.starts_with("--") => addr = other.to_owned(),
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    config.heartbeat = Some(heartbeat);
-    let server_config = ServerConfig::new(config, policy);
+    let mut server_config = ServerConfig::new(args.connection.config_from(config), args.policy());
+    server_config.max_connections = args.max_connections;
+    let addr = args.addr;
 
     smol::block_on(async move {
         let server = Server::bind(addr.as_str(), server_config)
             .await
-            .map_err(|e| format!("bind {addr}: {e}"))?
-            .max_connections(max_connections);
+            .map_err(|e| format!("bind {addr}: {e}"))?;
         let local = server.local_addr().map_err(|e| e.to_string())?;
         println!("listening on {local}");
         let _ = std::io::stdout().flush();
         loop {
-            let (ws, peer) = match server.accept().await {
-                Ok(accepted) => accepted,
+            let connecting = match server.accept().await {
+                Ok(c) => c,
                 Err(e) => {
                     eprintln!("accept: {e}");
                     // Out of file descriptors and the like: give the system a moment.
@@ -84,7 +54,8 @@ fn run() -> Result<(), String> {
                 }
             };
             smol::spawn(async move {
-                if let Err(e) = echo(ws).await {
+                let peer = connecting.peer_addr();
+                if let Err(e) = echo(connecting).await {
                     eprintln!("{peer}: {e}");
                 }
             })
@@ -93,7 +64,8 @@ fn run() -> Result<(), String> {
     })
 }
 
-async fn echo<S>(mut ws: WebSocket<S>) -> Result<(), tether_smol::Error> {
+async fn echo(connecting: tether_smol::Connecting) -> Result<(), tether_smol::Error> {
+    let mut ws = connecting.handshake().await?;
     while let Some(message) = ws.recv().await {
         ws.send(message?).await?;
     }

@@ -2,44 +2,40 @@
 //!
 //! ```sh
 //! cargo run --release -p tether-smol --example interop_client -- ws://127.0.0.1:PORT/path \
-//!     [--expect-server-close]
+//!     [--expect-server-close] [--ping-interval SECS] [--pong-timeout SECS] ...
 //! ```
 //!
 //! Connects offering the subprotocols `chat.v2` then `chat.v1` and prints `ok NAME` or
 //! `FAIL NAME: WHY` for each check: `text`, `binary`, `large`, `fragmented`, `ping`,
 //! `subprotocol`, then `close` (or, with `--expect-server-close`, `server-close`: the server
 //! is asked to close with the text `close-me` and must answer 4002 "asked"). Exits 0 only if
-//! every check passed.
+//! every check passed. `--help` lists every flag (shared by all adapters' examples, see
+//! `tether-example-args`).
 
 use std::time::Duration;
 
+use example_args::InteropArgs;
 use futures_lite::FutureExt;
 use tether::handshake::ClientRequest;
 use tether::{CloseCode, Config, DataKind, Message};
-use tether_smol::{ClientConfig, Incoming, MaybeTlsStream, WebSocket, connect_request};
+use tether_smol::{ClientConfig, Incoming, WebSocket, connect_request};
 
-type Ws = WebSocket<MaybeTlsStream>;
+type Ws = WebSocket;
 
 const STEP: Duration = Duration::from_secs(30);
 
 fn main() {
-    let mut url = None;
-    let mut expect_server_close = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--expect-server-close" => expect_server_close = true,
-            other if !other.starts_with("--") => url = Some(other.to_owned()),
-            other => {
-                eprintln!("interop_client: unknown flag {other}");
-                std::process::exit(2);
-            }
-        }
-    }
-    let Some(url) = url else {
-        eprintln!("usage: interop_client ws://HOST:PORT/PATH [--expect-server-close]");
-        std::process::exit(2);
-    };
-    let all_ok = smol::block_on(run(&url, expect_server_close));
+    let args: InteropArgs = example_args::parse("Interoperability checks against an echo server");
+    let mut config = Config::default();
+    config.max_frame_payload = 64 << 20;
+    config.max_message_size = 64 << 20;
+    let mut client_config = ClientConfig::new(args.client.connection.config_from(config));
+    client_config.connect_timeout = args.client.connect_timeout;
+    let all_ok = smol::block_on(run(
+        &args.client.url,
+        client_config,
+        args.expect_server_close,
+    ));
     std::process::exit(if all_ok { 0 } else { 1 });
 }
 
@@ -51,10 +47,7 @@ async fn within<T>(fut: impl Future<Output = Result<T, String>>) -> Result<T, St
     .await
 }
 
-async fn run(url: &str, expect_server_close: bool) -> bool {
-    let mut config = Config::default();
-    config.max_frame_payload = 64 << 20;
-    config.max_message_size = 64 << 20;
+async fn run(url: &str, config: ClientConfig, expect_server_close: bool) -> bool {
     let request = match ClientRequest::new(url)
         .map_err(|e| e.to_string())
         .and_then(|r| r.subprotocol("chat.v2").map_err(|e| e.to_string()))
@@ -67,7 +60,7 @@ async fn run(url: &str, expect_server_close: bool) -> bool {
         }
     };
     let mut ws = match within(async {
-        connect_request(request, ClientConfig::new(config))
+        connect_request(request, config)
             .await
             .map_err(|e| e.to_string())
     })
@@ -153,6 +146,7 @@ async fn fragmented(ws: &mut Ws) -> Result<(), String> {
         (&bytes[cut..], true),
     ] {
         ws.send_fragment(DataKind::Text, part.to_vec(), fin)
+            .await
             .map_err(|e| e.to_string())?;
     }
     match next_message(ws).await? {
@@ -162,7 +156,7 @@ async fn fragmented(ws: &mut Ws) -> Result<(), String> {
 }
 
 async fn ping(ws: &mut Ws) -> Result<(), String> {
-    ws.ping(&b"interop"[..]).map_err(|e| e.to_string())?;
+    ws.ping(&b"interop"[..]).await.map_err(|e| e.to_string())?;
     loop {
         match ws.next_event().await {
             Some(Ok(Incoming::Pong(p))) if &p[..] == b"interop" => return Ok(()),

@@ -3,40 +3,64 @@
 //! queue, which is delivered in order once the connection is back.
 //!
 //! ```sh
-//! cargo run --release -p tether-smol --example reconnecting_client -- ws://127.0.0.1:9001/
+//! cargo run --release -p tether-smol --example reconnecting_client -- ws://127.0.0.1:9001/ \
+//!     [--ping-interval SECS] [--pong-timeout SECS] [--backoff-max SECS] ...
 //! ```
+//!
+//! A dead peer (a black-holed connection) is noticed by the heartbeat: with the defaults (a
+//! Ping after 20 s of silence, 20 s for its Pong) after up to about 40 s; `--ping-interval 5
+//! --pong-timeout 5` notices it within about 10 s. `--help` lists every flag (shared by all
+//! adapters' examples, see `tether-example-args`).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use example_args::ReconnectingClientArgs;
+use futures_lite::FutureExt;
 use tether::reconnect::SupervisorEvent;
-use tether_smol::{ReconnectEvent, ReconnectingClient, ReconnectingConfig};
+use tether_smol::{ClientConfig, ReconnectEvent};
 
 fn main() {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "ws://127.0.0.1:9001/".to_owned());
-    let client = match ReconnectingClient::connect(&url, ReconnectingConfig::default()) {
-        Ok(client) => Arc::new(client),
-        Err(e) => {
-            eprintln!("reconnecting_client: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args: ReconnectingClientArgs = example_args::parse_with_default_url(
+        "A reconnecting client that sends a counter, one text message per second, forever",
+        "ws://127.0.0.1:9001/",
+    );
+    let mut client_config = ClientConfig::new(args.client.connection.config());
+    client_config.connect_timeout = args.client.connect_timeout;
     smol::block_on(async {
-        let sender = client.clone();
-        let counting = smol::spawn(async move {
-            let mut counter: u64 = 0;
-            loop {
-                counter += 1;
-                match sender.send_text(&counter.to_string()) {
-                    Ok(()) => {}
-                    Err(e) => eprintln!("message {counter} not queued: {e}"),
-                }
-                async_io::Timer::after(Duration::from_secs(1)).await;
+        let mut client = match tether_smol::reconnecting(
+            &args.client.url,
+            client_config,
+            args.reconnect_config(),
+            args.session_config(),
+        ) {
+            Ok(client) => client,
+            Err(e) => {
+                eprintln!("reconnecting_client: {e}");
+                std::process::exit(2);
             }
-        });
-        while let Some(event) = client.next_event().await {
+        };
+        let mut counter: u64 = 0;
+        let mut next_tick = Instant::now();
+        loop {
+            // The next event, or None when it is time to send the next number.
+            let event = async { Some(client.recv().await) }
+                .or(async {
+                    async_io::Timer::at(next_tick).await;
+                    None
+                })
+                .await;
+            let event = match event {
+                None => {
+                    counter += 1;
+                    next_tick += Duration::from_secs(1);
+                    if let Err(e) = client.send_text(&counter.to_string()) {
+                        eprintln!("message {counter} not queued: {e}");
+                    }
+                    continue;
+                }
+                Some(None) => break,
+                Some(Some(event)) => event,
+            };
             match event {
                 ReconnectEvent::Connected {
                     attempt,
@@ -70,6 +94,5 @@ fn main() {
                 _ => {}
             }
         }
-        drop(counting);
     });
 }

@@ -2,22 +2,26 @@
 //!
 //! ```sh
 //! cargo run --release -p tether-std --example interop_client -- ws://127.0.0.1:PORT/path \
-//!     [--expect-server-close]
+//!     [--expect-server-close] [--ping-interval SECS] [--pong-timeout SECS] ...
 //! ```
 //!
 //! Prints `ok NAME` or `FAIL NAME: WHY` per check; exits 0 only if every check passed.
+//! `--help` lists every flag (shared by all adapters' examples, see `tether-example-args`).
 
 use std::process::exit;
 use std::time::Duration;
 
+use example_args::InteropArgs;
 use tether_std::tether::DataKind;
 use tether_std::tether::handshake::ClientRequest;
-use tether_std::{ClientConfig, Config, Error, Incoming, Message, WebSocket, connect_request};
+use tether_std::{
+    ClientConfig, CloseCode, Config, Error, Incoming, Message, WebSocket, connect_request,
+};
 
 /// How long one echo may take before the check fails.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn echo(ws: &WebSocket, sent: Message) -> Result<(), String> {
+fn echo(ws: &mut WebSocket, sent: Message) -> Result<(), String> {
     ws.send(sent.clone()).map_err(|e| format!("send: {e}"))?;
     match ws.recv_timeout(WAIT) {
         Some(Ok(got)) if got == sent => Ok(()),
@@ -33,7 +37,7 @@ fn echo(ws: &WebSocket, sent: Message) -> Result<(), String> {
     }
 }
 
-fn fragmented(ws: &WebSocket) -> Result<(), String> {
+fn fragmented(ws: &mut WebSocket) -> Result<(), String> {
     let parts = ["frag", "mented ", "héllo"];
     for (i, part) in parts.iter().enumerate() {
         ws.send_fragment(
@@ -51,7 +55,7 @@ fn fragmented(ws: &WebSocket) -> Result<(), String> {
     }
 }
 
-fn ping(ws: &WebSocket) -> Result<(), String> {
+fn ping(ws: &mut WebSocket) -> Result<(), String> {
     ws.ping(&b"interop"[..]).map_err(|e| format!("ping: {e}"))?;
     loop {
         match ws.next_event_timeout(WAIT) {
@@ -64,9 +68,9 @@ fn ping(ws: &WebSocket) -> Result<(), String> {
     }
 }
 
-fn close(ws: &WebSocket) -> Result<(), String> {
+fn close(ws: &mut WebSocket) -> Result<(), String> {
     let closed = ws
-        .close(4001u16, "bye")
+        .close(CloseCode(4001), "bye")
         .map_err(|e| format!("close: {e}"))?;
     if closed.clean && closed.code.0 == 4001 {
         Ok(())
@@ -75,7 +79,7 @@ fn close(ws: &WebSocket) -> Result<(), String> {
     }
 }
 
-fn server_close(ws: &WebSocket) -> Result<(), String> {
+fn server_close(ws: &mut WebSocket) -> Result<(), String> {
     ws.send_text("close-me").map_err(|e| format!("send: {e}"))?;
     loop {
         match ws.recv_timeout(WAIT) {
@@ -92,19 +96,10 @@ fn server_close(ws: &WebSocket) -> Result<(), String> {
 }
 
 fn main() {
-    let mut url = None;
-    let mut expect_server_close = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--expect-server-close" => expect_server_close = true,
-            _ => url = Some(arg),
-        }
-    }
-    let Some(url) = url else {
-        eprintln!("usage: interop_client ws://HOST:PORT/PATH [--expect-server-close]");
-        exit(2)
-    };
-    let request = ClientRequest::new(&url)
+    let args: InteropArgs = example_args::parse("Interoperability checks against an echo server");
+    let url = &args.client.url;
+    let expect_server_close = args.expect_server_close;
+    let request = ClientRequest::new(url)
         .map_err(|e| e.to_string())
         .and_then(|r| {
             r.subprotocol("chat.v2")
@@ -118,7 +113,9 @@ fn main() {
     let mut config = Config::default();
     config.max_frame_payload = 64 << 20;
     config.max_message_size = 64 << 20;
-    let ws = match connect_request(request, ClientConfig::new().config(config)) {
+    let mut client_config = ClientConfig::new(args.client.connection.config_from(config));
+    client_config.connect_timeout = args.client.connect_timeout;
+    let mut ws = match connect_request(request, client_config) {
         Ok((ws, _)) => ws,
         Err(e) => {
             println!("FAIL connect: {e}");
@@ -133,15 +130,15 @@ fn main() {
             println!("FAIL {name}: {why}");
         }
     };
-    report("text", echo(&ws, Message::text("héllo, wörld ✓ 🌍")));
+    report("text", echo(&mut ws, Message::text("héllo, wörld ✓ 🌍")));
     report(
         "binary",
-        echo(&ws, Message::binary((0..=255u8).collect::<Vec<_>>())),
+        echo(&mut ws, Message::binary((0..=255u8).collect::<Vec<_>>())),
     );
     let large: Vec<u8> = (0..16usize << 20).map(|i| (i * 31 % 251) as u8).collect();
-    report("large", echo(&ws, Message::binary(large)));
-    report("fragmented", fragmented(&ws));
-    report("ping", ping(&ws));
+    report("large", echo(&mut ws, Message::binary(large)));
+    report("fragmented", fragmented(&mut ws));
+    report("ping", ping(&mut ws));
     let subprotocol = ws.subprotocol().map(str::to_owned);
     println!("subprotocol: {subprotocol:?}");
     report(
@@ -152,9 +149,9 @@ fn main() {
         },
     );
     if expect_server_close {
-        report("server-close", server_close(&ws));
+        report("server-close", server_close(&mut ws));
     } else {
-        report("close", close(&ws));
+        report("close", close(&mut ws));
     }
     exit(i32::from(failed))
 }

@@ -1,32 +1,36 @@
 //! The Autobahn|Testsuite client protocol against a fuzzingserver.
 //!
 //! ```sh
-//! cargo run --release -p tether-tokio --example autobahn_client -- ws://127.0.0.1:9001
+//! cargo run --release -p tether-tokio --example autobahn_client -- ws://127.0.0.1:9001 \
+//!     [--ping-interval SECS] [--pong-timeout SECS] ...
 //! ```
 //!
 //! Asks `/getCaseCount`, echoes every message of each case `/runCase?case=N&agent=tether-tokio`
-//! until the server closes, then asks for `/updateReports?agent=tether-tokio`.
+//! until the server closes, then asks for `/updateReports?agent=tether-tokio`. Pings are off
+//! unless a heartbeat flag is given; `--help` lists every flag (shared by all adapters'
+//! examples, see `tether-example-args`).
 
+use example_args::ClientArgs;
 use tether::{Config, Message};
 use tether_tokio::{ClientConfig, connect};
 
 const AGENT: &str = "tether-tokio";
 
-fn config() -> ClientConfig {
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: ClientArgs = example_args::parse_with_default_url(
+        "The Autobahn|Testsuite client protocol against a fuzzingserver (pings off by default)",
+        "ws://127.0.0.1:9001",
+    );
     let mut config = Config::default();
     config.max_frame_payload = 64 << 20;
     config.max_message_size = 64 << 20;
     config.heartbeat = None;
-    ClientConfig::new(config)
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let base = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
-    let base = base.trim_end_matches('/');
-    let count = match case_count(base).await {
+    let mut client_config = ClientConfig::new(args.connection.config_from(config));
+    client_config.connect_timeout = args.connect_timeout;
+    let config = || client_config.clone();
+    let base = args.url.trim_end_matches('/');
+    let count = match case_count(base, config()).await {
         Ok(n) => n,
         Err(e) => {
             eprintln!("getCaseCount: {e}");
@@ -36,7 +40,7 @@ async fn main() {
     println!("{count} cases");
     for case in 1..=count {
         let url = format!("{base}/runCase?case={case}&agent={AGENT}");
-        if let Err(e) = run_case(&url).await {
+        if let Err(e) = run_case(&url, config()).await {
             eprintln!("case {case}: {e}");
         }
     }
@@ -51,8 +55,8 @@ async fn main() {
     println!("reports updated");
 }
 
-async fn case_count(base: &str) -> Result<u32, tether_tokio::Error> {
-    let (mut ws, _) = connect(&format!("{base}/getCaseCount"), config()).await?;
+async fn case_count(base: &str, config: ClientConfig) -> Result<u32, tether_tokio::Error> {
+    let (mut ws, _) = connect(&format!("{base}/getCaseCount"), config).await?;
     let mut count = 0;
     while let Some(message) = ws.recv().await {
         if let Message::Text(t) = message? {
@@ -62,8 +66,8 @@ async fn case_count(base: &str) -> Result<u32, tether_tokio::Error> {
     Ok(count)
 }
 
-async fn run_case(url: &str) -> Result<(), tether_tokio::Error> {
-    let (mut ws, _) = connect(url, config()).await?;
+async fn run_case(url: &str, config: ClientConfig) -> Result<(), tether_tokio::Error> {
+    let (mut ws, _) = connect(url, config).await?;
     while let Some(message) = ws.recv().await {
         match message {
             Ok(m) => {

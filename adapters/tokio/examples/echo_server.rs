@@ -7,14 +7,15 @@
 //!     [--subprotocol NAME]...
 //! ```
 //!
+//! `--help` lists every flag (shared by all adapters' examples, see `tether-example-args`).
+//!
 //! Prints `listening on ADDR` (the bound address) once bound, then echoes every text and binary
 //! message unchanged.
 
 use std::io::Write;
 use std::time::Duration;
 
-use tether::handshake::ServerPolicy;
-use tether::{Config, Heartbeat};
+use example_args::ServerArgs;
 use tether_tokio::{Server, ServerConfig};
 
 fn main() {
@@ -24,47 +25,12 @@ fn main() {
     }
 }
 
-fn secs(value: Option<String>, flag: &str) -> Result<Duration, String> {
-    let v = value.ok_or(format!("{flag} needs a value"))?;
-    let s: f64 = v
-        .parse()
-        .map_err(|_| format!("{flag}: not a number: {v}"))?;
-    Duration::try_from_secs_f64(s).map_err(|_| format!("{flag}: out of range: {v}"))
-}
-
 fn run() -> Result<(), String> {
-    let mut addr = String::from("127.0.0.1:9001");
-    let mut config = Config::default();
-    config.max_frame_payload = 16 << 20;
-    config.max_message_size = 64 << 20;
-    let mut heartbeat = Heartbeat::default();
-    let mut policy = ServerPolicy::new();
-    let mut max_connections = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--ping-interval" => heartbeat.interval = secs(args.next(), &arg)?,
-            "--pong-timeout" => heartbeat.timeout = secs(args.next(), &arg)?,
-            "--idle-timeout" => config.idle_timeout = Some(secs(args.next(), &arg)?),
-            "--handshake-timeout" => config.handshake_timeout = secs(args.next(), &arg)?,
-            "--max-connections" => {
-                let v = args.next().ok_or("--max-connections needs a value")?;
-                max_connections = Some(v.parse::<usize>().map_err(|e| format!("{arg}: {e}"))?);
-            }
-            "--allow-origin" => {
-                let v = args.next().ok_or("--allow-origin needs a value")?;
-                policy = policy.allow_origin(&v).map_err(|e| format!("{arg}: {e}"))?;
-            }
-            "--subprotocol" => {
-                policy = policy.subprotocol(args.next().ok_or("--subprotocol needs a value")?);
-            }
-            other if !other.starts_with("--") => addr = other.to_owned(),
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    config.heartbeat = Some(heartbeat);
-    let mut server_config = ServerConfig::new(config, policy);
-    server_config.max_connections = max_connections;
+    let args: ServerArgs =
+        example_args::parse("An echo server: every message comes back unchanged");
+    let addr = args.addr.clone();
+    let mut server_config = ServerConfig::new(args.connection.config(), args.policy());
+    server_config.max_connections = args.max_connections;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

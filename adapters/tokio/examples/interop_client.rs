@@ -2,18 +2,21 @@
 //!
 //! ```sh
 //! cargo run --release -p tether-tokio --example interop_client -- ws://127.0.0.1:PORT/path \
-//!     [--expect-server-close]
+//!     [--expect-server-close] [--ping-interval SECS] [--pong-timeout SECS] ...
 //! ```
+//!
+//! `--help` lists every flag (shared by all adapters' examples, see `tether-example-args`).
 //!
 //! Offers the subprotocols `chat.v2` and `chat.v1`, runs each check and prints `ok NAME` or
 //! `FAIL NAME: WHY`; exits 0 only if every check passed.
 
 use std::time::Duration;
 
+use example_args::InteropArgs;
 use tether::Bytes;
 use tether::handshake::ClientRequest;
 use tether::{CloseCode, Config, DataKind, Message};
-use tether_tokio::{ClientConfig, Incoming, MaybeTlsStream, WebSocket};
+use tether_tokio::{ClientConfig, Incoming, WebSocket};
 
 type Ws = WebSocket;
 type Check = Result<(), String>;
@@ -22,22 +25,13 @@ const STEP: Duration = Duration::from_secs(30);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let mut url = None;
-    let mut expect_server_close = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--expect-server-close" => expect_server_close = true,
-            _ if url.is_none() => url = Some(arg),
-            _ => {
-                eprintln!("usage: interop_client URL [--expect-server-close]");
-                std::process::exit(2);
-            }
-        }
-    }
-    let Some(url) = url else {
-        eprintln!("usage: interop_client URL [--expect-server-close]");
-        std::process::exit(2);
-    };
+    let args: InteropArgs = example_args::parse("Interoperability checks against an echo server");
+    let url = args.client.url.clone();
+    let mut config = Config::default();
+    config.max_frame_payload = 64 << 20;
+    config.max_message_size = 64 << 20;
+    let mut client_config = ClientConfig::new(args.client.connection.config_from(config));
+    client_config.connect_timeout = args.client.connect_timeout;
     let mut failed = 0;
     let mut report = |name: &str, result: Check| match result {
         Ok(()) => println!("ok {name}"),
@@ -46,7 +40,7 @@ async fn main() {
             println!("FAIL {name}: {why}");
         }
     };
-    let mut ws = match connect(&url).await {
+    let mut ws = match connect(&url, &client_config).await {
         Ok(ws) => ws,
         Err(why) => {
             report("connect", Err(why));
@@ -70,9 +64,9 @@ async fn main() {
             other => Err(format!("negotiated {other:?}, expected chat.v2")),
         },
     );
-    if expect_server_close {
+    if args.expect_server_close {
         report("close", close(&mut ws).await);
-        match connect(&url).await {
+        match connect(&url, &client_config).await {
             Ok(mut ws) => report("server-close", server_close(&mut ws).await),
             Err(why) => report("server-close", Err(why)),
         }
@@ -82,22 +76,17 @@ async fn main() {
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }
 
-async fn connect(url: &str) -> Result<Ws, String> {
+async fn connect(url: &str, config: &ClientConfig) -> Result<Ws, String> {
     let request = ClientRequest::new(url)
         .map_err(|e| e.to_string())?
         .subprotocol("chat.v2")
         .and_then(|r| r.subprotocol("chat.v1"))
         .map_err(|e| e.to_string())?;
-    let mut config = Config::default();
-    config.max_frame_payload = 64 << 20;
-    config.max_message_size = 64 << 20;
-    let (ws, _) = tokio::time::timeout(
-        STEP,
-        tether_tokio::connect_request(request, ClientConfig::new(config)),
-    )
-    .await
-    .map_err(|_| "connect timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+    let (ws, _) =
+        tokio::time::timeout(STEP, tether_tokio::connect_request(request, config.clone()))
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
     Ok(ws)
 }
 

@@ -1,29 +1,40 @@
 //! A reconnecting client that sends a counter, one text message per second, forever.
 //!
 //! ```sh
-//! cargo run --release -p tether-tokio --example reconnecting_client -- ws://127.0.0.1:9001/
+//! cargo run --release -p tether-tokio --example reconnecting_client -- ws://127.0.0.1:9001/ \
+//!     [--ping-interval SECS] [--pong-timeout SECS] [--backoff-max SECS] ...
 //! ```
 //!
 //! Every state change (connected, disconnected with the reason and the retry delay, gave up)
 //! is logged to stderr. While disconnected the counter keeps going into the send queue, and
 //! the queue is delivered in order after the next connection opens.
+//!
+//! A dead peer (a black-holed connection) is noticed by the heartbeat: with the defaults (a
+//! Ping after 20 s of silence, 20 s for its Pong) after up to about 40 s; `--ping-interval 5
+//! --pong-timeout 5` notices it within about 10 s. `--help` lists every flag (shared by all
+//! adapters' examples, see `tether-example-args`).
 
 use std::time::Duration;
 
+use example_args::ReconnectingClientArgs;
 use tether::Message;
-use tether::reconnect::{ReconnectConfig, SessionConfig, SupervisorEvent};
+use tether::reconnect::SupervisorEvent;
 use tether_tokio::{ClientConfig, ReconnectEvent};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "ws://127.0.0.1:9001/".into());
+    let args: ReconnectingClientArgs = example_args::parse_with_default_url(
+        "A reconnecting client that sends a counter, one text message per second, forever",
+        "ws://127.0.0.1:9001/",
+    );
+    let url = &args.client.url;
+    let mut client_config = ClientConfig::new(args.client.connection.config());
+    client_config.connect_timeout = args.client.connect_timeout;
     let mut client = match tether_tokio::reconnecting(
-        &url,
-        ClientConfig::default(),
-        ReconnectConfig::default(),
-        SessionConfig::default(),
+        url,
+        client_config,
+        args.reconnect_config(),
+        args.session_config(),
     ) {
         Ok(c) => c,
         Err(e) => {

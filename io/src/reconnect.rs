@@ -26,6 +26,8 @@ use crate::{ClientConfig, Error};
 const BUDGET: usize = 32;
 
 type Opening<S> = Pin<Box<dyn Future<Output = Result<S, Error>> + Send>>;
+/// The live connection: its driver (run inside the client's task) and its shared state.
+type Live<R> = (Driver<R, <R as Runtime>::Stream>, Arc<Shared>);
 
 struct State {
     sup: Supervisor,
@@ -278,7 +280,7 @@ struct Task<R: Runtime> {
     url: WsUrl,
     config: ClientConfig,
     opening: Option<Opening<R::Stream>>,
-    live: Option<(Driver<R, R::Stream>, Arc<Shared>)>,
+    live: Option<Live<R>>,
     timer: CoreTimer<R>,
     detach_handled: bool,
 }

@@ -37,8 +37,10 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// Resolves the URL's host, connects TCP with `TCP_NODELAY` and, for `wss://`, runs the
     /// TLS handshake with `config`'s TLS settings. The caller bounds it with
     /// `ClientConfig::connect_timeout`.
-    fn open(url: &WsUrl, config: &ClientConfig)
-    -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    fn open(
+        url: &WsUrl,
+        config: &ClientConfig,
+    ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
     /// Registers a bound, non-blocking std listener with the runtime.
     fn listener(listener: std::net::TcpListener) -> io::Result<Self::Listener>;

@@ -34,9 +34,11 @@ pub async fn accept<R: Runtime, T: Transport>(
     config: ServerConfig,
 ) -> Result<WebSocket, Error> {
     let policy = config.policy.clone();
-    accept_with::<R, T, _>(stream, config, move |request| {
-        Ok(policy.accept_for(request))
-    })
+    accept_with::<R, T, _>(
+        stream,
+        config,
+        move |request| Ok(policy.accept_for(request)),
+    )
     .await
 }
 
@@ -108,7 +110,10 @@ impl<R: Runtime> Server<R> {
     }
 
     /// Serves on a bound std listener.
-    pub fn from_std(listener: std::net::TcpListener, config: ServerConfig) -> io::Result<Server<R>> {
+    pub fn from_std(
+        listener: std::net::TcpListener,
+        config: ServerConfig,
+    ) -> io::Result<Server<R>> {
         listener.set_nonblocking(true)?;
         Ok(Server::from_listener(R::listener(listener)?, config))
     }

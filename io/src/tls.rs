@@ -29,7 +29,10 @@ pub fn default_client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Erro
 pub fn client_params(
     url: &WsUrl,
     config: &ClientConfig,
-) -> io::Result<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)> {
+) -> io::Result<(
+    Arc<rustls::ClientConfig>,
+    rustls::pki_types::ServerName<'static>,
+)> {
     let tls = match &config.tls {
         Some(tls) => Arc::clone(tls),
         None => default_client_config().map_err(io::Error::other)?,

@@ -5,7 +5,7 @@ use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
@@ -165,20 +165,31 @@ where
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
+        // `poll_close` sends TLS's close_notify and flushes; async-io's socket does not send
+        // a FIN on its own, so the write side is shut down here.
+        ready!(Pin::new(&mut self.0).poll_close(cx))?;
+        if let Some(tcp) = tcp_under(&self.0) {
+            match tcp.get_ref().shutdown(std::net::Shutdown::Write) {
+                Err(e) if e.kind() != io::ErrorKind::NotConnected => return Poll::Ready(Err(e)),
+                _ => {}
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn abort(&mut self) {
-        let any = &self.0 as &dyn std::any::Any;
-        #[cfg(feature = "rustls")]
-        let tcp = any
-            .downcast_ref::<TlsStream>()
-            .map(|tls| tls.get_ref().0)
-            .or_else(|| any.downcast_ref::<Async<TcpStream>>());
-        #[cfg(not(feature = "rustls"))]
-        let tcp = any.downcast_ref::<Async<TcpStream>>();
-        if let Some(tcp) = tcp {
-            let _ = socket2::SockRef::from(tcp.get_ref()).set_linger(Some(std::time::Duration::ZERO));
+        if let Some(tcp) = tcp_under(&self.0) {
+            let _ = socket2::SockRef::from(tcp.get_ref()).set_linger(Some(Duration::ZERO));
         }
     }
+}
+
+/// The TCP socket under `stream`: itself, or under its TLS.
+fn tcp_under<S: 'static>(stream: &S) -> Option<&Async<TcpStream>> {
+    let any = stream as &dyn std::any::Any;
+    #[cfg(feature = "rustls")]
+    if let Some(tls) = any.downcast_ref::<TlsStream>() {
+        return Some(tls.get_ref().0);
+    }
+    any.downcast_ref::<Async<TcpStream>>()
 }

@@ -20,7 +20,11 @@ pub fn accept(stream: TcpStream, config: ServerConfig) -> Result<WebSocket, Erro
 }
 
 /// Like [`accept`], with the decision made by `decide` after the policy's checks.
-pub fn accept_with<F>(stream: TcpStream, config: ServerConfig, decide: F) -> Result<WebSocket, Error>
+pub fn accept_with<F>(
+    stream: TcpStream,
+    config: ServerConfig,
+    decide: F,
+) -> Result<WebSocket, Error>
 where
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
@@ -45,7 +49,10 @@ impl Server {
     }
 
     /// Serves on a bound listener.
-    pub fn from_listener(listener: std::net::TcpListener, config: ServerConfig) -> io::Result<Server> {
+    pub fn from_listener(
+        listener: std::net::TcpListener,
+        config: ServerConfig,
+    ) -> io::Result<Server> {
         tether_io::Server::from_std(listener, config).map(Server)
     }
 

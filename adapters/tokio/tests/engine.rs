@@ -73,13 +73,18 @@ fn dropping_the_runtime_of_the_driver_ends_the_connection_and_wakes_every_waiter
 
     let second = runtime();
     second.block_on(async {
-        let ended = tokio::time::timeout(LIMIT, ws.recv()).await.expect("recv hangs");
+        let ended = tokio::time::timeout(LIMIT, ws.recv())
+            .await
+            .expect("recv hangs");
         match ended {
             Some(Err(Error::Closed(closed))) => assert!(!closed.clean),
             other => panic!("expected an abnormal end, got {other:?}"),
         }
         let sent = tokio::time::timeout(LIMIT, ws.send_text("after")).await;
-        assert!(sent.expect("send hangs").is_err(), "a send after the end must fail");
+        assert!(
+            sent.expect("send hangs").is_err(),
+            "a send after the end must fail"
+        );
         let closed = tokio::time::timeout(LIMIT, ws.close(tether::CloseCode::NORMAL, "")).await;
         assert!(closed.is_ok(), "close hangs");
     });
@@ -132,7 +137,10 @@ fn a_send_cancelled_while_waiting_for_room_is_not_sent_and_order_holds() {
         let got_tx = got_tx.clone();
         async move {
             let go_rx = go_rx.unwrap();
-            tokio::task::spawn_blocking(move || go_rx.recv()).await.unwrap().unwrap();
+            tokio::task::spawn_blocking(move || go_rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
             let mut got = Vec::new();
             while let Some(Ok(m)) = ws.recv().await {
                 let n = u32::from_be_bytes(m.as_bytes()[..4].try_into().unwrap());

@@ -13,15 +13,15 @@ use common::*;
 use tether_std::tether::handshake::{Accept, Reject, ServerPolicy};
 use tether_std::tether::{CloseCause, CloseCode, DataKind};
 use tether_std::{
-    ClientConfig, Error, Incoming, Message, Server, ServerConfig, accept, accept_with, connect,
-    connect_on, connect_request,
+    ClientConfig, Error, Incoming, Message, ServerConfig, accept, accept_with, connect, connect_on,
+    connect_request,
 };
 
 #[test]
 fn echo_round_trip_text_binary_and_16_mib() {
-    let addr = echo_server(ServerConfig::new().config(big_config()));
+    let addr = echo_server(ServerConfig::default().config(big_config()));
     bounded(move || {
-        let ws = client(addr);
+        let mut ws = client(addr);
         ws.send_text("héllo ✓").unwrap();
         assert_eq!(ws.recv().unwrap().unwrap(), Message::text("héllo ✓"));
         let bytes: Vec<u8> = (0..=255u8).collect();
@@ -30,7 +30,7 @@ fn echo_round_trip_text_binary_and_16_mib() {
         let large: Vec<u8> = (0..16usize << 20).map(|i| (i % 253) as u8).collect();
         ws.send_binary(large.clone()).unwrap();
         assert_eq!(ws.recv().unwrap().unwrap(), Message::binary(large));
-        let closed = ws.close(1000u16, "done").unwrap();
+        let closed = ws.close(CloseCode(1000), "done").unwrap();
         assert!(closed.clean);
         assert_eq!(closed.code.0, 1000);
     });
@@ -42,7 +42,7 @@ fn fragmented_message_is_received_whole() {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        let mut ws = accept(tcp, ServerConfig::default()).unwrap();
         ws.send_fragment(DataKind::Text, "one ", false).unwrap();
         ws.ping("between").unwrap();
         ws.send_fragment(DataKind::Text, "two ", false).unwrap();
@@ -53,13 +53,13 @@ fn fragmented_message_is_received_whole() {
         ws.recv()
     });
     bounded(move || {
-        let ws = client(addr);
+        let mut ws = client(addr);
         assert_eq!(ws.recv().unwrap().unwrap(), Message::text("one two thrée"));
         assert_eq!(
             ws.recv().unwrap().unwrap(),
             Message::binary(vec![1u8, 2, 3])
         );
-        ws.close(1000u16, "").unwrap();
+        ws.close(CloseCode(1000), "").unwrap();
     });
     assert!(
         server.join().unwrap().is_none(),
@@ -73,19 +73,19 @@ fn ping_and_pong_are_observed_with_next_event() {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        let mut ws = accept(tcp, ServerConfig::default()).unwrap();
         let first = ws.next_event_timeout(LIMIT);
         let rest = ws.recv_timeout(LIMIT);
         (first, rest)
     });
     bounded(move || {
-        let ws = client(addr);
+        let mut ws = client(addr);
         ws.ping("are you there").unwrap();
         match ws.next_event_timeout(LIMIT) {
             Some(Ok(Incoming::Pong(p))) => assert_eq!(&p[..], b"are you there"),
             other => panic!("expected the pong, got {other:?}"),
         }
-        ws.close(1000u16, "").unwrap();
+        ws.close(CloseCode(1000), "").unwrap();
     });
     let (first, rest) = server.join().unwrap();
     match first {
@@ -101,11 +101,11 @@ fn client_initiated_close_carries_the_code_both_ways() {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        let mut ws = accept(tcp, ServerConfig::default()).unwrap();
         let end = ws.recv_timeout(LIMIT);
         (end.is_none(), ws.closed())
     });
-    let closed = bounded(move || client(addr).close(4001u16, "bye").unwrap());
+    let closed = bounded(move || client(addr).close(CloseCode(4001), "bye").unwrap());
     assert!(closed.clean, "{closed:?}");
     assert_eq!(closed.code.0, 4001, "the peer echoed our code");
     let (clean_end, server_closed) = server.join().unwrap();
@@ -124,12 +124,12 @@ fn server_initiated_close_carries_the_code_both_ways() {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        let mut ws = accept(tcp, ServerConfig::default()).unwrap();
         assert_eq!(ws.recv().unwrap().unwrap(), Message::text("close-me"));
-        ws.close(4002u16, "asked").unwrap()
+        ws.close(CloseCode(4002), "asked").unwrap()
     });
     let client_closed = bounded(move || {
-        let ws = client(addr);
+        let mut ws = client(addr);
         ws.send_text("close-me").unwrap();
         assert!(
             ws.recv_timeout(LIMIT).is_none(),
@@ -152,7 +152,7 @@ fn subprotocol_is_negotiated_in_server_preference_order() {
     let policy = ServerPolicy::new()
         .subprotocol("chat.v2")
         .subprotocol("chat.v1");
-    let addr = echo_server(ServerConfig::new().policy(policy));
+    let addr = echo_server(ServerConfig::default().policy(policy));
     bounded(move || {
         let ws = client_with(addr, |r| {
             r.subprotocol("chat.v1")
@@ -174,7 +174,7 @@ fn accept_with_decides_and_rejects() {
         let mut results = Vec::new();
         for _ in 0..2 {
             let (tcp, _) = listener.accept().unwrap();
-            let result = accept_with(tcp, &ServerConfig::new(), |request| {
+            let result = accept_with(tcp, ServerConfig::default(), |request| {
                 if request.path() == "/yes" {
                     Ok(Accept::new().subprotocol("x"))
                 } else {
@@ -191,10 +191,10 @@ fn accept_with_decides_and_rejects() {
                 .unwrap()
                 .subprotocol("x")
                 .unwrap();
-        let (ws, response) = connect_request(request, ClientConfig::new()).unwrap();
+        let (ws, response) = connect_request(request, ClientConfig::default()).unwrap();
         assert_eq!(response.status(), 101);
         assert_eq!(ws.subprotocol(), Some("x"));
-        match connect(&format!("ws://{addr}/no"), ClientConfig::new()) {
+        match connect(&format!("ws://{addr}/no"), ClientConfig::default()) {
             Err(Error::Handshake(e)) => assert_eq!(e.http_status(), Some(404)),
             other => panic!("expected a 404, got {other:?}"),
         }
@@ -209,17 +209,17 @@ fn origin_allowlist_rejects_with_403() {
     let policy = ServerPolicy::new()
         .allow_origin("https://good.example")
         .unwrap();
-    let addr = echo_server(ServerConfig::new().policy(policy));
+    let addr = echo_server(ServerConfig::default().policy(policy));
     bounded(move || {
         let request = tether_std::tether::handshake::ClientRequest::new(&format!("ws://{addr}/"))
             .unwrap()
             .header("Origin", "https://evil.example")
             .unwrap();
-        match connect_request(request, ClientConfig::new()) {
+        match connect_request(request, ClientConfig::default()) {
             Err(Error::Handshake(e)) => assert_eq!(e.http_status(), Some(403)),
             other => panic!("expected a 403, got {other:?}"),
         }
-        let good = client_with(addr, |r| {
+        let mut good = client_with(addr, |r| {
             r.header("Origin", "https://good.example").unwrap()
         });
         good.send_text("hi").unwrap();
@@ -238,10 +238,10 @@ fn auth_hook_rejects_with_401() {
         });
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        accept(tcp, &ServerConfig::new().policy(policy)).map(|_| ())
+        accept(tcp, ServerConfig::default().policy(policy)).map(|_| ())
     });
     bounded(
-        move || match connect(&format!("ws://{addr}/"), ClientConfig::new()) {
+        move || match connect(&format!("ws://{addr}/"), ClientConfig::default()) {
             Err(Error::Handshake(e)) => assert_eq!(e.http_status(), Some(401)),
             other => panic!("expected a 401, got {other:?}"),
         },
@@ -264,9 +264,9 @@ fn heartbeat_detects_a_silent_peer() {
         drop(sock);
     });
     let end = bounded(move || {
-        let (ws, _) = connect(
+        let (mut ws, _) = connect(
             &format!("ws://{addr}/"),
-            ClientConfig::new().config(heartbeat_config(200, 200)),
+            ClientConfig::new(heartbeat_config(200, 200)),
         )
         .unwrap();
         ws.recv_timeout(LIMIT)
@@ -300,15 +300,13 @@ fn a_dropped_socket_yields_1006() {
 #[test]
 fn max_connections_holds_at_twice_the_limit_and_slots_come_back() {
     const N: usize = 3;
-    let server = Server::bind("127.0.0.1:0", ServerConfig::new())
-        .unwrap()
-        .max_connections(N)
-        .retry_after(Duration::from_secs(2));
-    let addr = server.local_addr().unwrap();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let done_tx = std::sync::Mutex::new(done_tx);
-    thread::spawn(move || {
-        let _ = server.serve(move |ws| {
+    let (server, addr) = shared_server(
+        ServerConfig::default()
+            .max_connections(N)
+            .retry_after(Duration::from_secs(2)),
+        move |mut ws| {
             let done = done_tx.lock().unwrap().clone();
             while let Some(Ok(message)) = ws.recv() {
                 match message.as_bytes() {
@@ -319,13 +317,13 @@ fn max_connections_holds_at_twice_the_limit_and_slots_come_back() {
             }
             drop(ws);
             let _ = done.send(());
-        });
-    });
+        },
+    );
     bounded(move || {
         let mut open = Vec::new();
         let mut refused = 0;
         for _ in 0..2 * N {
-            match connect(&format!("ws://{addr}/"), ClientConfig::new()) {
+            match connect(&format!("ws://{addr}/"), ClientConfig::default()) {
                 Ok((ws, _)) => open.push(ws),
                 Err(Error::Handshake(
                     tether_std::tether::handshake::HandshakeError::Rejected {
@@ -340,25 +338,28 @@ fn max_connections_holds_at_twice_the_limit_and_slots_come_back() {
             }
         }
         assert_eq!((open.len(), refused), (N, N));
+        assert_eq!(server.active_connections(), N);
         // Close the N by three paths. 1: a normal close from the client.
         let mut open = open.into_iter();
-        let first = open.next().unwrap();
-        assert!(first.close(1000u16, "").unwrap().clean);
+        let mut first = open.next().unwrap();
+        assert!(first.close(CloseCode(1000), "").unwrap().clean);
         // 2: the server's handler panics; its handle is dropped during the unwind (1001).
-        let second = open.next().unwrap();
+        let mut second = open.next().unwrap();
         second.send_text("panic").unwrap();
         assert!(second.recv_timeout(LIMIT).is_none());
         assert_eq!(second.closed().unwrap().code.0, 1001);
         // 3: the server's handler returns and drops its handle.
-        let third = open.next().unwrap();
+        let mut third = open.next().unwrap();
         third.send_text("drop").unwrap();
         assert!(third.recv_timeout(LIMIT).is_none());
         // The first and third handlers report that their connection ended.
         for _ in 0..2 {
             done_rx.recv_timeout(LIMIT).expect("a handler finished");
         }
-        let again: Vec<_> = (0..N).map(|_| client(addr)).collect();
-        for ws in &again {
+        // Every slot comes back once the drivers have let go of their transports.
+        settle(&server, 0);
+        let mut again: Vec<_> = (0..N).map(|_| client(addr)).collect();
+        for ws in &mut again {
             ws.send_text("still here").unwrap();
             assert_eq!(ws.recv().unwrap().unwrap(), Message::text("still here"));
         }
@@ -367,31 +368,27 @@ fn max_connections_holds_at_twice_the_limit_and_slots_come_back() {
 
 #[test]
 fn slot_is_released_when_the_client_vanishes() {
-    let server = Server::bind("127.0.0.1:0", ServerConfig::new())
-        .unwrap()
-        .max_connections(1);
-    let addr = server.local_addr().unwrap();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let done_tx = std::sync::Mutex::new(done_tx);
-    thread::spawn(move || {
-        let _ = server.serve(move |ws| {
+    let (server, addr) =
+        shared_server(ServerConfig::default().max_connections(1), move |mut ws| {
             let done = done_tx.lock().unwrap().clone();
             while let Some(Ok(_)) = ws.recv() {}
             let _ = done.send(());
         });
-    });
     bounded(move || {
         // Drop the client's handle: it closes with 1001 in the background.
         drop(client(addr));
         done_rx
             .recv_timeout(LIMIT)
             .expect("the handler saw the end");
+        settle(&server, 0);
         // The transport vanishes under the client without a close: the server sees 1006.
         let tcp = std::net::TcpStream::connect(addr).unwrap();
         let cut = tcp.try_clone().unwrap();
         let request =
             tether_std::tether::handshake::ClientRequest::new(&format!("ws://{addr}/")).unwrap();
-        let (ws, _) = connect_on(tcp, request, big_config()).unwrap();
+        let (mut ws, _) = connect_on(tcp, request, big_config()).unwrap();
         cut.shutdown(std::net::Shutdown::Both).unwrap();
         done_rx
             .recv_timeout(LIMIT)
@@ -401,8 +398,9 @@ fn slot_is_released_when_the_client_vanishes() {
             Some(Err(Error::Closed(_)))
         ));
         // The slot is free again (over the limit this would be a 503).
-        let last = client(addr);
-        assert!(last.close(1000u16, "").unwrap().clean);
+        settle(&server, 0);
+        let mut last = client(addr);
+        assert!(last.close(CloseCode(1000), "").unwrap().clean);
     });
 }
 
@@ -415,9 +413,9 @@ fn replies_and_heartbeats_flow_while_the_user_is_idle() {
     let (rtt_tx, rtt_rx) = mpsc::channel();
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        let ws = accept(
+        let mut ws = accept(
             tcp,
-            &ServerConfig::new().config(heartbeat_config(100, 1000)),
+            ServerConfig::default().config(heartbeat_config(100, 1000)),
         )
         .unwrap();
         let deadline = std::time::Instant::now() + LIMIT;
@@ -428,7 +426,7 @@ fn replies_and_heartbeats_flow_while_the_user_is_idle() {
         // The client's user is idle too: our ping gets its pong from the client's driver.
         ws.ping("idle?").unwrap();
         let pong = ws.next_event_timeout(LIMIT);
-        (ws.close(1000u16, "").map(|c| c.clean), pong)
+        (ws.close(CloseCode(1000), "").map(|c| c.clean), pong)
     });
     let idle_client = client(addr);
     let rtt = rtt_rx.recv_timeout(LIMIT * 2).expect("the server reports");
@@ -448,9 +446,9 @@ fn replies_and_heartbeats_flow_while_the_user_is_idle() {
 #[test]
 fn split_halves_work_from_two_threads() {
     const COUNT: usize = 2000;
-    let addr = echo_server(ServerConfig::new());
+    let addr = echo_server(ServerConfig::default());
     bounded(move || {
-        let (reader, writer) = client(addr).split();
+        let (mut writer, reader) = client(addr).split();
         let sender = thread::spawn(move || {
             for i in 0..COUNT {
                 writer.send_text(&i.to_string()).unwrap();
@@ -460,16 +458,16 @@ fn split_halves_work_from_two_threads() {
         for (i, message) in reader.take(COUNT).enumerate() {
             assert_eq!(message.unwrap(), Message::text(i.to_string()));
         }
-        let writer = sender.join().unwrap();
-        assert!(writer.close(1000u16, "").unwrap().clean);
+        let mut writer = sender.join().unwrap();
+        assert!(writer.close(CloseCode(1000), "").unwrap().clean);
     });
 }
 
 #[test]
 fn recv_timeout_gives_up_without_harm() {
-    let addr = echo_server(ServerConfig::new());
+    let addr = echo_server(ServerConfig::default());
     bounded(move || {
-        let ws = client(addr);
+        let mut ws = client(addr);
         assert!(matches!(
             ws.recv_timeout(Duration::from_millis(20)),
             Some(Err(Error::Timeout))
@@ -481,12 +479,12 @@ fn recv_timeout_gives_up_without_harm() {
 
 #[test]
 fn send_after_close_is_local_misuse() {
-    let addr = echo_server(ServerConfig::new());
+    let addr = echo_server(ServerConfig::default());
     bounded(move || {
-        let ws = client(addr);
-        ws.close(1000u16, "").unwrap();
+        let mut ws = client(addr);
+        ws.close(CloseCode(1000), "").unwrap();
         assert!(matches!(ws.send_text("late"), Err(Error::Send(_))));
-        assert!(matches!(ws.close(999u16, ""), Err(Error::Close(_))));
+        assert!(matches!(ws.close(CloseCode(999), ""), Err(Error::Close(_))));
     });
 }
 
@@ -498,7 +496,7 @@ fn handshake_timeout_bounds_a_silent_client() {
     let (tcp, _) = listener.accept().unwrap();
     let mut config = big_config();
     config.handshake_timeout = Duration::from_millis(200);
-    let result = bounded(move || accept(tcp, &ServerConfig::new().config(config)).map(|_| ()));
+    let result = bounded(move || accept(tcp, ServerConfig::default().config(config)).map(|_| ()));
     assert!(matches!(result, Err(Error::HandshakeTimeout)), "{result:?}");
     drop(silent);
 }
@@ -510,11 +508,10 @@ fn pipelined_large_messages_do_not_deadlock() {
     // application's own output never stops reading (only the peer's Pongs do).
     const COUNT: usize = 6;
     let config = big_config();
-    let addr = echo_server(ServerConfig::new().config(config.clone()));
+    let addr = echo_server(ServerConfig::default().config(config.clone()));
     bounded(move || {
-        let (ws, _) =
-            connect(&format!("ws://{addr}/"), ClientConfig::new().config(config)).unwrap();
-        let (reader, writer) = ws.split();
+        let (ws, _) = connect(&format!("ws://{addr}/"), ClientConfig::new(config)).unwrap();
+        let (mut writer, mut reader) = ws.split();
         let sender = thread::spawn(move || {
             for i in 0..COUNT {
                 writer.send_binary(vec![i as u8; 8 << 20]).unwrap();
@@ -544,10 +541,13 @@ fn a_send_blocked_on_a_peer_that_does_not_read_ends_with_the_heartbeat() {
     let result = bounded(move || {
         let mut config = heartbeat_config(200, 200);
         config.close_timeout = Duration::from_millis(200);
-        let (ws, _) =
-            connect(&format!("ws://{addr}/"), ClientConfig::new().config(config)).unwrap();
+        let (mut ws, _) = connect(&format!("ws://{addr}/"), ClientConfig::new(config)).unwrap();
         let started = std::time::Instant::now();
-        let result = ws.send_binary(vec![0u8; 48 << 20]);
+        // A send returns once its message is queued: the first goes into the empty output at
+        // once, the next waits for room that the peer never makes.
+        let result = ws
+            .send_binary(vec![0u8; 48 << 20])
+            .and_then(|()| ws.send_binary(vec![1u8; 1 << 20]));
         (result, started.elapsed())
     });
     match result {
@@ -577,7 +577,7 @@ fn replies_to_messages_before_a_violation_go_out_before_our_close() {
         frames
     });
     let (received, end) = bounded(move || {
-        let ws = client(addr);
+        let mut ws = client(addr);
         let mut received = Vec::new();
         loop {
             match ws.recv() {
@@ -617,7 +617,7 @@ fn a_deferred_failure_happens_after_the_close_timeout_while_the_user_is_idle() {
     });
     let mut config = big_config();
     config.close_timeout = Duration::from_millis(300);
-    let (ws, _) = connect(&format!("ws://{addr}/"), ClientConfig::new().config(config)).unwrap();
+    let (mut ws, _) = connect(&format!("ws://{addr}/"), ClientConfig::new(config)).unwrap();
     // The user does nothing until the peer has our Close.
     let ((opcode, payload), took) = peer.join().unwrap();
     assert_eq!(opcode, 0x88);
@@ -627,7 +627,7 @@ fn a_deferred_failure_happens_after_the_close_timeout_while_the_user_is_idle() {
         "the Close waited for the user: {took:?}"
     );
     // The messages in front of the violation are still there, then the error.
-    let ws = bounded(move || {
+    let mut ws = bounded(move || {
         assert_eq!(ws.recv().unwrap().unwrap(), Message::text("a"));
         assert_eq!(ws.recv().unwrap().unwrap(), Message::text("b"));
         ws
@@ -659,7 +659,7 @@ fn a_reply_goes_out_before_the_close_for_a_violation_that_comes_later() {
         (read_client_frame(&mut sock), read_client_frame(&mut sock))
     });
     let end = bounded(move || {
-        let ws = client(addr);
+        let mut ws = client(addr);
         let message = ws.recv().unwrap().unwrap();
         received_tx.send(()).unwrap();
         violated_rx.recv_timeout(LIMIT).unwrap();
@@ -693,7 +693,7 @@ fn a_reply_to_a_message_that_came_with_the_close_goes_out_before_the_echo() {
         frames
     });
     let (end, closed) = bounded(move || {
-        let ws = client(addr);
+        let mut ws = client(addr);
         assert_eq!(ws.recv().unwrap().unwrap(), Message::text("q"));
         ws.send_text("r").unwrap();
         (ws.recv(), ws.closed())
@@ -719,7 +719,7 @@ fn a_server_half_closes_after_the_close_handshake() {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        let ws = accept(tcp, &ServerConfig::new()).unwrap();
+        let mut ws = accept(tcp, ServerConfig::default()).unwrap();
         (ws.recv_timeout(LIMIT).is_none(), ws.closed())
     });
     let mut sock = std::net::TcpStream::connect(addr).unwrap();

@@ -9,9 +9,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{LIMIT, bounded};
-use tether_std::tether::reconnect::SupervisorEvent;
+use tether_std::tether::reconnect::{ReconnectConfig, SessionConfig, SupervisorEvent};
 use tether_std::{
-    Message, ReconnectEvent, ReconnectingClient, ReconnectingConfig, ServerConfig, accept,
+    ClientConfig, CloseCode, Message, ReconnectEvent, ReconnectingClient, ServerConfig, accept,
+    reconnecting,
 };
 
 /// Accepts one connection on `listener` and forwards its text messages to `tx` until
@@ -19,7 +20,7 @@ use tether_std::{
 fn serve_one(listener: TcpListener, tx: mpsc::Sender<String>, stop: mpsc::Receiver<()>) {
     let (tcp, _) = listener.accept().unwrap();
     drop(listener);
-    let ws = accept(tcp, &ServerConfig::new()).unwrap();
+    let mut ws = accept(tcp, ServerConfig::default()).unwrap();
     let deadline = Instant::now() + LIMIT * 2;
     while Instant::now() < deadline {
         if stop.try_recv().is_ok() {
@@ -36,9 +37,9 @@ fn serve_one(listener: TcpListener, tx: mpsc::Sender<String>, stop: mpsc::Receiv
     // Dropping the handle ends the connection (1001, going away).
 }
 
-fn wait_for(client: &ReconnectingClient, what: &str, want: impl Fn(&ReconnectEvent) -> bool) {
+fn wait_for(client: &mut ReconnectingClient, what: &str, want: impl Fn(&ReconnectEvent) -> bool) {
     loop {
-        match client.next_event_timeout(LIMIT) {
+        match client.recv_timeout(LIMIT) {
             Ok(Some(event)) if want(&event) => return,
             Ok(Some(_)) => {}
             other => panic!("waiting for {what}: {other:?}"),
@@ -55,17 +56,24 @@ fn a_server_restart_is_survived_and_queued_messages_arrive_in_order() {
     let tx1 = tx.clone();
     let first = thread::spawn(move || serve_one(listener, tx1, stop1_rx));
 
-    let mut config = ReconnectingConfig::new();
-    config.reconnect.backoff.initial = Duration::from_millis(20);
-    config.reconnect.backoff.max = Duration::from_millis(200);
-    config.reconnect.backoff.first_delay_max = Some(Duration::from_millis(20));
-    let client = ReconnectingClient::connect(&format!("ws://{addr}/"), config).unwrap();
-    let client = std::sync::Arc::new(client);
-    let c = client.clone();
-    bounded(move || {
-        wait_for(&c, "the first connection", |e| {
+    let mut reconnect = ReconnectConfig::default();
+    reconnect.backoff.initial = Duration::from_millis(20);
+    reconnect.backoff.max = Duration::from_millis(200);
+    reconnect.backoff.first_delay_max = Some(Duration::from_millis(20));
+    let client = reconnecting(
+        &format!("ws://{addr}/"),
+        ClientConfig::default(),
+        reconnect,
+        SessionConfig::default(),
+    )
+    .unwrap();
+    // Receiving takes the client; each bounded step hands it back.
+    let client = bounded(move || {
+        let mut client = client;
+        wait_for(&mut client, "the first connection", |e| {
             matches!(e, ReconnectEvent::Connected { .. })
-        })
+        });
+        client
     });
     client.send_text("1").unwrap();
     client.send_text("2").unwrap();
@@ -75,14 +83,15 @@ fn a_server_restart_is_survived_and_queued_messages_arrive_in_order() {
     // The server goes away: listener and connection.
     stop1.send(()).unwrap();
     first.join().unwrap();
-    let c = client.clone();
-    bounded(move || {
-        wait_for(&c, "the disconnection", |e| {
+    let client = bounded(move || {
+        let mut client = client;
+        wait_for(&mut client, "the disconnection", |e| {
             matches!(
                 e,
                 ReconnectEvent::Supervisor(SupervisorEvent::Disconnected { .. })
             )
-        })
+        });
+        client
     });
     for n in 3..=5 {
         client.send_text(&n.to_string()).unwrap();
@@ -92,19 +101,19 @@ fn a_server_restart_is_survived_and_queued_messages_arrive_in_order() {
     let listener = TcpListener::bind(addr).unwrap();
     let (_stop2, stop2_rx) = mpsc::channel();
     let second = thread::spawn(move || serve_one(listener, tx, stop2_rx));
-    let c = client.clone();
-    bounded(move || {
-        wait_for(&c, "the reconnection", |e| {
+    let mut client = bounded(move || {
+        let mut client = client;
+        wait_for(&mut client, "the reconnection", |e| {
             matches!(e, ReconnectEvent::Connected { .. })
-        })
+        });
+        client
     });
     for n in 3..=5 {
         assert_eq!(rx.recv_timeout(LIMIT).unwrap(), n.to_string());
     }
     client.send_text("6").unwrap();
     assert_eq!(rx.recv_timeout(LIMIT).unwrap(), "6");
-    let c = client.clone();
-    bounded(move || c.close(1000u16, "done").unwrap());
+    bounded(move || client.close(CloseCode(1000), "done").unwrap());
     second.join().unwrap();
 }
 
@@ -141,8 +150,13 @@ fn an_application_that_does_not_read_holds_a_flooding_server_back() {
         }
         (written, frames, sock)
     });
-    let client =
-        ReconnectingClient::connect(&format!("ws://{addr}/"), ReconnectingConfig::new()).unwrap();
+    let mut client = reconnecting(
+        &format!("ws://{addr}/"),
+        ClientConfig::default(),
+        ReconnectConfig::default(),
+        SessionConfig::default(),
+    )
+    .unwrap();
     let (written, frames, sock) = server.join().unwrap();
     eprintln!("the server wrote {} KiB before it stalled", written >> 10);
     assert!(
@@ -153,7 +167,7 @@ fn an_application_that_does_not_read_holds_a_flooding_server_back() {
     bounded(move || {
         let mut next = 0u32;
         while next < frames {
-            match client.next_event_timeout(LIMIT) {
+            match client.recv_timeout(LIMIT) {
                 Ok(Some(ReconnectEvent::Message(m))) => {
                     assert_eq!(m.len(), PAYLOAD);
                     assert_eq!(m.as_bytes()[..4], next.to_be_bytes());
@@ -174,21 +188,27 @@ fn what_a_connection_received_comes_before_its_disconnection_and_the_next_connec
     let server = thread::spawn(move || {
         for text in ["two", "four"] {
             let (tcp, _) = listener.accept().unwrap();
-            let ws = accept(tcp, &ServerConfig::new()).unwrap();
+            let mut ws = accept(tcp, ServerConfig::default()).unwrap();
             ws.send_text(&format!("{text} messages:")).unwrap();
             ws.send_text(text).unwrap();
             // The client's Close echo waits until its application took both messages.
-            assert!(ws.close(1012u16, "restart").unwrap().clean);
+            assert!(ws.close(CloseCode(1012), "restart").unwrap().clean);
         }
     });
-    let mut config = ReconnectingConfig::new();
-    config.reconnect.backoff.initial = Duration::from_millis(20);
-    config.reconnect.backoff.first_delay_max = Some(Duration::from_millis(20));
-    let client = ReconnectingClient::connect(&format!("ws://{addr}/"), config).unwrap();
+    let mut reconnect = ReconnectConfig::default();
+    reconnect.backoff.initial = Duration::from_millis(20);
+    reconnect.backoff.first_delay_max = Some(Duration::from_millis(20));
+    let mut client = reconnecting(
+        &format!("ws://{addr}/"),
+        ClientConfig::default(),
+        reconnect,
+        SessionConfig::default(),
+    )
+    .unwrap();
     let seen = bounded(move || {
         let mut seen = Vec::new();
         while seen.len() < 8 {
-            match client.next_event_timeout(LIMIT).unwrap().unwrap() {
+            match client.recv_timeout(LIMIT).unwrap().unwrap() {
                 ReconnectEvent::Connected { .. } => seen.push("connected".to_owned()),
                 ReconnectEvent::Message(Message::Text(t)) => seen.push(t.as_str().to_owned()),
                 ReconnectEvent::Supervisor(SupervisorEvent::Disconnected { closed, .. }) => {

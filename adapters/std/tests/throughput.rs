@@ -8,8 +8,8 @@ use tether_std::ServerConfig;
 #[test]
 #[ignore]
 fn echo_throughput() {
-    let addr = echo_server(ServerConfig::new().config(big_config()));
-    let ws = client(addr);
+    let addr = echo_server(ServerConfig::default().config(big_config()));
+    let mut ws = client(addr);
     let n = 50_000;
     let t = Instant::now();
     for _ in 0..n {
@@ -22,7 +22,7 @@ fn echo_throughput() {
         n as f64 / e.as_secs_f64(),
         e / n
     );
-    let (r, w) = ws.split();
+    let (mut w, mut r) = ws.split();
     let n = 200_000;
     let t = Instant::now();
     let h = std::thread::spawn(move || {
@@ -36,7 +36,7 @@ fn echo_throughput() {
     }
     let e = t.elapsed();
     eprintln!("pipelined small: {:.0} msg/s", n as f64 / e.as_secs_f64());
-    let w = h.join().unwrap();
+    let mut w = h.join().unwrap();
     let big = vec![7u8; 1 << 20];
     let n = 300;
     let t = Instant::now();

@@ -1,4 +1,9 @@
 //! wss:// against a server with a self-signed certificate made at test time (feature `rustls`).
+//!
+//! The std adapter's own API opens TLS on the client side only (`connect` with `wss://`); the
+//! server side here accepts TLS with futures-rustls over the smol glue's socket and hands the
+//! stream to the engine's `accept` on the std runtime, so the server's driver, like every std
+//! connection's, runs on a thread of its own.
 #![cfg(feature = "rustls")]
 #![allow(clippy::result_large_err)]
 
@@ -8,10 +13,15 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
+use async_io::Async;
 use common::{LIMIT, big_config, bounded};
+use tether_smol::SmolIo;
+use tether_smol::futures_rustls::TlsAcceptor;
 use tether_std::rustls;
 use tether_std::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tether_std::{ClientConfig, Incoming, Message, ServerConfig, accept, connect};
+use tether_std::{
+    ClientConfig, CloseCode, Error, Incoming, Message, ServerConfig, Std, connect, tether_io,
+};
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -41,28 +51,43 @@ fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
     (Arc::new(server), Arc::new(client))
 }
 
+/// Accepts one TCP connection on `listener`, runs the TLS handshake and then the WebSocket
+/// opening handshake on the std runtime, in the calling thread.
+fn accept_tls(
+    listener: &TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    config: ServerConfig,
+) -> Result<tether_io::WebSocket, Error> {
+    let (tcp, _) = listener.accept()?;
+    async_io::block_on(async move {
+        let tls = TlsAcceptor::from(tls).accept(Async::new(tcp)?).await?;
+        tether_io::accept::<Std, _>(SmolIo(tls), config).await
+    })
+}
+
 #[test]
 fn wss_echo_with_a_self_signed_certificate() {
     let (server_tls, client_tls) = tls_pair();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = thread::spawn(move || {
-        let (tcp, _) = listener.accept().unwrap();
-        let conn = rustls::ServerConnection::new(server_tls).unwrap();
-        let ws = accept(
-            rustls::StreamOwned::new(conn, tcp),
-            &ServerConfig::new().config(big_config()),
+        let mut ws = accept_tls(
+            &listener,
+            server_tls,
+            ServerConfig::default().config(big_config()),
         )
         .unwrap();
-        while let Some(Ok(message)) = ws.recv() {
-            ws.send(message).unwrap();
-        }
+        async_io::block_on(async {
+            while let Some(Ok(message)) = ws.recv().await {
+                ws.send(message).await.unwrap();
+            }
+        });
         ws.closed()
     });
     bounded(move || {
-        let (ws, _) = connect(
+        let (mut ws, _) = connect(
             &format!("wss://localhost:{port}/secure"),
-            ClientConfig::new().config(big_config()).tls(client_tls),
+            ClientConfig::new(big_config()).tls(client_tls),
         )
         .unwrap();
         ws.send_text("over tls ✓").unwrap();
@@ -75,7 +100,7 @@ fn wss_echo_with_a_self_signed_certificate() {
             ws.next_event_timeout(LIMIT),
             Some(Ok(Incoming::Pong(p))) if &p[..] == b"tls"
         ));
-        let closed = ws.close(4001u16, "bye").unwrap();
+        let closed = ws.close(CloseCode(4001), "bye").unwrap();
         assert!(closed.clean, "{closed:?}");
     });
     let server_closed = server.join().unwrap().unwrap();
@@ -88,13 +113,11 @@ fn wss_with_an_untrusted_certificate_fails() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = thread::spawn(move || {
-        let (tcp, _) = listener.accept().unwrap();
-        let conn = rustls::ServerConnection::new(server_tls).unwrap();
-        accept(rustls::StreamOwned::new(conn, tcp), &ServerConfig::new()).map(|_| ())
+        accept_tls(&listener, server_tls, ServerConfig::default()).map(|_| ())
     });
     // The default client config trusts the public roots only.
     let result = bounded(move || {
-        connect(&format!("wss://localhost:{port}/"), ClientConfig::new()).map(|_| ())
+        connect(&format!("wss://localhost:{port}/"), ClientConfig::default()).map(|_| ())
     });
     assert!(result.is_err());
     assert!(server.join().unwrap().is_err());

@@ -4,9 +4,9 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tether_std::tether::Heartbeat;
 use tether_std::tether::handshake::{ClientRequest, accept_key};
@@ -36,7 +36,7 @@ pub fn echo_server(config: ServerConfig) -> SocketAddr {
     let server = Server::bind("127.0.0.1:0", config).expect("bind");
     let addr = server.local_addr().expect("addr");
     thread::spawn(move || {
-        let _ = server.serve(|ws| {
+        let _ = server.serve(|mut ws| {
             while let Some(Ok(message)) = ws.recv() {
                 if ws.send(message).is_err() {
                     break;
@@ -47,13 +47,48 @@ pub fn echo_server(config: ServerConfig) -> SocketAddr {
     addr
 }
 
+/// A listener with `config` whose connections each get a thread that runs the opening
+/// handshake and then `handler`, as `Server::serve` does; the server stays shared so a test
+/// can watch its slots.
+pub fn shared_server<F>(config: ServerConfig, handler: F) -> (Arc<Server>, SocketAddr)
+where
+    F: Fn(WebSocket) + Send + Sync + 'static,
+{
+    let server = Arc::new(Server::bind("127.0.0.1:0", config).expect("bind"));
+    let addr = server.local_addr().expect("addr");
+    let acceptor = Arc::clone(&server);
+    let handler = Arc::new(handler);
+    thread::spawn(move || {
+        while let Ok(connecting) = acceptor.accept() {
+            let handler = Arc::clone(&handler);
+            thread::spawn(move || {
+                if let Ok(ws) = connecting.handshake() {
+                    handler(ws);
+                }
+            });
+        }
+    });
+    (server, addr)
+}
+
+/// Waits (bounded) until the server's slot count is `n`: a slot is released when the
+/// connection's driver lets go of its transport, a moment after the handles see the end.
+pub fn settle(server: &Server, n: usize) {
+    let deadline = Instant::now() + LIMIT;
+    while server.active_connections() != n {
+        assert!(
+            Instant::now() < deadline,
+            "slots never settled at {n} (now {})",
+            server.active_connections()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn client(addr: SocketAddr) -> WebSocket {
-    connect(
-        &format!("ws://{addr}/"),
-        ClientConfig::new().config(big_config()),
-    )
-    .expect("connect")
-    .0
+    connect(&format!("ws://{addr}/"), ClientConfig::new(big_config()))
+        .expect("connect")
+        .0
 }
 
 pub fn client_with(
@@ -61,7 +96,7 @@ pub fn client_with(
     request: impl FnOnce(ClientRequest) -> ClientRequest,
 ) -> WebSocket {
     let request = request(ClientRequest::new(&format!("ws://{addr}/")).expect("url"));
-    connect_request(request, ClientConfig::new().config(big_config()))
+    connect_request(request, ClientConfig::new(big_config()))
         .expect("connect")
         .0
 }

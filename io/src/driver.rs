@@ -101,13 +101,14 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
                 progress |= self.write(cx, inner, wake, now);
                 let action = inner.conn.poll_transport();
                 if action == Some(TransportAction::Close) {
-                    if inner.conn.poll_transmit().is_some() {
-                        // Given up with output the peer never took (the close timeout
-                        // passed): reset rather than leave it queued in the kernel.
+                    if self.read_eof {
+                        self.closing = Some(self.shut_down);
+                    } else {
+                        // Given up before the peer ended its side (the close timeout or the
+                        // linger passed, or the connection failed): whatever the peer did
+                        // not read must not keep the socket alive in the kernel, so reset.
                         self.stream.abort();
                         self.closing = Some(true);
-                    } else {
-                        self.closing = Some(self.shut_down);
                     }
                     self.timer.reset_after(SHUTDOWN_TIMEOUT);
                 } else if action == Some(TransportAction::Shutdown)

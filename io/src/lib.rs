@@ -24,8 +24,10 @@
 //!
 //! Dropping every handle closes the connection with 1001 (Going Away). Dropping the driver
 //! (its runtime shut down) ends the connection and wakes every waiter with an abnormal end.
-//! A connection given up at the close timeout with output the peer never took is reset
-//! (`SO_LINGER` 0, where the transport can), not left queued in the kernel.
+//! A transport closed before the peer ended its side (the close timeout passed with output
+//! the peer never took, the peer never closed after the close handshake, the connection
+//! failed) is reset (`SO_LINGER` 0, where the transport can), not left queued in the kernel;
+//! a close after the peer's end of stream is graceful.
 #![forbid(unsafe_code)]
 // `Error` carries the core's terminal information and handshake errors by value.
 #![allow(clippy::result_large_err)]

@@ -4,12 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::{LIMIT, echo_server, raw_client, raw_peer, run, server, within};
 use futures_lite::AsyncWriteExt;
 use tether::handshake::{ClientRequest, Reject, ServerPolicy};
 use tether::{CloseCause, CloseCode, Config, DataKind, Heartbeat, Message};
-use tether_smol::{ClientConfig, Error, Incoming, ServerConfig, connect, connect_request};
+use tether_smol::{Bytes, ClientConfig, Error, Incoming, ServerConfig, connect, connect_request};
 
 fn big_config() -> Config {
     let mut config = Config::default();
@@ -56,13 +55,16 @@ fn fragmented_message_is_received_whole() {
         let cut = bytes.len() - 2; // inside the 3-byte "✓"
         client
             .send_fragment(DataKind::Text, bytes[..5].to_vec(), false)
+            .await
             .unwrap();
         client
             .send_fragment(DataKind::Text, bytes[5..cut].to_vec(), false)
+            .await
             .unwrap();
-        client.ping(&b"between"[..]).unwrap();
+        client.ping(&b"between"[..]).await.unwrap();
         client
             .send_fragment(DataKind::Text, bytes[cut..].to_vec(), true)
+            .await
             .unwrap();
         assert_eq!(
             server_ws.recv().await.unwrap().unwrap(),
@@ -71,9 +73,11 @@ fn fragmented_message_is_received_whole() {
         // And the other way.
         server_ws
             .send_fragment(DataKind::Binary, vec![1, 2], false)
+            .await
             .unwrap();
         server_ws
             .send_fragment(DataKind::Binary, vec![3], true)
+            .await
             .unwrap();
         assert_eq!(
             client.recv().await.unwrap().unwrap(),
@@ -88,7 +92,7 @@ fn ping_and_pong_are_observed_with_next_event() {
         let (_server, addr, accepted) = server(ServerConfig::default(), usize::MAX).await;
         let (mut client, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
         let mut server_ws = accepted.recv().await.unwrap();
-        client.ping(&b"hello"[..]).unwrap();
+        client.ping(&b"hello"[..]).await.unwrap();
         assert_eq!(
             server_ws.next_event().await.unwrap().unwrap(),
             Incoming::Ping(Bytes::from_static(b"hello"))
@@ -98,7 +102,7 @@ fn ping_and_pong_are_observed_with_next_event() {
             Incoming::Pong(Bytes::from_static(b"hello"))
         );
         // recv skips control events and returns the next message.
-        client.ping(&b"again"[..]).unwrap();
+        client.ping(&b"again"[..]).await.unwrap();
         server_ws.send_text("after").await.unwrap();
         assert_eq!(
             client.recv().await.unwrap().unwrap(),
@@ -331,7 +335,7 @@ fn pongs_and_heartbeats_flow_while_the_user_is_idle() {
         // The server's user holds the connection and never touches it.
         let _idle = accepted.recv().await.unwrap();
         for i in 0..5u8 {
-            client.ping(vec![i]).unwrap();
+            client.ping(vec![i]).await.unwrap();
             loop {
                 match client.next_event().await.unwrap().unwrap() {
                     Incoming::Pong(p) if p[..] == [i] => break,
@@ -359,7 +363,7 @@ fn split_halves_work_from_two_tasks() {
     run(async {
         let addr = echo_server(ServerConfig::default()).await;
         let (ws, _) = connect(&url(addr), ClientConfig::default()).await.unwrap();
-        let (mut reader, mut writer) = ws.split();
+        let (mut writer, mut reader) = ws.split();
         const COUNT: usize = 500;
         let writing = smol::spawn(async move {
             for i in 0..COUNT {
@@ -404,13 +408,33 @@ fn stream_and_sink() {
     });
 }
 
+/// Waits until `server` holds `n` slots, for at most [`SETTLE`]: a slot is released when its
+/// transport closes, a moment after the handles saw the end.
+async fn settle(server: &tether_smol::Server, n: usize) {
+    let started = std::time::Instant::now();
+    while server.active_connections() != n {
+        assert!(
+            started.elapsed() < SETTLE,
+            "slots never settled at {n} (still {})",
+            server.active_connections()
+        );
+        async_io::Timer::after(Duration::from_millis(5)).await;
+    }
+}
+
+/// How long a closed connection may keep its server slot.
+const SETTLE: Duration = Duration::from_secs(5);
+
 #[test]
 fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path() {
     const N: usize = 4;
     run(async {
         let (server, addr, accepted) = server(ServerConfig::default(), N).await;
-        // N accepted: three tether clients and a raw one (for the protocol-error path).
+        // N accepted: three tether clients and a raw one (for the protocol-error path). Each
+        // server side is taken before the next client connects (every handshake runs in a
+        // task of its own), so `server_side[i]` is the peer of client `i`.
         let mut clients = Vec::new();
+        let mut server_side = Vec::new();
         for _ in 0..N - 1 {
             clients.push(
                 connect(&url(addr), ClientConfig::default())
@@ -418,12 +442,10 @@ fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path(
                     .expect("within the limit")
                     .0,
             );
-        }
-        let mut raw = raw_client(addr).await;
-        let mut server_side = Vec::new();
-        for _ in 0..N {
             server_side.push(within(LIMIT, accepted.recv()).await.unwrap());
         }
+        let mut raw = raw_client(addr).await;
+        server_side.push(within(LIMIT, accepted.recv()).await.unwrap());
         assert_eq!(server.active_connections(), N);
         // N more: each refused with 503 and Retry-After.
         for _ in 0..N {
@@ -462,9 +484,11 @@ fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path(
                 .clean
         );
         assert!(server_normal.recv().await.is_none());
+        settle(&server, N - 1).await;
         // 2. A dropped handle (the adapter closes in the background).
         drop(client_dropped);
         assert!(server_dropped.recv().await.is_none());
+        settle(&server, N - 2).await;
         // 3. A panic in user code that owns the handle.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let _owned = server_of_panic;
@@ -472,6 +496,7 @@ fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path(
         }));
         assert!(outcome.is_err());
         assert!(client_of_panic.recv().await.is_none());
+        settle(&server, N - 3).await;
         // 4. An error: the peer breaks the protocol (a reserved opcode, unmasked), then reads
         //    our Close up to our end of stream (a half-close) and closes its end.
         raw.write_all(&[0x83, 0x00]).await.unwrap();
@@ -490,6 +515,7 @@ fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path(
             }
             other => panic!("expected a protocol error, got {other:?}"),
         }
+        settle(&server, 0).await;
         assert_eq!(
             server.active_connections(),
             0,

@@ -5,14 +5,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use async_net::TcpStream;
 use common::run;
 use futures_lite::FutureExt;
 use smol::channel::{Receiver, Sender, bounded, unbounded};
-use tether::reconnect::{Backoff, Jitter, SupervisorEvent};
+use tether::reconnect::{Backoff, Jitter, ReconnectConfig, SessionConfig, SupervisorEvent};
 use tether::{CloseCode, Message};
 use tether_smol::{
-    ReconnectEvent, ReconnectingClient, ReconnectingConfig, Server, ServerConfig, WebSocket,
+    ClientConfig, ReconnectEvent, ReconnectingClient, Server, ServerConfig, WebSocket,
 };
 
 /// A server on `addr` that forwards every message it receives; it stops, dropping its
@@ -35,8 +34,13 @@ async fn start(
                     None
                 })
                 .await;
-            let Some((ws, _)) = next else { break };
-            connections.push(smol::spawn(forward(ws, received.clone())));
+            let Some(connecting) = next else { break };
+            let received = received.clone();
+            connections.push(smol::spawn(async move {
+                if let Ok(ws) = connecting.handshake().await {
+                    forward(ws, received).await;
+                }
+            }));
         }
         // Dropping the tasks drops their handles: each connection closes with 1001.
         drop(connections);
@@ -45,7 +49,7 @@ async fn start(
     (addr, stop, task)
 }
 
-async fn forward(mut ws: WebSocket<TcpStream>, received: Sender<Message>) {
+async fn forward(mut ws: WebSocket, received: Sender<Message>) {
     while let Some(Ok(message)) = ws.recv().await {
         let _ = received.send(message).await;
     }
@@ -58,9 +62,13 @@ async fn next_text(received: &Receiver<Message>) -> String {
     }
 }
 
-async fn wait_for(client: &ReconnectingClient, what: &str, pred: impl Fn(&ReconnectEvent) -> bool) {
+async fn wait_for(
+    client: &mut ReconnectingClient,
+    what: &str,
+    pred: impl Fn(&ReconnectEvent) -> bool,
+) {
     loop {
-        match client.next_event().await {
+        match client.recv().await {
             Some(event) if pred(&event) => return,
             Some(_) => {}
             None => panic!("session ended while waiting for {what}"),
@@ -69,15 +77,26 @@ async fn wait_for(client: &ReconnectingClient, what: &str, pred: impl Fn(&Reconn
 }
 
 /// Retries within a few tens of milliseconds.
-fn fast() -> ReconnectingConfig {
-    let mut config = ReconnectingConfig::default();
+fn fast() -> ReconnectConfig {
+    let mut config = ReconnectConfig::default();
     let mut backoff = Backoff::default();
     backoff.initial = Duration::from_millis(20);
     backoff.max = Duration::from_millis(200);
     backoff.jitter = Jitter::None;
     backoff.first_delay_max = Some(Duration::from_millis(50));
-    config.reconnect.backoff = backoff;
+    config.backoff = backoff;
     config
+}
+
+/// A reconnecting client for `ws://{addr}/` with [`fast`] retries.
+fn connect(addr: SocketAddr) -> ReconnectingClient {
+    tether_smol::reconnecting(
+        &format!("ws://{addr}/"),
+        ClientConfig::default(),
+        fast(),
+        SessionConfig::default(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -86,8 +105,8 @@ fn server_restart_delivers_queued_messages_in_order() {
         let (received_tx, received) = unbounded();
         let (addr, stop, task) = start("127.0.0.1:0".parse().unwrap(), received_tx.clone()).await;
 
-        let client = ReconnectingClient::connect(&format!("ws://{addr}/"), fast()).unwrap();
-        wait_for(&client, "the first connection", |e| {
+        let mut client = connect(addr);
+        wait_for(&mut client, "the first connection", |e| {
             matches!(e, ReconnectEvent::Connected { .. })
         })
         .await;
@@ -99,7 +118,7 @@ fn server_restart_delivers_queued_messages_in_order() {
         // Restart: drop the listener and every connection, then bind the same port again.
         stop.send(()).await.unwrap();
         task.await;
-        wait_for(&client, "the disconnection", |e| {
+        wait_for(&mut client, "the disconnection", |e| {
             matches!(
                 e,
                 ReconnectEvent::Supervisor(SupervisorEvent::Disconnected {
@@ -113,22 +132,25 @@ fn server_restart_delivers_queued_messages_in_order() {
             client.send_text(&i.to_string()).unwrap();
         }
         let (_, _stop, _task) = start(addr, received_tx).await;
-        wait_for(&client, "the reconnection", |e| {
+        wait_for(&mut client, "the reconnection", |e| {
             matches!(e, ReconnectEvent::Connected { .. })
         })
         .await;
         for i in 3..=7 {
             assert_eq!(next_text(&received).await, i.to_string());
         }
-        client.close(tether::CloseCode::NORMAL, "done").unwrap();
-        wait_for(&client, "the end", |e| {
+        client
+            .close(tether::CloseCode::NORMAL, "done")
+            .await
+            .unwrap();
+        wait_for(&mut client, "the end", |e| {
             matches!(
                 e,
                 ReconnectEvent::Supervisor(SupervisorEvent::Stopped { .. })
             )
         })
         .await;
-        assert!(client.next_event().await.is_none());
+        assert!(client.recv().await.is_none());
     });
 }
 
@@ -141,8 +163,11 @@ fn what_a_lost_connection_received_comes_before_its_disconnection() {
             .expect("bind");
         let addr = server.local_addr().unwrap();
         let _serving = smol::spawn(async move {
-            while let Ok((mut ws, _)) = server.accept().await {
+            while let Ok(connecting) = server.accept().await {
                 smol::spawn(async move {
+                    let Ok(mut ws) = connecting.handshake().await else {
+                        return;
+                    };
                     for text in ["a", "b", "c"] {
                         ws.send_text(text).await.unwrap();
                     }
@@ -151,15 +176,11 @@ fn what_a_lost_connection_received_comes_before_its_disconnection() {
                 .detach();
             }
         });
-        let client = ReconnectingClient::connect(&format!("ws://{addr}/"), fast()).unwrap();
+        let mut client = connect(addr);
         let mut seen = Vec::new();
         for _ in 0..2 {
             loop {
-                match client
-                    .next_event()
-                    .await
-                    .expect("events until the disconnection")
-                {
+                match client.recv().await.expect("events until the disconnection") {
                     ReconnectEvent::Connected { .. } => seen.push("connected".to_owned()),
                     ReconnectEvent::Message(Message::Text(t)) => seen.push(t.as_str().to_owned()),
                     ReconnectEvent::Supervisor(SupervisorEvent::Disconnected {
@@ -179,14 +200,14 @@ fn what_a_lost_connection_received_comes_before_its_disconnection() {
         }
         let once = ["connected", "a", "b", "c", "disconnected"];
         assert_eq!(seen, [once, once].concat());
-        client.close(CloseCode::NORMAL, "").unwrap();
-        wait_for(&client, "the end", |e| {
+        client.close(CloseCode::NORMAL, "").await.unwrap();
+        wait_for(&mut client, "the end", |e| {
             matches!(
                 e,
                 ReconnectEvent::Supervisor(SupervisorEvent::Stopped { .. })
             )
         })
         .await;
-        assert!(client.next_event().await.is_none());
+        assert!(client.recv().await.is_none());
     });
 }

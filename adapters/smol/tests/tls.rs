@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use async_net::TcpListener;
 use common::run;
-use futures_rustls::TlsAcceptor;
-use futures_rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use futures_rustls::rustls;
 use tether::{CloseCode, Message};
+use tether_smol::futures_rustls::TlsAcceptor;
+use tether_smol::rustls;
+use tether_smol::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tether_smol::{ClientConfig, Error, ServerConfig, accept, connect};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    tether_smol::tls::ring_provider()
 }
 
 /// A self-signed certificate for `localhost` and its key.

@@ -30,25 +30,33 @@ pub async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> T {
     .await
 }
 
-/// A server whose accepted connections arrive on the returned channel.
+/// A server with a limit of `max` connections whose connections arrive on the returned
+/// channel once their opening handshake succeeded (each handshake runs in a task of its own;
+/// failed ones are dropped).
 pub async fn server(
     config: ServerConfig,
     max: usize,
-) -> (Arc<Server>, SocketAddr, Receiver<WebSocket<TcpStream>>) {
+) -> (Arc<Server>, SocketAddr, Receiver<WebSocket>) {
     let server = Arc::new(
-        Server::bind("127.0.0.1:0", config)
+        Server::bind("127.0.0.1:0", config.max_connections(max))
             .await
-            .expect("bind")
-            .max_connections(max),
+            .expect("bind"),
     );
     let addr = server.local_addr().expect("local addr");
     let (tx, rx) = unbounded();
     let acceptor = server.clone();
     smol::spawn(async move {
-        while let Ok((ws, _)) = acceptor.accept().await {
-            if tx.send(ws).await.is_err() {
+        while let Ok(connecting) = acceptor.accept().await {
+            if tx.is_closed() {
                 break;
             }
+            let tx = tx.clone();
+            smol::spawn(async move {
+                if let Ok(ws) = connecting.handshake().await {
+                    let _ = tx.send(ws).await;
+                }
+            })
+            .detach();
         }
     })
     .detach();

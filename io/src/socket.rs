@@ -234,6 +234,7 @@ impl WsWriter {
 
     /// Queues a message; see [`WebSocket::send`].
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.settle().await?;
         let mut slot = Some(message);
         poll_fn(|cx| self.shared.poll_send(cx, &mut slot))
             .await
@@ -250,9 +251,25 @@ impl WsWriter {
         self.send(Message::Binary(data.into())).await
     }
 
-    /// Queues a message without waiting; a refusal hands it back.
+    /// Queues a message without waiting; a refusal hands it back. A message the `Sink`
+    /// accepted earlier goes first.
     pub fn try_send(&mut self, message: Message) -> Result<(), SendError<Message>> {
+        if let Some(earlier) = self.pending.take()
+            && let Err(refused) = self.shared.command(|conn| conn.send(earlier))
+        {
+            self.pending = Some(refused.data);
+            return Err(SendError {
+                kind: refused.kind,
+                data: message,
+            });
+        }
         self.shared.command(|conn| conn.send(message))
+    }
+
+    /// Waits until a message the `Sink` accepted (`start_send`) is queued in the core, so
+    /// that whatever the handle does next comes after it.
+    async fn settle(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_pending(cx)).await
     }
 
     /// Sends one fragment of a message; see [`WebSocket::send_fragment`].
@@ -262,6 +279,7 @@ impl WsWriter {
         data: impl Into<Bytes>,
         fin: bool,
     ) -> Result<(), Error> {
+        self.settle().await?;
         let mut slot = Some(data.into());
         poll_fn(|cx| {
             self.shared
@@ -273,6 +291,7 @@ impl WsWriter {
 
     /// Sends a Ping; see [`WebSocket::ping`].
     pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.settle().await?;
         let mut slot = Some(payload.into());
         poll_fn(|cx| {
             self.shared
@@ -284,11 +303,13 @@ impl WsWriter {
 
     /// Waits until everything queued has been handed to the transport.
     pub async fn flush(&mut self) -> Result<(), Error> {
+        self.settle().await?;
         poll_fn(|cx| self.shared.poll_flushed(cx)).await
     }
 
     /// Closes and waits for the end of the close handshake; see [`WebSocket::close`].
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+        self.settle().await?;
         let mut start = Some((code, reason.to_owned()));
         poll_fn(|cx| self.shared.poll_close(cx, &mut start)).await
     }

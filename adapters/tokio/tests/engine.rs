@@ -177,3 +177,28 @@ fn a_send_cancelled_while_waiting_for_room_is_not_sent_and_order_holds() {
         assert_eq!(got, sent, "exactly the sends that returned Ok, in order");
     });
 }
+
+#[test]
+fn a_message_fed_to_the_sink_goes_before_what_the_handle_sends_next() {
+    use futures_util::SinkExt;
+    let addr = server(Config::default(), |mut ws: WebSocket| async move {
+        while let Some(Ok(m)) = ws.recv().await {
+            let _ = ws.send(m).await;
+        }
+    });
+    runtime().block_on(async {
+        let mut ws = connect(addr, Config::default()).await;
+        ws.feed(Message::text("first")).await.unwrap();
+        ws.send_text("second").await.unwrap();
+        ws.feed(Message::text("third")).await.unwrap();
+        // The handle's own flush also pushes what the Sink holds.
+        tokio::time::timeout(LIMIT, ws.flush())
+            .await
+            .unwrap()
+            .unwrap();
+        for want in ["first", "second", "third"] {
+            let got = tokio::time::timeout(LIMIT, ws.recv()).await.expect("echo");
+            assert_eq!(got.unwrap().unwrap(), Message::text(want));
+        }
+    });
+}

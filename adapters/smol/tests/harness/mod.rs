@@ -1,0 +1,102 @@
+//! tether-smol under the conformance suite: its tasks run on smol's global executor, the
+//! tests' threads block on them.
+
+// `Error` carries the terminal information by value, as in the adapter itself.
+#![allow(clippy::result_large_err)]
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use smol::Timer;
+use smol::future::FutureExt;
+use tether_conformance::{Accepted, Adapter, Conn, Reconnecting};
+use tether_smol::handshake::ClientRequest;
+use tether_smol::reconnect::{ReconnectConfig, SessionConfig, SessionSendError};
+use tether_smol::{
+    ClientConfig, CloseCode, Closed, Error, Message, ReconnectEvent, ReconnectingClient, Server,
+    ServerConfig, WebSocket,
+};
+
+pub struct Smol;
+
+impl Adapter for Smol {
+    const NAME: &'static str = "tether-smol";
+
+    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) {
+        let server = Server::from_std(listener, config).expect("serve on the listener");
+        smol::spawn(async move {
+            loop {
+                let Ok(connecting) = server.accept().await else {
+                    continue;
+                };
+                let accepted = accepted.clone();
+                smol::spawn(async move {
+                    if let Ok(ws) = connecting.handshake().await {
+                        accepted.deliver(Ws(ws));
+                    }
+                })
+                .detach();
+            }
+        })
+        .detach();
+    }
+
+    fn connect(request: ClientRequest, config: ClientConfig) -> Result<Box<dyn Conn>, Error> {
+        let (ws, _) = smol::block_on(tether_smol::connect_request(request, config))?;
+        Ok(Box::new(Ws(ws)))
+    }
+
+    fn reconnecting(
+        request: ClientRequest,
+        config: ClientConfig,
+        reconnect: ReconnectConfig,
+        session: SessionConfig,
+    ) -> Result<Box<dyn Reconnecting>, Error> {
+        let client = tether_smol::reconnecting_request(request, config, reconnect, session)?;
+        Ok(Box::new(Client(client)))
+    }
+}
+
+struct Ws(WebSocket);
+
+impl Conn for Ws {
+    fn subprotocol(&self) -> Option<String> {
+        self.0.subprotocol().map(str::to_owned)
+    }
+
+    fn send(&mut self, message: Message) -> Result<(), Error> {
+        smol::block_on(self.0.send(message))
+    }
+
+    fn recv(&mut self, limit: Duration) -> Option<Result<Message, Error>> {
+        let timeout = async {
+            Timer::after(limit).await;
+            Some(Err(Error::Timeout))
+        };
+        smol::block_on(self.0.recv().or(timeout))
+    }
+
+    fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+        smol::block_on(self.0.close(code, reason))
+    }
+
+    fn closed(&self) -> Option<Closed> {
+        self.0.closed()
+    }
+}
+
+struct Client(ReconnectingClient);
+
+impl Reconnecting for Client {
+    fn send(&mut self, message: Message) -> Result<(), SessionSendError> {
+        self.0.send(message)
+    }
+
+    fn recv(&mut self, limit: Duration) -> Option<ReconnectEvent> {
+        let timeout = async {
+            Timer::after(limit).await;
+            None
+        };
+        smol::block_on(self.0.recv().or(timeout))
+    }
+}

@@ -463,6 +463,11 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
         self.event_bytes -= event_weight(&event);
+        if self.events.is_empty() {
+            // Events are rare (the handshake, Pings, Pongs, the end): an idle connection
+            // keeps no queue memory.
+            self.events = VecDeque::new();
+        }
         Some(event)
     }
 
@@ -1186,7 +1191,8 @@ impl Connection {
                     match self.recv.with_input(|input| hs.handle(input)) {
                         Ok(None) => return,
                         Ok(Some(request)) => {
-                            let verdict = match &self.policy {
+                            // Checked once: an open connection does not keep the policy.
+                            let verdict = match self.policy.take() {
                                 Some(policy) => policy.check(&request),
                                 None => Ok(()),
                             };

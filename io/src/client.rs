@@ -2,6 +2,7 @@
 //! [`connect_on`] over any transport.
 
 use std::io;
+use std::pin::Pin;
 
 use tether::handshake::{ClientRequest, Response, WsUrl};
 use tether::{Config, Connection};
@@ -16,20 +17,25 @@ use crate::{ClientConfig, Error, WebSocket};
 /// [`Error::Handshake`] with `HandshakeError::Redirect`).
 ///
 /// Cancel safety: dropping the future drops the connection attempt.
-pub async fn connect<R: Runtime>(
+pub fn connect<R: Runtime>(
     url: &str,
     config: ClientConfig,
-) -> Result<(WebSocket, Response), Error> {
-    connect_request::<R>(ClientRequest::new(url)?, config).await
+) -> impl Future<Output = Result<(WebSocket, Response), Error>> + use<R> {
+    let request = ClientRequest::new(url);
+    async move { connect_request::<R>(request?, config).await }
 }
 
 /// [`connect`] with a prepared request (subprotocols, extra headers such as `Authorization`).
-pub async fn connect_request<R: Runtime>(
+pub fn connect_request<R: Runtime>(
     request: ClientRequest,
     config: ClientConfig,
-) -> Result<(WebSocket, Response), Error> {
-    let stream = open::<R>(request.url(), &config).await?;
-    connect_on::<R, _>(stream, request, config.config).await
+) -> Pin<Box<impl Future<Output = Result<(WebSocket, Response), Error>>>> {
+    // Boxed: the caller's future holds a pointer while connecting, not the state of the
+    // whole attempt for the rest of its life.
+    Box::pin(async move {
+        let stream = open::<R>(request.url(), &config).await?;
+        handshake::<R, _>(stream, request, config.config).await
+    })
 }
 
 /// Opens the transport for `url` within the connect timeout.
@@ -45,7 +51,15 @@ pub(crate) async fn open<R: Runtime>(
 
 /// Runs the client handshake over a transport the caller connected (a proxy tunnel, a Unix
 /// socket, an in-memory pipe...). Cancel safety: dropping the future drops the transport.
-pub async fn connect_on<R: Runtime, T: Transport>(
+pub fn connect_on<R: Runtime, T: Transport>(
+    stream: T,
+    request: ClientRequest,
+    config: Config,
+) -> Pin<Box<impl Future<Output = Result<(WebSocket, Response), Error>>>> {
+    Box::pin(handshake::<R, T>(stream, request, config))
+}
+
+async fn handshake<R: Runtime, T: Transport>(
     stream: T,
     request: ClientRequest,
     mut config: Config,

@@ -5,6 +5,7 @@
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use bytes::BytesMut;
 use tether::Connection;
 use tether::handshake::{Accept, Reject, Request, write_reject};
 
-use crate::clock::{now, os_rng, timeout};
+use crate::clock::{now, timeout};
 use crate::runtime::{Listener, Runtime, Timer, Transport};
 use crate::{Error, ServerConfig, WebSocket};
 
@@ -29,51 +30,58 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// in [`Error::Rejected`] after the refusal was written.
 ///
 /// Cancel safety: dropping the future drops the transport.
-pub async fn accept<R: Runtime, T: Transport>(
+pub fn accept<R: Runtime, T: Transport>(
     stream: T,
     config: ServerConfig,
-) -> Result<WebSocket, Error> {
+) -> impl Future<Output = Result<WebSocket, Error>> {
     let policy = config.policy.clone();
     accept_with::<R, T, _>(
         stream,
         config,
         move |request| Ok(policy.accept_for(request)),
     )
-    .await
 }
 
 /// Like [`accept`], with the decision made by `decide` (after the policy's Origin and
 /// authentication checks passed): it sees the request and accepts (choosing the subprotocol,
 /// extra headers) or rejects it.
-pub async fn accept_with<R, T, F>(
+pub fn accept_with<R, T, F>(
     stream: T,
     config: ServerConfig,
     decide: F,
-) -> Result<WebSocket, Error>
+) -> impl Future<Output = Result<WebSocket, Error>>
 where
     R: Runtime,
     T: Transport,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    accept_guarded::<R, T, F>(stream, config, decide, None).await
+    accept_guarded::<R, T, F>(stream, Arc::new(config), decide, None)
 }
 
-async fn accept_guarded<R, T, F>(
+/// The handshake as one boxed future: whoever awaits it (often a connection's whole task)
+/// holds a pointer while it runs, not its state for the rest of its life.
+fn accept_guarded<R, T, F>(
     stream: T,
-    config: ServerConfig,
+    config: Arc<ServerConfig>,
     decide: F,
     guard: Option<Box<dyn Send + Sync>>,
-) -> Result<WebSocket, Error>
+) -> Pin<Box<impl Future<Output = Result<WebSocket, Error>>>>
 where
     R: Runtime,
     T: Transport,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let mut core_config = config.config;
-    core_config.streaming = false;
-    let conn = Connection::server(core_config, config.policy, os_rng()?, now::<R>());
-    let (socket, _) = crate::handshake::drive::<R, T, F>(stream, conn, Some(decide), guard).await?;
-    Ok(socket)
+    Box::pin(async move {
+        let mut core_config = config.config.clone();
+        core_config.streaming = false;
+        // A server draws randomness only for its heartbeat payloads: the OS generator, which
+        // takes no memory per connection (a client masks every frame and keeps a fast one).
+        let rng = tether::rand_core::UnwrapErr(rand::rngs::SysRng);
+        let conn = Connection::server(core_config, config.policy.clone(), rng, now::<R>());
+        let drive = crate::handshake::drive::<R, T, F>(stream, conn, Some(decide), guard);
+        let (socket, _) = drive.await?;
+        Ok(socket)
+    })
 }
 
 /// A TCP listener that upgrades connections, with an optional connection limit.
@@ -85,7 +93,9 @@ where
 /// (reset before it was accepted) are skipped.
 pub struct Server<R: Runtime> {
     listener: R::Listener,
-    config: ServerConfig,
+    /// Shared with every [`Connecting`]: a connection waiting for its handshake holds a
+    /// pointer, not a copy.
+    config: Arc<ServerConfig>,
     active: Arc<AtomicUsize>,
     refusing: Arc<AtomicUsize>,
 }
@@ -123,7 +133,7 @@ impl<R: Runtime> Server<R> {
     pub fn from_listener(listener: R::Listener, config: ServerConfig) -> Server<R> {
         Server {
             listener,
-            config,
+            config: Arc::new(config),
             active: Arc::new(AtomicUsize::new(0)),
             refusing: Arc::new(AtomicUsize::new(0)),
         }
@@ -166,7 +176,7 @@ impl<R: Runtime> Server<R> {
             return Ok(Connecting {
                 stream,
                 peer,
-                config: self.config.clone(),
+                config: Arc::clone(&self.config),
                 slot,
             });
         }
@@ -210,7 +220,7 @@ async fn sleep<R: Runtime>(d: Duration) {
 pub struct Connecting<R: Runtime> {
     stream: <R::Listener as Listener>::Stream,
     peer: SocketAddr,
-    config: ServerConfig,
+    config: Arc<ServerConfig>,
     slot: Slot,
 }
 
@@ -230,19 +240,18 @@ impl<R: Runtime> Connecting<R> {
     }
 
     /// Runs the opening handshake as [`accept`] does.
-    pub async fn handshake(self) -> Result<WebSocket, Error> {
+    pub fn handshake(self) -> impl Future<Output = Result<WebSocket, Error>> {
         let policy = self.config.policy.clone();
         self.handshake_with(move |request| Ok(policy.accept_for(request)))
-            .await
     }
 
     /// Runs the opening handshake as [`accept_with`] does.
-    pub async fn handshake_with<F>(self, decide: F) -> Result<WebSocket, Error>
+    pub fn handshake_with<F>(self, decide: F) -> impl Future<Output = Result<WebSocket, Error>>
     where
         F: FnOnce(&Request) -> Result<Accept, Reject>,
     {
         let guard: Box<dyn Send + Sync> = Box::new(self.slot);
-        accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(guard)).await
+        accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(guard))
     }
 
     /// Gives up the WebSocket handshake and returns the raw stream (e.g. to answer a plain

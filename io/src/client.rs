@@ -8,7 +8,7 @@ use tether::handshake::{ClientRequest, Response, WsUrl};
 use tether::{Config, Connection};
 
 use crate::clock::{now, os_rng, timeout};
-use crate::runtime::{Runtime, Transport};
+use crate::runtime::{ClientStream, MaybeTls, Runtime, Transport};
 use crate::{ClientConfig, Error, WebSocket};
 
 /// Connects to a `ws://` or `wss://` URL: the runtime opens the transport (resolve, TCP with
@@ -38,12 +38,20 @@ pub fn connect_request<R: Runtime>(
     })
 }
 
-/// Opens the transport for `url` within the connect timeout.
+/// Opens the transport for `url` (TCP, then TLS for `wss://`) within the connect timeout.
 pub(crate) async fn open<R: Runtime>(
     url: &WsUrl,
     config: &ClientConfig,
-) -> Result<R::Stream, Error> {
-    timeout::<R, _>(config.connect_timeout, R::open(url, config))
+) -> Result<ClientStream<R>, Error> {
+    let open = async {
+        let tcp = R::connect(url.host().trim_matches(['[', ']']), url.port()).await?;
+        if url.is_secure() {
+            R::secure(tcp, url, config).await.map(MaybeTls::Tls)
+        } else {
+            Ok(MaybeTls::Plain(tcp))
+        }
+    };
+    timeout::<R, _>(config.connect_timeout, open)
         .await
         .ok_or(Error::ConnectTimeout)?
         .map_err(Error::Io)

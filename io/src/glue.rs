@@ -2,9 +2,10 @@
 //! [`adapter_api!`](crate::adapter_api) with its runtime, the wrapper that makes its streams
 //! a [`Transport`](crate::Transport), and the bounds of those streams.
 
-/// Defines an adapter's public API over the engine: `Server`, `Connecting`, `connect`,
-/// `connect_request`, `connect_on`, `accept`, `accept_with`, `reconnecting` and
-/// `reconnecting_request`, each fixed to one runtime.
+/// Defines an adapter's public API over the engine: the re-exports an application needs
+/// (the core's message and close types, the engine's handle, configs and error), `Server`,
+/// `Connecting`, `MaybeTlsStream`, `connect`, `connect_request`, `connect_on`, `accept`,
+/// `accept_with`, `reconnecting` and `reconnecting_request`, each fixed to one runtime.
 ///
 /// ```ignore
 /// tether_io::adapter_api!(runtime = Tokio, wrap = TokioIo,
@@ -13,6 +14,20 @@
 #[macro_export]
 macro_rules! adapter_api {
     (runtime = $rt:ty, wrap = $wrap:path, stream = [$($bound:tt)+]) => {
+        pub use $crate::tether::reconnect::{self, ReconnectEvent};
+        pub use $crate::tether::{self, handshake};
+        pub use $crate::tether::{
+            Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError,
+            SendErrorKind, State, Utf8Bytes,
+        };
+        pub use $crate::{
+            self as tether_io, ClientConfig, Error, Incoming, ReconnectingClient, ServerConfig,
+            SlotGuard, WebSocket, WsReader, WsWriter,
+        };
+
+        /// The stream [`connect`] opens: plain TCP for `ws://`, TLS for `wss://`.
+        pub type MaybeTlsStream = $crate::ClientStream<$rt>;
+
         /// A TCP listener that upgrades connections, with its limits (a connection limit with
         /// 503 and `Retry-After` beyond it, back-off when out of file descriptors): see
         /// [`tether_io::Server`].

@@ -51,7 +51,7 @@ pub use client::{connect, connect_on, connect_request};
 pub use config::{ClientConfig, ServerConfig};
 pub use error::Error;
 pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
-pub use runtime::{Listener, MaybeTls, Runtime, Timer, Transport};
+pub use runtime::{ClientStream, Listener, MaybeTls, Runtime, Timer, Transport};
 pub use server::{Connecting, Server, SlotGuard, accept, accept_with};
 pub use shared::Incoming;
 pub use socket::{WebSocket, WsReader, WsWriter};

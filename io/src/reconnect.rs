@@ -18,7 +18,7 @@ use tether::{CloseCode, Message};
 use crate::client::open;
 use crate::clock::{CoreTimer, now, os_rng};
 use crate::driver::Driver;
-use crate::runtime::Runtime;
+use crate::runtime::{ClientStream, Runtime};
 use crate::shared::{Incoming, Received, Shared, Wake};
 use crate::{ClientConfig, Error};
 
@@ -27,7 +27,7 @@ const BUDGET: usize = 32;
 
 type Opening<S> = Pin<Box<dyn Future<Output = Result<S, Error>> + Send>>;
 /// The live connection: its driver (run inside the client's task) and its shared state.
-type Live<R> = (Driver<R, <R as Runtime>::Stream>, Arc<Shared>);
+type Live<R> = (Driver<R, ClientStream<R>>, Arc<Shared>);
 
 struct State {
     sup: Supervisor,
@@ -279,7 +279,7 @@ struct Task<R: Runtime> {
     client: Arc<Client>,
     url: WsUrl,
     config: ClientConfig,
-    opening: Option<Opening<R::Stream>>,
+    opening: Option<Opening<ClientStream<R>>>,
     live: Option<Live<R>>,
     timer: CoreTimer<R>,
     detach_handled: bool,

@@ -20,8 +20,10 @@ use crate::ClientConfig;
 pub trait Runtime: Sized + Send + Sync + 'static {
     /// A resettable one-shot timer.
     type Timer: Timer;
-    /// What [`open`](Runtime::open) connects: plain TCP for `ws://`, TLS for `wss://`.
-    type Stream: Transport;
+    /// A TCP stream from [`connect`](Runtime::connect).
+    type Tcp: Transport;
+    /// A TLS stream from [`secure`](Runtime::secure).
+    type Tls: Transport;
     /// A bound TCP listener.
     type Listener: Listener;
 
@@ -34,17 +36,33 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// The runtime's clock (which may be virtual, as tokio's paused time is).
     fn now() -> Instant;
 
-    /// Resolves the URL's host, connects TCP with `TCP_NODELAY` and, for `wss://`, runs the
-    /// TLS handshake with `config`'s TLS settings. The caller bounds it with
-    /// `ClientConfig::connect_timeout`.
-    fn open(
+    /// Resolves `host` and connects TCP to one of its addresses, with `TCP_NODELAY`. The
+    /// engine bounds it with `ClientConfig::connect_timeout`.
+    fn connect(host: &str, port: u16) -> impl Future<Output = io::Result<Self::Tcp>> + Send;
+
+    /// Runs the client side of TLS over `tcp` for `url` with `config`'s TLS settings;
+    /// without TLS support, the error of [`tls_unsupported`].
+    fn secure(
+        tcp: Self::Tcp,
         url: &WsUrl,
         config: &ClientConfig,
-    ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    ) -> impl Future<Output = io::Result<Self::Tls>> + Send;
 
     /// Registers a bound, non-blocking std listener with the runtime.
     fn listener(listener: std::net::TcpListener) -> io::Result<Self::Listener>;
 }
+
+/// The error of a `wss://` URL in an adapter built without TLS, naming the feature to enable.
+#[must_use]
+pub fn tls_unsupported(adapter: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("wss:// needs the `rustls` feature of {adapter}"),
+    )
+}
+
+/// What a client opens: plain TCP for `ws://`, TLS for `wss://`.
+pub type ClientStream<R> = MaybeTls<<R as Runtime>::Tcp, <R as Runtime>::Tls>;
 
 /// A one-shot timer that can be re-armed.
 pub trait Timer: Send + Unpin + 'static {

@@ -51,17 +51,7 @@ mod runtime;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
-pub use runtime::{MaybeTlsStream, Smol, SmolIo, SmolListener, SmolTimer};
-pub use tether::reconnect::{self, ReconnectEvent};
-pub use tether::{self, handshake};
-pub use tether::{
-    Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError, SendErrorKind,
-    State, Utf8Bytes,
-};
-pub use tether_io::{
-    self, ClientConfig, Error, Incoming, ReconnectingClient, ServerConfig, SlotGuard, WebSocket,
-    WsReader, WsWriter,
-};
+pub use runtime::{Smol, SmolIo, SmolListener, SmolTimer};
 #[cfg(feature = "rustls")]
 pub use {futures_rustls, futures_rustls::rustls};
 

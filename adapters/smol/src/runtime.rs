@@ -12,9 +12,6 @@ use futures_io::{AsyncRead, AsyncWrite};
 use tether::handshake::WsUrl;
 use tether_io::{ClientConfig, Listener, Runtime, Timer, Transport};
 
-/// The stream [`connect`](crate::connect) opens: plain TCP for `ws://`, TLS for `wss://`.
-pub type MaybeTlsStream = tether_io::MaybeTls<SmolIo<Async<TcpStream>>, SmolIo<TlsStream>>;
-
 #[cfg(feature = "rustls")]
 type TlsStream = futures_rustls::client::TlsStream<Async<TcpStream>>;
 #[cfg(not(feature = "rustls"))]
@@ -27,7 +24,8 @@ pub struct Smol;
 
 impl Runtime for Smol {
     type Timer = SmolTimer;
-    type Stream = MaybeTlsStream;
+    type Tcp = SmolIo<Async<TcpStream>>;
+    type Tls = SmolIo<TlsStream>;
     type Listener = SmolListener;
 
     fn spawn(future: impl Future<Output = ()> + Send + 'static) {
@@ -42,40 +40,35 @@ impl Runtime for Smol {
         Instant::now()
     }
 
-    async fn open(url: &WsUrl, config: &ClientConfig) -> io::Result<Self::Stream> {
-        let host = url.host().trim_matches(['[', ']']);
-        let addrs = async_net::resolve((host, url.port())).await?;
+    async fn connect(host: &str, port: u16) -> io::Result<SmolIo<Async<TcpStream>>> {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
-        let mut tcp = None;
-        for addr in addrs {
+        for addr in async_net::resolve((host, port)).await? {
             match Async::<TcpStream>::connect(addr).await {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
+                Ok(tcp) => {
+                    let _ = tcp.get_ref().set_nodelay(true);
+                    return Ok(SmolIo(tcp));
                 }
                 Err(e) => last = e,
             }
         }
-        let tcp = tcp.ok_or(last)?;
-        let _ = tcp.get_ref().set_nodelay(true);
-        if !url.is_secure() {
-            return Ok(MaybeTlsStream::Plain(SmolIo(tcp)));
-        }
+        Err(last)
+    }
+
+    async fn secure(
+        tcp: SmolIo<Async<TcpStream>>,
+        url: &WsUrl,
+        config: &ClientConfig,
+    ) -> io::Result<SmolIo<TlsStream>> {
         #[cfg(feature = "rustls")]
         {
             let (tls, name) = tether_io::tls::client_params(url, config)?;
-            let stream = futures_rustls::TlsConnector::from(tls)
-                .connect(name, tcp)
-                .await?;
-            Ok(MaybeTlsStream::Tls(SmolIo(stream)))
+            let connector = futures_rustls::TlsConnector::from(tls);
+            Ok(SmolIo(connector.connect(name, tcp.0).await?))
         }
         #[cfg(not(feature = "rustls"))]
         {
-            let _ = config;
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "wss:// needs the `rustls` feature of tether-smol",
-            ))
+            let _ = (tcp, url, config);
+            Err(tether_io::runtime::tls_unsupported("tether-smol"))
         }
     }
 

@@ -19,7 +19,8 @@ pub struct Std;
 
 impl Runtime for Std {
     type Timer = SmolTimer;
-    type Stream = tether_smol::MaybeTlsStream;
+    type Tcp = <Smol as Runtime>::Tcp;
+    type Tls = <Smol as Runtime>::Tls;
     type Listener = SmolListener;
 
     /// A task that cannot get a thread (out of threads or memory maps) is dropped, which ends
@@ -39,11 +40,16 @@ impl Runtime for Std {
         Instant::now()
     }
 
-    fn open(
+    fn connect(host: &str, port: u16) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
+        Smol::connect(host, port)
+    }
+
+    fn secure(
+        tcp: Self::Tcp,
         url: &WsUrl,
         config: &ClientConfig,
-    ) -> impl Future<Output = io::Result<Self::Stream>> + Send {
-        Smol::open(url, config)
+    ) -> impl Future<Output = io::Result<Self::Tls>> + Send {
+        Smol::secure(tcp, url, config)
     }
 
     fn listener(listener: std::net::TcpListener) -> io::Result<SmolListener> {

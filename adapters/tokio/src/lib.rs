@@ -57,17 +57,7 @@ mod runtime;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
-pub use runtime::{MaybeTlsStream, Sleep, Tokio, TokioIo, TokioListener};
-pub use tether::reconnect::{self, ReconnectEvent};
-pub use tether::{self, handshake};
-pub use tether::{
-    Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError, SendErrorKind,
-    State, Utf8Bytes,
-};
-pub use tether_io::{
-    self, ClientConfig, Error, Incoming, ReconnectingClient, ServerConfig, SlotGuard, WebSocket,
-    WsReader, WsWriter,
-};
+pub use runtime::{Sleep, Tokio, TokioIo, TokioListener};
 #[cfg(feature = "rustls")]
 pub use {rustls, tokio_rustls};
 

@@ -13,9 +13,6 @@ use tether_io::{ClientConfig, Listener, Runtime, Timer, Transport};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The stream [`connect`](crate::connect) opens: plain TCP for `ws://`, TLS for `wss://`.
-pub type MaybeTlsStream = tether_io::MaybeTls<TokioIo<TcpStream>, TokioIo<TlsStream>>;
-
 #[cfg(feature = "rustls")]
 type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 #[cfg(not(feature = "rustls"))]
@@ -27,7 +24,8 @@ pub struct Tokio;
 
 impl Runtime for Tokio {
     type Timer = Sleep;
-    type Stream = MaybeTlsStream;
+    type Tcp = TokioIo<TcpStream>;
+    type Tls = TokioIo<TlsStream>;
     type Listener = TokioListener;
 
     fn spawn(future: impl Future<Output = ()> + Send + 'static) {
@@ -42,27 +40,27 @@ impl Runtime for Tokio {
         tokio::time::Instant::now().into_std()
     }
 
-    async fn open(url: &WsUrl, config: &ClientConfig) -> io::Result<Self::Stream> {
-        let tcp = TcpStream::connect((url.host().trim_matches(['[', ']']), url.port())).await?;
+    async fn connect(host: &str, port: u16) -> io::Result<TokioIo<TcpStream>> {
+        let tcp = TcpStream::connect((host, port)).await?;
         let _ = tcp.set_nodelay(true);
-        if !url.is_secure() {
-            return Ok(MaybeTlsStream::Plain(TokioIo(tcp)));
-        }
+        Ok(TokioIo(tcp))
+    }
+
+    async fn secure(
+        tcp: TokioIo<TcpStream>,
+        url: &WsUrl,
+        config: &ClientConfig,
+    ) -> io::Result<TokioIo<TlsStream>> {
         #[cfg(feature = "rustls")]
         {
             let (tls, name) = tether_io::tls::client_params(url, config)?;
-            let stream = tokio_rustls::TlsConnector::from(tls)
-                .connect(name, tcp)
-                .await?;
-            Ok(MaybeTlsStream::Tls(TokioIo(stream)))
+            let connector = tokio_rustls::TlsConnector::from(tls);
+            Ok(TokioIo(connector.connect(name, tcp.0).await?))
         }
         #[cfg(not(feature = "rustls"))]
         {
-            let _ = config;
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "wss:// needs the `rustls` feature of tether-tokio",
-            ))
+            let _ = (tcp, url, config);
+            Err(tether_io::runtime::tls_unsupported("tether-tokio"))
         }
     }
 

@@ -5,6 +5,15 @@
 //! executor, async-io timers and sockets, futures-rustls) and re-exports everything an
 //! application needs, so `tether-smol` is the one dependency.
 //!
+//! ```toml
+//! [dependencies]
+//! tether-smol = "0.1"   # features = ["rustls"] for wss://
+//! ```
+//!
+//! It re-exports what an application needs: the core's types (`Message`, `CloseCode`,
+//! `Config`, [`handshake`], [`reconnect`]) and the engine's ([`WebSocket`], [`Error`],
+//! [`ClientConfig`], [`ServerConfig`], ...).
+//!
 //! ```no_run
 //! # fn main() -> Result<(), tether_smol::Error> { smol::block_on(async {
 //! // A client.

@@ -5,6 +5,15 @@
 //! The same code as `tether-tokio` and `tether-smol` decides every behaviour (flow control,
 //! close and heartbeat timeouts, the listener's limits, reconnecting), so the adapters agree.
 //!
+//! ```toml
+//! [dependencies]
+//! tether-std = "0.1"   # features = ["rustls"] for wss://
+//! ```
+//!
+//! It re-exports what an application needs: the core's types (`Message`, `CloseCode`,
+//! `Config`, [`handshake`], [`reconnect`]) and the engine's ([`WebSocket`], [`Error`],
+//! [`ClientConfig`], [`ServerConfig`], ...).
+//!
 //! ```no_run
 //! # fn main() -> Result<(), tether_std::Error> {
 //! // A client.

@@ -4,6 +4,15 @@
 //! it for any runtime; this crate is the tokio glue ([`Tokio`]: tasks, timers, TCP, rustls)
 //! and re-exports everything an application needs, so `tether-tokio` is the one dependency.
 //!
+//! ```toml
+//! [dependencies]
+//! tether-tokio = "0.1"   # features = ["rustls"] for wss://
+//! ```
+//!
+//! It re-exports what an application needs: the core's types (`Message`, `CloseCode`,
+//! `Config`, [`handshake`], [`reconnect`]) and the engine's ([`WebSocket`], [`Error`],
+//! [`ClientConfig`], [`ServerConfig`], ...).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), tether_tokio::Error> {
 //! // A client.

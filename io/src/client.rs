@@ -45,10 +45,22 @@ pub(crate) async fn open<R: Runtime>(
 ) -> Result<ClientStream<R>, Error> {
     let open = async {
         let tcp = R::connect(url.host().trim_matches(['[', ']']), url.port()).await?;
-        if url.is_secure() {
-            R::secure(tcp, url, config).await.map(MaybeTls::Tls)
-        } else {
-            Ok(MaybeTls::Plain(tcp))
+        if !url.is_secure() {
+            return Ok(MaybeTls::Plain(tcp));
+        }
+        #[cfg(feature = "rustls")]
+        {
+            crate::tls::connect(tcp, url, config)
+                .await
+                .map(MaybeTls::Tls)
+        }
+        #[cfg(not(feature = "rustls"))]
+        {
+            drop(tcp);
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "wss:// needs the `rustls` feature of the adapter",
+            ))
         }
     };
     timeout::<R, _>(config.connect_timeout, open)

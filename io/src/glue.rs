@@ -25,6 +25,9 @@ macro_rules! adapter_api {
             SlotGuard, WebSocket, WsReader, WsWriter,
         };
 
+        #[cfg(feature = "rustls")]
+        pub use $crate::{rustls, tls};
+
         /// The stream [`connect`] opens: plain TCP for `ws://`, TLS for `wss://`.
         pub type MaybeTlsStream = $crate::ClientStream<$rt>;
 
@@ -109,6 +112,20 @@ macro_rules! adapter_api {
             >,
         {
             $crate::accept_with::<$rt, _, _>($wrap(stream), config, decide).await
+        }
+
+        /// Runs TLS (rustls) and then the opening handshake on an accepted stream, both within
+        /// `Config::handshake_timeout`; see [`tether_io::accept_tls`].
+        #[cfg(feature = "rustls")]
+        pub async fn accept_tls<S>(
+            stream: S,
+            tls: ::std::sync::Arc<$crate::rustls::ServerConfig>,
+            config: $crate::ServerConfig,
+        ) -> ::core::result::Result<$crate::WebSocket, $crate::Error>
+        where
+            S: $($bound)+,
+        {
+            $crate::accept_tls::<$rt, _>($wrap(stream), tls, config).await
         }
 
         /// Starts a reconnecting client for `url` (its first attempt begins at once, in a

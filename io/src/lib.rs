@@ -4,8 +4,8 @@
 //! async runtime: the loop over the core, the shared state and wake-ups, the [`WebSocket`]
 //! handle with its split halves, `Stream` and `Sink`, connect and accept, the [`Server`]
 //! listener with its limits, the [`ReconnectingClient`] over the core's reconnect
-//! [`Supervisor`](tether::reconnect::Supervisor), the TLS settings, one [`Error`] and the
-//! configs. It is generic over a tiny [`Runtime`] interface (spawn, timer, clock, open a
+//! [`Supervisor`](tether::reconnect::Supervisor), TLS (rustls's sans-IO connection over any
+//! transport, feature `rustls`), one [`Error`] and the configs. It is generic over a tiny [`Runtime`] interface (spawn, timer, clock, open a
 //! client transport, wrap a listener) and a [`Transport`] (read, vectored write, flush,
 //! shutdown). `tether-tokio` and `tether-smol` implement those and re-export the rest;
 //! applications use them, not this crate.
@@ -51,7 +51,11 @@ pub use client::{connect, connect_on, connect_request};
 pub use config::{ClientConfig, ServerConfig};
 pub use error::Error;
 pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
-pub use runtime::{ClientStream, Listener, MaybeTls, Runtime, Timer, Transport};
+pub use runtime::{ClientStream, ClientTls, Listener, MaybeTls, Runtime, Timer, Transport};
+#[cfg(feature = "rustls")]
+pub use rustls;
+#[cfg(feature = "rustls")]
+pub use server::accept_tls;
 pub use server::{Connecting, Server, SlotGuard, accept, accept_with};
 pub use shared::Incoming;
 pub use socket::{WebSocket, WsReader, WsWriter};

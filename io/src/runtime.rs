@@ -12,18 +12,12 @@ use std::net::SocketAddr;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tether::handshake::WsUrl;
-
-use crate::ClientConfig;
-
 /// An async runtime as the engine needs it.
 pub trait Runtime: Sized + Send + Sync + 'static {
     /// A resettable one-shot timer.
     type Timer: Timer;
     /// A TCP stream from [`connect`](Runtime::connect).
     type Tcp: Transport;
-    /// A TLS stream from [`secure`](Runtime::secure).
-    type Tls: Transport;
     /// A bound TCP listener.
     type Listener: Listener;
 
@@ -40,29 +34,49 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// engine bounds it with `ClientConfig::connect_timeout`.
     fn connect(host: &str, port: u16) -> impl Future<Output = io::Result<Self::Tcp>> + Send;
 
-    /// Runs the client side of TLS over `tcp` for `url` with `config`'s TLS settings;
-    /// without TLS support, the error of [`tls_unsupported`].
-    fn secure(
-        tcp: Self::Tcp,
-        url: &WsUrl,
-        config: &ClientConfig,
-    ) -> impl Future<Output = io::Result<Self::Tls>> + Send;
-
     /// Registers a bound, non-blocking std listener with the runtime.
     fn listener(listener: std::net::TcpListener) -> io::Result<Self::Listener>;
 }
 
-/// The error of a `wss://` URL in an adapter built without TLS, naming the feature to enable.
-#[must_use]
-pub fn tls_unsupported(adapter: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!("wss:// needs the `rustls` feature of {adapter}"),
-    )
+/// What a client opens: plain TCP for `ws://`, TLS for `wss://`.
+pub type ClientStream<R> = MaybeTls<<R as Runtime>::Tcp, ClientTls<<R as Runtime>::Tcp>>;
+
+/// The TLS of a client stream: rustls with the `rustls` feature.
+#[cfg(feature = "rustls")]
+pub type ClientTls<T> = crate::tls::TlsStream<T>;
+
+/// The TLS of a client stream: none without the `rustls` feature.
+#[cfg(not(feature = "rustls"))]
+pub type ClientTls<T> = NoTls<T>;
+
+/// A TLS stream that cannot exist: `wss://` without the `rustls` feature is refused before
+/// a connection is made.
+#[cfg(not(feature = "rustls"))]
+#[derive(Debug)]
+pub struct NoTls<T> {
+    _0: std::convert::Infallible,
+    _t: std::marker::PhantomData<fn() -> T>,
 }
 
-/// What a client opens: plain TCP for `ws://`, TLS for `wss://`.
-pub type ClientStream<R> = MaybeTls<<R as Runtime>::Tcp, <R as Runtime>::Tls>;
+#[cfg(not(feature = "rustls"))]
+impl<T: Send + Unpin + 'static> Transport for NoTls<T> {
+    fn poll_read(&mut self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self._0 {}
+    }
+    fn poll_write_vectored(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self._0 {}
+    }
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self._0 {}
+    }
+    fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self._0 {}
+    }
+}
 
 /// A one-shot timer that can be re-armed.
 pub trait Timer: Send + Unpin + 'static {

@@ -58,6 +58,23 @@ where
     accept_guarded::<R, T, F>(stream, Arc::new(config), decide, None)
 }
 
+/// Runs TLS (rustls) and then the opening handshake on an accepted transport, both within
+/// `Config::handshake_timeout`: for servers that terminate TLS themselves.
+#[cfg(feature = "rustls")]
+pub fn accept_tls<R: Runtime, T: Transport>(
+    stream: T,
+    tls: Arc<rustls::ServerConfig>,
+    config: ServerConfig,
+) -> impl Future<Output = Result<WebSocket, Error>> {
+    Box::pin(async move {
+        let limit = config.config.handshake_timeout;
+        let tls = timeout::<R, _>(limit, crate::tls::accept(stream, tls))
+            .await
+            .ok_or(Error::HandshakeTimeout)??;
+        accept::<R, _>(tls, config).await
+    })
+}
+
 /// The handshake as one boxed future: whoever awaits it (often a connection's whole task)
 /// holds a pointer while it runs, not its state for the rest of its life.
 fn accept_guarded<R, T, F>(

@@ -2,7 +2,7 @@
 //!
 //! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
 //! it for any runtime; this crate is the smol glue ([`Smol`]: tasks on smol's global
-//! executor, async-io timers and sockets, futures-rustls) and re-exports everything an
+//! executor, async-io timers and sockets) and re-exports everything an
 //! application needs, so `tether-smol` is the one dependency.
 //!
 //! ```toml
@@ -52,17 +52,15 @@
 //!
 //! ## Features
 //! - `rustls` (off by default): `wss://` in [`connect`], with rustls (`ring` provider) and
-//!   the `webpki-roots` store, or a caller-supplied `rustls::ClientConfig`.
+//!   the `webpki-roots` store, or a caller-supplied `rustls::ClientConfig`; `accept_tls` for a
+//!   server that terminates TLS itself. The TLS is the engine's (`tls`: rustls's sans-IO
+//!   connection over any transport), the same in every adapter.
 #![forbid(unsafe_code)]
 #![allow(clippy::result_large_err)]
 
 mod runtime;
-#[cfg(feature = "rustls")]
-pub mod tls;
 
 pub use runtime::{Smol, SmolIo, SmolListener, SmolTimer};
-#[cfg(feature = "rustls")]
-pub use {futures_rustls, futures_rustls::rustls};
 
 tether_io::adapter_api!(
     runtime = Smol,

@@ -1,5 +1,4 @@
-//! smol as a [`Runtime`]: tasks on smol's global executor, async-io timers and sockets,
-//! futures-rustls.
+//! smol as a [`Runtime`]: tasks on smol's global executor, async-io timers and sockets.
 
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpStream};
@@ -9,13 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
-use tether::handshake::WsUrl;
-use tether_io::{ClientConfig, Listener, Runtime, Timer, Transport};
-
-#[cfg(feature = "rustls")]
-type TlsStream = futures_rustls::client::TlsStream<Async<TcpStream>>;
-#[cfg(not(feature = "rustls"))]
-type TlsStream = Async<TcpStream>;
+use tether_io::{Listener, Runtime, Timer, Transport};
 
 /// The smol runtime: connection tasks run on smol's global executor, whose threads run on
 /// their own, so a connection works from `smol::block_on` and from any other executor.
@@ -25,7 +18,6 @@ pub struct Smol;
 impl Runtime for Smol {
     type Timer = SmolTimer;
     type Tcp = SmolIo<Async<TcpStream>>;
-    type Tls = SmolIo<TlsStream>;
     type Listener = SmolListener;
 
     fn spawn(future: impl Future<Output = ()> + Send + 'static) {
@@ -52,24 +44,6 @@ impl Runtime for Smol {
             }
         }
         Err(last)
-    }
-
-    async fn secure(
-        tcp: SmolIo<Async<TcpStream>>,
-        url: &WsUrl,
-        config: &ClientConfig,
-    ) -> io::Result<SmolIo<TlsStream>> {
-        #[cfg(feature = "rustls")]
-        {
-            let (tls, name) = tether_io::tls::client_params(url, config)?;
-            let connector = futures_rustls::TlsConnector::from(tls);
-            Ok(SmolIo(connector.connect(name, tcp.0).await?))
-        }
-        #[cfg(not(feature = "rustls"))]
-        {
-            let _ = (tcp, url, config);
-            Err(tether_io::runtime::tls_unsupported("tether-smol"))
-        }
     }
 
     fn listener(listener: std::net::TcpListener) -> io::Result<SmolListener> {
@@ -122,13 +96,6 @@ impl Listener for SmolListener {
 #[derive(Debug)]
 pub struct SmolIo<S>(pub S);
 
-impl<S> SmolIo<S> {
-    /// The stream.
-    pub fn into_inner(self) -> S {
-        self.0
-    }
-}
-
 impl<S> Transport for SmolIo<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -138,11 +105,9 @@ where
     }
 
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // TLS may hold decrypted bytes that TCP readiness does not show: plain TCP only.
-        match (&mut self.0 as &mut dyn std::any::Any).downcast_mut::<Async<TcpStream>>() {
-            Some(tcp) => tcp.poll_readable(cx),
-            None => Poll::Ready(Ok(())),
-        }
+        // Only a plain socket can tell; other streams are simply read.
+        let plain = (&mut self.0 as &mut dyn std::any::Any).downcast_mut::<Async<TcpStream>>();
+        plain.map_or(Poll::Ready(Ok(())), |tcp| tcp.poll_readable(cx))
     }
 
     fn poll_write_vectored(
@@ -158,8 +123,7 @@ where
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // `poll_close` sends TLS's close_notify and flushes; async-io's socket does not send
-        // a FIN on its own, so the write side is shut down here.
+        // async-io's socket only flushes on `poll_close`: the FIN is sent here.
         ready!(Pin::new(&mut self.0).poll_close(cx))?;
         if let Some(tcp) = tcp_under(&self.0) {
             match tcp.get_ref().shutdown(std::net::Shutdown::Write) {
@@ -177,12 +141,7 @@ where
     }
 }
 
-/// The TCP socket under `stream`: itself, or under its TLS.
+/// The TCP socket `stream` is, if it is one.
 fn tcp_under<S: 'static>(stream: &S) -> Option<&Async<TcpStream>> {
-    let any = stream as &dyn std::any::Any;
-    #[cfg(feature = "rustls")]
-    if let Some(tls) = any.downcast_ref::<TlsStream>() {
-        return Some(tls.get_ref().0);
-    }
-    any.downcast_ref::<Async<TcpStream>>()
+    (stream as &dyn std::any::Any).downcast_ref::<Async<TcpStream>>()
 }

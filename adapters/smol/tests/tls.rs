@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_net::TcpListener;
 use common::run;
+use futures_rustls::TlsAcceptor;
 use tether::{CloseCode, Message};
-use tether_smol::futures_rustls::TlsAcceptor;
 use tether_smol::rustls;
 use tether_smol::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tether_smol::{ClientConfig, Error, ServerConfig, accept, connect};

@@ -50,7 +50,9 @@
 //!
 //! ## Features
 //! - `rustls` (off by default): `wss://` in [`connect`], with rustls (`ring` provider) and
-//!   the `webpki-roots` store, or a caller-supplied `rustls::ClientConfig`.
+//!   the `webpki-roots` store, or a caller-supplied `rustls::ClientConfig`; `accept_tls` for a
+//!   server that terminates TLS itself. The TLS is the engine's (`tls`: rustls's sans-IO
+//!   connection over any transport), the same in every adapter.
 #![forbid(unsafe_code)]
 #![allow(clippy::result_large_err)]
 
@@ -63,6 +65,8 @@ pub use client::{
     ReconnectingClient, connect, connect_on, connect_request, reconnecting, reconnecting_request,
 };
 pub use runtime::Std;
+#[cfg(feature = "rustls")]
+pub use server::accept_tls;
 pub use server::{Connecting, Server, accept, accept_with};
 pub use socket::{WebSocket, WsReader, WsWriter};
 pub use tether::reconnect::{self, ReconnectEvent};
@@ -73,4 +77,4 @@ pub use tether::{
 };
 pub use tether_io::{self, ClientConfig, Error, Incoming, ServerConfig, SlotGuard};
 #[cfg(feature = "rustls")]
-pub use tether_smol::{rustls, tls};
+pub use tether_io::{rustls, tls};

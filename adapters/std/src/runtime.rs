@@ -6,8 +6,7 @@ use std::io;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tether::handshake::WsUrl;
-use tether_io::{ClientConfig, Runtime, Timer};
+use tether_io::{Runtime, Timer};
 use tether_smol::{Smol, SmolListener, SmolTimer};
 
 /// Stack size of a connection thread: it only moves bytes between the socket and the core.
@@ -20,7 +19,6 @@ pub struct Std;
 impl Runtime for Std {
     type Timer = SmolTimer;
     type Tcp = <Smol as Runtime>::Tcp;
-    type Tls = <Smol as Runtime>::Tls;
     type Listener = SmolListener;
 
     /// A task that cannot get a thread (out of threads or memory maps) is dropped, which ends
@@ -42,14 +40,6 @@ impl Runtime for Std {
 
     fn connect(host: &str, port: u16) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
         Smol::connect(host, port)
-    }
-
-    fn secure(
-        tcp: Self::Tcp,
-        url: &WsUrl,
-        config: &ClientConfig,
-    ) -> impl Future<Output = io::Result<Self::Tls>> + Send {
-        Smol::secure(tcp, url, config)
     }
 
     fn listener(listener: std::net::TcpListener) -> io::Result<SmolListener> {

@@ -32,6 +32,18 @@ where
     wait(tether_io::accept_with::<Std, _, _>(stream, config, decide)).map(WebSocket::new)
 }
 
+/// Runs TLS (rustls) and then the opening handshake on an accepted TCP stream, both within
+/// `Config::handshake_timeout`.
+#[cfg(feature = "rustls")]
+pub fn accept_tls(
+    stream: TcpStream,
+    tls: Arc<tether_io::rustls::ServerConfig>,
+    config: ServerConfig,
+) -> Result<WebSocket, Error> {
+    let stream = SmolIo(Async::new(stream)?);
+    wait(tether_io::accept_tls::<Std, _>(stream, tls, config)).map(WebSocket::new)
+}
+
 /// A TCP listener that upgrades connections, with the engine's limits: a connection limit
 /// (503 with `Retry-After` beyond it, at bounded cost), back-off when out of file
 /// descriptors, the handshake timeout.
@@ -118,6 +130,6 @@ impl Connecting {
     /// guard is dropped.
     pub fn into_parts(self) -> io::Result<(TcpStream, SlotGuard)> {
         let (stream, guard) = self.0.into_parts();
-        Ok((stream.into_inner().into_inner()?, guard))
+        Ok((stream.0.into_inner()?, guard))
     }
 }

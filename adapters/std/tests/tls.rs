@@ -1,9 +1,7 @@
 //! wss:// against a server with a self-signed certificate made at test time (feature `rustls`).
 //!
-//! The std adapter's own API opens TLS on the client side only (`connect` with `wss://`); the
-//! server side here accepts TLS with futures-rustls over the smol glue's socket and hands the
-//! stream to the engine's `accept` on the std runtime, so the server's driver, like every std
-//! connection's, runs on a thread of its own.
+//! Both sides use the engine's rustls: `connect` with `wss://` on the client, `accept_tls` on
+//! the server (TLS, then the opening handshake, within the handshake timeout).
 #![cfg(feature = "rustls")]
 #![allow(clippy::result_large_err)]
 
@@ -13,14 +11,11 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
-use async_io::Async;
 use common::{LIMIT, big_config, bounded};
-use tether_smol::SmolIo;
-use tether_smol::futures_rustls::TlsAcceptor;
 use tether_std::rustls;
 use tether_std::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tether_std::{
-    ClientConfig, CloseCode, Error, Incoming, Message, ServerConfig, Std, connect, tether_io,
+    ClientConfig, CloseCode, Error, Incoming, Message, ServerConfig, WebSocket, connect,
 };
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
@@ -51,18 +46,14 @@ fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
     (Arc::new(server), Arc::new(client))
 }
 
-/// Accepts one TCP connection on `listener`, runs the TLS handshake and then the WebSocket
-/// opening handshake on the std runtime, in the calling thread.
+/// Accepts one TCP connection on `listener`, then TLS and the WebSocket handshake.
 fn accept_tls(
     listener: &TcpListener,
     tls: Arc<rustls::ServerConfig>,
     config: ServerConfig,
-) -> Result<tether_io::WebSocket, Error> {
+) -> Result<WebSocket, Error> {
     let (tcp, _) = listener.accept()?;
-    async_io::block_on(async move {
-        let tls = TlsAcceptor::from(tls).accept(Async::new(tcp)?).await?;
-        tether_io::accept::<Std, _>(SmolIo(tls), config).await
-    })
+    tether_std::accept_tls(tcp, tls, config)
 }
 
 #[test]
@@ -77,11 +68,9 @@ fn wss_echo_with_a_self_signed_certificate() {
             ServerConfig::default().config(big_config()),
         )
         .unwrap();
-        async_io::block_on(async {
-            while let Some(Ok(message)) = ws.recv().await {
-                ws.send(message).await.unwrap();
-            }
-        });
+        while let Some(Ok(message)) = ws.recv() {
+            ws.send(message).unwrap();
+        }
         ws.closed()
     });
     bounded(move || {

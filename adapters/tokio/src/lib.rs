@@ -1,7 +1,7 @@
 //! # tether-tokio: tether WebSockets on tokio
 //!
 //! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
-//! it for any runtime; this crate is the tokio glue ([`Tokio`]: tasks, timers, TCP, rustls)
+//! it for any runtime; this crate is the tokio glue ([`Tokio`]: tasks, timers, TCP)
 //! and re-exports everything an application needs, so `tether-tokio` is the one dependency.
 //!
 //! ```toml
@@ -58,17 +58,15 @@
 //!
 //! ## Features
 //! - `rustls` (off by default): `wss://` in [`connect`], with rustls (`ring` provider) and
-//!   the `webpki-roots` store, or a caller-supplied `rustls::ClientConfig`.
+//!   the `webpki-roots` store, or a caller-supplied `rustls::ClientConfig`; `accept_tls` for a
+//!   server that terminates TLS itself. The TLS is the engine's (`tls`: rustls's sans-IO
+//!   connection over any transport), the same in every adapter.
 #![forbid(unsafe_code)]
 #![allow(clippy::result_large_err)]
 
 mod runtime;
-#[cfg(feature = "rustls")]
-pub mod tls;
 
 pub use runtime::{Sleep, Tokio, TokioIo, TokioListener};
-#[cfg(feature = "rustls")]
-pub use {rustls, tokio_rustls};
 
 tether_io::adapter_api!(
     runtime = Tokio,

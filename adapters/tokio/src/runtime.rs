@@ -1,5 +1,4 @@
-//! tokio as a [`Runtime`]: tasks, timers that follow tokio's (possibly paused) clock, TCP and
-//! rustls streams.
+//! tokio as a [`Runtime`]: tasks, timers that follow tokio's (possibly paused) clock, TCP.
 
 use std::any::Any;
 use std::io::{self, IoSlice};
@@ -8,15 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use tether::handshake::WsUrl;
-use tether_io::{ClientConfig, Listener, Runtime, Timer, Transport};
+use tether_io::{Listener, Runtime, Timer, Transport};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-
-#[cfg(feature = "rustls")]
-type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
-#[cfg(not(feature = "rustls"))]
-type TlsStream = TcpStream;
 
 /// The tokio runtime (the one running where a connection is opened or accepted).
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,7 +18,6 @@ pub struct Tokio;
 impl Runtime for Tokio {
     type Timer = Sleep;
     type Tcp = TokioIo<TcpStream>;
-    type Tls = TokioIo<TlsStream>;
     type Listener = TokioListener;
 
     fn spawn(future: impl Future<Output = ()> + Send + 'static) {
@@ -44,24 +36,6 @@ impl Runtime for Tokio {
         let tcp = TcpStream::connect((host, port)).await?;
         let _ = tcp.set_nodelay(true);
         Ok(TokioIo(tcp))
-    }
-
-    async fn secure(
-        tcp: TokioIo<TcpStream>,
-        url: &WsUrl,
-        config: &ClientConfig,
-    ) -> io::Result<TokioIo<TlsStream>> {
-        #[cfg(feature = "rustls")]
-        {
-            let (tls, name) = tether_io::tls::client_params(url, config)?;
-            let connector = tokio_rustls::TlsConnector::from(tls);
-            Ok(TokioIo(connector.connect(name, tcp.0).await?))
-        }
-        #[cfg(not(feature = "rustls"))]
-        {
-            let _ = (tcp, url, config);
-            Err(tether_io::runtime::tls_unsupported("tether-tokio"))
-        }
     }
 
     fn listener(listener: std::net::TcpListener) -> io::Result<TokioListener> {
@@ -107,13 +81,6 @@ impl Listener for TokioListener {
 #[derive(Debug)]
 pub struct TokioIo<S>(pub S);
 
-impl<S> TokioIo<S> {
-    /// The stream.
-    pub fn into_inner(self) -> S {
-        self.0
-    }
-}
-
 impl<S> Transport for TokioIo<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -127,11 +94,9 @@ where
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Readiness first; then `poll_read`, which (unlike `try_read`) clears readiness after
         // a short read and so spares the next round a `recvfrom` that would say EAGAIN.
-        // TLS may hold decrypted bytes that TCP readiness does not show: plain TCP only.
-        match (&mut self.0 as &mut dyn Any).downcast_mut::<TcpStream>() {
-            Some(tcp) => tcp.poll_read_ready(cx),
-            None => Poll::Ready(Ok(())),
-        }
+        // Only a plain TcpStream can tell; other streams are simply read.
+        let plain = (&mut self.0 as &mut dyn Any).downcast_mut::<TcpStream>();
+        plain.map_or(Poll::Ready(Ok(())), |tcp| tcp.poll_read_ready(cx))
     }
 
     fn poll_write_vectored(
@@ -157,15 +122,7 @@ where
     }
 
     fn abort(&mut self) {
-        let any = &self.0 as &dyn Any;
-        #[cfg(feature = "rustls")]
-        let tcp = any
-            .downcast_ref::<TlsStream>()
-            .map(|tls| tls.get_ref().0)
-            .or_else(|| any.downcast_ref::<TcpStream>());
-        #[cfg(not(feature = "rustls"))]
-        let tcp = any.downcast_ref::<TcpStream>();
-        if let Some(tcp) = tcp {
+        if let Some(tcp) = (&self.0 as &dyn Any).downcast_ref::<TcpStream>() {
             let _ = tcp.set_zero_linger();
         }
     }

@@ -28,17 +28,16 @@ async fn tls_echo_server() -> (SocketAddr, CertificateDer<'static>) {
         .with_no_client_auth()
         .with_single_cert(vec![cert.clone()], key)
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
+            let config = Arc::clone(&config);
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut ws) = tether_tokio::accept(tls, ServerConfig::default()).await else {
+                // The engine's rustls on both ends (smol's test uses a TLS stream of its own).
+                let accepted = tether_tokio::accept_tls(tcp, config, ServerConfig::default());
+                let Ok(mut ws) = accepted.await else {
                     return;
                 };
                 while let Some(Ok(m)) = ws.recv().await {

@@ -49,8 +49,14 @@ impl<R: Runtime> CoreTimer<R> {
         }
     }
 
-    /// The time to pass to `handle_timeout` if the core's deadline `next` is due at `now` or
-    /// the timer armed for it has fired; otherwise arms the timer so `cx` is woken then.
+    /// The time to pass to `handle_timeout` if the core's deadline `next` is due at `current`
+    /// or the armed timer has fired; otherwise arms the timer so `cx` is woken then.
+    ///
+    /// A deadline that moves later (the heartbeat is postponed by every message received)
+    /// does not re-arm the runtime's timer: the earlier one fires, the core finds nothing due
+    /// (a spurious `handle_timeout` is harmless) and the timer is armed for the new deadline
+    /// then. So a busy connection resets its timer about once per heartbeat interval, not once
+    /// per message.
     pub(crate) fn due(
         &mut self,
         cx: &mut Context<'_>,
@@ -61,7 +67,7 @@ impl<R: Runtime> CoreTimer<R> {
         if at <= current {
             return Some(current);
         }
-        if self.armed != Some(at) {
+        if self.armed.is_none_or(|armed| at < armed) {
             self.armed = Some(at);
             match runtime_deadline::<R>(at) {
                 Some(deadline) => self.timer.get_or_insert_with(R::timer).reset(deadline),
@@ -73,7 +79,11 @@ impl<R: Runtime> CoreTimer<R> {
             }
         }
         let timer = self.timer.as_mut()?;
-        timer.poll_elapsed(cx).is_ready().then(|| now::<R>())
+        if timer.poll_elapsed(cx).is_ready() {
+            self.armed = None;
+            return Some(now::<R>());
+        }
+        None
     }
 
     /// Arms the timer for `d` from now (a deadline of the engine's own).

@@ -4,7 +4,7 @@
 //! reader when input arrived. Nothing else: it never takes received data.
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,15 +19,13 @@ use crate::shared::{Inner, Shared, Wake};
 const BUDGET: usize = 32;
 /// How long closing the transport (a TLS close_notify) may take once the core asked for it.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
-/// How many slices one vectored write passes at most.
-const MAX_SLICES: usize = 64;
 
 /// Owns the transport and drives one connection until the transport is closed.
 pub(crate) struct Driver<R: Runtime, T: Transport> {
-    stream: T,
+    /// The transport, until it is handed to the shared state on the first poll.
+    stream: Option<T>,
     shared: Arc<Shared>,
     timer: CoreTimer<R>,
-    flush_needed: bool,
     read_eof: bool,
     /// The write side was shut down (the core's `TransportAction::Shutdown`).
     shut_down: bool,
@@ -42,10 +40,9 @@ pub(crate) struct Driver<R: Runtime, T: Transport> {
 impl<R: Runtime, T: Transport> Driver<R, T> {
     pub(crate) fn new(stream: T, shared: Arc<Shared>) -> Self {
         Driver {
-            stream,
+            stream: Some(stream),
             shared,
             timer: CoreTimer::new(),
-            flush_needed: false,
             read_eof: false,
             shut_down: false,
             closing: None,
@@ -71,12 +68,15 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
         }
         let shared = Arc::clone(&self.shared);
         let mut inner = shared.lock();
-        let mut wake = Wake::default();
-        let result = self.run(cx, &mut inner, &mut wake);
         match &inner.driver_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => inner.driver_waker = Some(cx.waker().clone()),
         }
+        if let Some(stream) = self.stream.take() {
+            inner.stream = Some(Box::new(stream));
+        }
+        let mut wake = Wake::default();
+        let result = self.run(cx, &mut inner, &mut wake);
         drop(inner);
         wake.run();
         result
@@ -99,7 +99,7 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
                 while inner.conn.poll_event().is_some() {}
             }
             if self.closing.is_none() {
-                progress |= self.write(cx, inner, wake, now);
+                progress |= inner.write(cx, wake, now).unwrap_or(true);
                 let action = inner.conn.poll_transport();
                 if action == Some(TransportAction::Close) {
                     if self.read_eof {
@@ -108,13 +108,13 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
                         // Given up before the peer ended its side (the close timeout or the
                         // linger passed, or the connection failed): whatever the peer did
                         // not read must not keep the socket alive in the kernel, so reset.
-                        self.stream.abort();
+                        Self::stream(inner).abort();
                         self.closing = Some(true);
                     }
                     self.timer.reset_after(SHUTDOWN_TIMEOUT);
                 } else if action == Some(TransportAction::Shutdown)
                     && !self.shut_down
-                    && self.stream.poll_shutdown(cx).is_ready()
+                    && Self::stream(inner).poll_shutdown(cx).is_ready()
                 {
                     // Half-closed once (a TLS close_notify, then FIN); reading goes on, the
                     // core discarding what arrives, until the peer's end of stream.
@@ -124,11 +124,11 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
             }
             if let Some(shut_down) = self.closing {
                 // Best effort: a peer that stopped reading cannot hold the task.
-                let done = shut_down || self.stream.poll_shutdown(cx).is_ready();
+                let done = shut_down || Self::stream(inner).poll_shutdown(cx).is_ready();
                 let expired = !done && self.timer.poll_elapsed(cx);
                 if done || expired {
                     if expired {
-                        self.stream.abort();
+                        Self::stream(inner).abort();
                     }
                     self.finish(inner, wake);
                     return Poll::Ready(());
@@ -162,65 +162,33 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
 
     fn finish(&mut self, inner: &mut Inner, wake: &mut Wake) {
         self.finished = true;
+        // Closing the transport: dropped here, with the guard (a server's slot) after it.
+        inner.stream = None;
+        self._guard = None;
         inner.finish(wake);
     }
 
-    /// Writes what the core queued, vectored; returns whether anything happened.
-    fn write(
-        &mut self,
-        cx: &mut Context<'_>,
-        inner: &mut Inner,
-        wake: &mut Wake,
-        now: tether::Instant,
-    ) -> bool {
-        let mut progress = false;
-        while let Some(transmit) = inner.conn.poll_transmit() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let count = transmit.io_slices(&mut slices);
-            match self.stream.poll_write_vectored(cx, &slices[..count]) {
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Ok(0) | Err(_)) => {
-                    self.write_failed(inner, wake, now);
-                    return true;
-                }
-                Poll::Ready(Ok(n)) => {
-                    inner.conn.advance(n);
-                    inner.output_consumed(wake);
-                    self.flush_needed = true;
-                    progress = true;
-                }
-                Poll::Pending => break,
-            }
-        }
-        if self.flush_needed && inner.conn.poll_transmit().is_none() {
-            match self.stream.poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.flush_needed = false,
-                Poll::Ready(Err(_)) => {
-                    self.write_failed(inner, wake, now);
-                    return true;
-                }
-                Poll::Pending => {}
-            }
-        }
-        progress
-    }
-
-    /// The transport cannot take more: it is as good as ended.
-    fn write_failed(&mut self, inner: &mut Inner, wake: &mut Wake, now: tether::Instant) {
-        inner.conn.handle_eof(now);
-        inner.input_arrived(wake);
+    /// The transport (in the shared state from the first poll until the end).
+    fn stream(inner: &mut Inner) -> &mut dyn Transport {
+        inner
+            .stream
+            .as_deref_mut()
+            .expect("the transport is in the shared state while the driver runs")
     }
 
     /// Reads once into the core's buffer; returns whether anything happened. The transport
     /// is asked for readiness first, so an idle connection holds no read buffer.
     fn read(&mut self, cx: &mut Context<'_>, inner: &mut Inner, now: tether::Instant) -> bool {
-        let result = match self.stream.poll_read_ready(cx) {
+        let Some(stream) = inner.stream.as_deref_mut() else {
+            return false;
+        };
+        let result = match stream.poll_read_ready(cx) {
             Poll::Pending => return false,
             Poll::Ready(Err(e)) => Err(e),
             Poll::Ready(Ok(())) => {
                 // Dropping the token without a commit (pending, error) means nothing was read.
                 let mut buf = inner.conn.recv_buf();
-                match self.stream.poll_read(cx, &mut buf) {
+                match stream.poll_read(cx, &mut buf) {
                     Poll::Pending => return false,
                     Poll::Ready(Ok(n)) => {
                         buf.commit(now, n);

@@ -11,11 +11,13 @@
 //! applications use them, not this crate.
 //!
 //! ## How a connection runs
-//! One background task per connection owns the transport and the core's `Connection`: it
+//! One background task per connection drives the transport and the core's `Connection`: it
 //! reads straight into the core's buffer (only once the transport is readable, so an idle
 //! connection holds no read buffer), writes the core's output with one vectored write per
 //! wake-up (sends made meanwhile are coalesced), obeys the core's transport actions and
-//! sleeps until the core's next deadline. The core sits in a small shared state (a mutex plus
+//! sleeps until the core's next deadline. A send with nothing left to read behind it (the
+//! reply in a request-response exchange) is written at once in the sender's task, without
+//! waking the driver; the transport's readiness is always registered for the driver. The core sits in a small shared state (a mutex plus
 //! wakers) with the handle. So Pongs, the Close echo and heartbeats flow even while the user
 //! neither reads nor writes. Messages stay in the core until the user asks for the next one,
 //! so a peer's Close or protocol violation right behind messages is answered after the user's

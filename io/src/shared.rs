@@ -17,6 +17,7 @@ use tether::{
 };
 
 use crate::Error;
+use crate::runtime::Transport;
 
 /// One item handed to the user by [`WebSocket::next_event`](crate::WebSocket::next_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +57,12 @@ pub(crate) struct Inner {
     /// The driver handled the drop of every handle.
     pub(crate) detached_handled: bool,
     pub(crate) driver_waker: Option<Waker>,
+    /// The transport, once the driver has it and until it is closed. It lives here, beside
+    /// the core, so that a send can write at once in the sender's task (see
+    /// [`Shared::poll_command`]); readiness is always registered for the driver.
+    pub(crate) stream: Option<Box<dyn Transport>>,
+    /// Bytes were written since the last flush (a TLS transport may hold some back).
+    flush_needed: bool,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
 }
@@ -93,6 +100,8 @@ impl Shared {
                 reader_gone: false,
                 detached_handled: false,
                 driver_waker: None,
+                stream: None,
+                flush_needed: false,
                 read_waker: None,
                 write_waker: None,
             }),
@@ -179,12 +188,16 @@ impl Shared {
         let idle = inner.conn.poll_transmit().is_none();
         match f(&mut inner.conn, value) {
             Ok(()) => {
-                // A driver with output left is already writing (or waiting to).
-                let driver = idle.then(|| inner.driver_waker.clone()).flatten();
-                drop(inner);
-                if let Some(w) = driver {
-                    w.wake();
+                // A driver with output left is already writing (or waiting to). Otherwise,
+                // when nothing more is waiting to be read (so no more replies are coming
+                // right behind this one to be written together), write now, in this task:
+                // the driver is not woken for it.
+                let mut wake = Wake::default();
+                if idle && !(inner.nothing_unread() && inner.write_inline(&mut wake)) {
+                    wake.driver = inner.driver_waker.clone();
                 }
+                drop(inner);
+                wake.run();
                 Poll::Ready(Ok(()))
             }
             Err(SendError {
@@ -235,6 +248,9 @@ impl Shared {
         Poll::Pending
     }
 }
+
+/// How many slices one vectored write passes at most.
+const MAX_SLICES: usize = 64;
 
 /// What the driver may have to act on, to tell whether taking an item changed it.
 #[derive(PartialEq)]
@@ -321,6 +337,79 @@ impl Inner {
             }
             Err(e) => Err(Error::Close(e)),
         }
+    }
+
+    /// Whether no received data is waiting for the application.
+    fn nothing_unread(&self) -> bool {
+        !self.conn.has_unread_data()
+    }
+
+    /// Writes the output now with the driver's waker (so a write that cannot finish wakes
+    /// the driver, not the caller); `false` when the driver has to run instead (no transport
+    /// or waker yet, a transport action or a failure to act on).
+    fn write_inline(&mut self, wake: &mut Wake) -> bool {
+        let (Some(waker), true) = (self.driver_waker.clone(), self.stream.is_some()) else {
+            return false;
+        };
+        if self.conn.poll_transport().is_some() {
+            return false;
+        }
+        let deadline = self.conn.poll_timeout();
+        let mut cx = Context::from_waker(&waker);
+        let now = (self.now)();
+        let failed = self.write(&mut cx, wake, now).is_err();
+        // Anything for the driver to act on (a failure, a transport action, a new deadline
+        // for its timer) means it runs after all.
+        !failed && self.conn.poll_transport().is_none() && self.conn.poll_timeout() == deadline
+    }
+
+    /// Writes what the core queued, vectored, then flushes once it is all out; `Ok(true)`
+    /// when anything was written. A failed write is the end of the transport (`Err`).
+    pub(crate) fn write(
+        &mut self,
+        cx: &mut Context<'_>,
+        wake: &mut Wake,
+        now: tether::Instant,
+    ) -> Result<bool, ()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(false);
+        };
+        let mut progress = false;
+        let mut failed = false;
+        while let Some(transmit) = self.conn.poll_transmit() {
+            let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
+            let count = transmit.io_slices(&mut slices);
+            match stream.poll_write_vectored(cx, &slices[..count]) {
+                Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Poll::Ready(Ok(0) | Err(_)) => {
+                    failed = true;
+                    break;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.conn.advance(n);
+                    self.flush_needed = true;
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if !failed && self.flush_needed && self.conn.poll_transmit().is_none() {
+            match stream.poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.flush_needed = false,
+                Poll::Ready(Err(_)) => failed = true,
+                Poll::Pending => {}
+            }
+        }
+        if progress {
+            self.output_consumed(wake);
+        }
+        if failed {
+            // The transport cannot take more: it is as good as ended.
+            self.conn.handle_eof(now);
+            self.input_arrived(wake);
+            return Err(());
+        }
+        Ok(progress)
     }
 
     /// The application will never read again: the core drops what it received.

@@ -99,7 +99,7 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
                 while inner.conn.poll_event().is_some() {}
             }
             if self.closing.is_none() {
-                progress |= inner.write(cx, wake, now).unwrap_or(true);
+                progress |= inner.write(cx, wake).unwrap_or(true);
                 let action = inner.conn.poll_transport();
                 if action == Some(TransportAction::Close) {
                     if self.read_eof {

@@ -356,8 +356,7 @@ impl Inner {
         }
         let deadline = self.conn.poll_timeout();
         let mut cx = Context::from_waker(&waker);
-        let now = (self.now)();
-        let failed = self.write(&mut cx, wake, now).is_err();
+        let failed = self.write(&mut cx, wake).is_err();
         // Anything for the driver to act on (a failure, a transport action, a new deadline
         // for its timer) means it runs after all.
         !failed && self.conn.poll_transport().is_none() && self.conn.poll_timeout() == deadline
@@ -365,12 +364,7 @@ impl Inner {
 
     /// Writes what the core queued, vectored, then flushes once it is all out; `Ok(true)`
     /// when anything was written. A failed write is the end of the transport (`Err`).
-    pub(crate) fn write(
-        &mut self,
-        cx: &mut Context<'_>,
-        wake: &mut Wake,
-        now: tether::Instant,
-    ) -> Result<bool, ()> {
+    pub(crate) fn write(&mut self, cx: &mut Context<'_>, wake: &mut Wake) -> Result<bool, ()> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(false);
         };
@@ -405,7 +399,7 @@ impl Inner {
         }
         if failed {
             // The transport cannot take more: it is as good as ended.
-            self.conn.handle_eof(now);
+            self.conn.handle_eof((self.now)());
             self.input_arrived(wake);
             return Err(());
         }

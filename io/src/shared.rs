@@ -114,16 +114,14 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs a command on the connection and wakes the driver.
-    pub(crate) fn command<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+    /// Queues `message` without waiting (the rule of [`poll_command`](Shared::poll_command)
+    /// for what happens next); a refusal hands it back.
+    pub(crate) fn try_send(&self, message: Message) -> Result<(), SendError<Message>> {
         let mut inner = self.lock();
-        let out = f(&mut inner.conn);
-        let driver = inner.driver_waker.clone();
-        drop(inner);
-        if let Some(w) = driver {
-            w.wake();
-        }
-        out
+        let idle = inner.conn.poll_transmit().is_none();
+        inner.conn.send(message)?;
+        inner.queued(idle).run();
+        Ok(())
     }
 
     /// A new handle half (reader or writer) exists.
@@ -188,14 +186,7 @@ impl Shared {
         let idle = inner.conn.poll_transmit().is_none();
         match f(&mut inner.conn, value) {
             Ok(()) => {
-                // A driver with output left is already writing (or waiting to). Otherwise,
-                // when nothing more is waiting to be read (so no more replies are coming
-                // right behind this one to be written together), write now, in this task:
-                // the driver is not woken for it.
-                let mut wake = Wake::default();
-                if idle && !(inner.nothing_unread() && inner.write_inline(&mut wake)) {
-                    wake.driver = inner.driver_waker.clone();
-                }
+                let wake = inner.queued(idle);
                 drop(inner);
                 wake.run();
                 Poll::Ready(Ok(()))
@@ -339,9 +330,17 @@ impl Inner {
         }
     }
 
-    /// Whether no received data is waiting for the application.
-    fn nothing_unread(&self) -> bool {
-        !self.conn.has_unread_data()
+    /// Output was queued (`idle`: there was none before). A driver with output left is
+    /// already writing (or waiting to). Otherwise, when nothing more is waiting to be read (so
+    /// no more replies are coming right behind this one to be written together), it is
+    /// written now, in the caller's task, and the driver is not woken for it. The wakers to
+    /// call once the lock is released.
+    fn queued(&mut self, idle: bool) -> Wake {
+        let mut wake = Wake::default();
+        if idle && (self.conn.has_unread_data() || !self.write_inline(&mut wake)) {
+            wake.driver = self.driver_waker.clone();
+        }
+        wake
     }
 
     /// Writes the output now with the driver's waker (so a write that cannot finish wakes

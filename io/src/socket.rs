@@ -255,7 +255,7 @@ impl WsWriter {
     /// accepted earlier goes first.
     pub fn try_send(&mut self, message: Message) -> Result<(), SendError<Message>> {
         if let Some(earlier) = self.pending.take()
-            && let Err(refused) = self.shared.command(|conn| conn.send(earlier))
+            && let Err(refused) = self.shared.try_send(earlier)
         {
             self.pending = Some(refused.data);
             return Err(SendError {
@@ -263,7 +263,7 @@ impl WsWriter {
                 data: message,
             });
         }
-        self.shared.command(|conn| conn.send(message))
+        self.shared.try_send(message)
     }
 
     /// Waits until a message the `Sink` accepted (`start_send`) is queued in the core, so

@@ -21,9 +21,7 @@ const BUDGET: usize = 32;
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Owns the transport and drives one connection until the transport is closed.
-pub(crate) struct Driver<R: Runtime, T: Transport> {
-    /// The transport, until it is handed to the shared state on the first poll.
-    stream: Option<T>,
+pub(crate) struct Driver<R: Runtime> {
     shared: Arc<Shared>,
     timer: CoreTimer<R>,
     read_eof: bool,
@@ -37,10 +35,12 @@ pub(crate) struct Driver<R: Runtime, T: Transport> {
     _guard: Option<Box<dyn Send + Sync>>,
 }
 
-impl<R: Runtime, T: Transport> Driver<R, T> {
-    pub(crate) fn new(stream: T, shared: Arc<Shared>) -> Self {
+impl<R: Runtime> Driver<R> {
+    /// Drives the connection in `shared` over `stream`, which moves into the shared state
+    /// (where a send can write at once, see `Shared::poll_command`).
+    pub(crate) fn new(stream: impl Transport, shared: Arc<Shared>) -> Self {
+        shared.lock().stream = Some(Box::new(stream));
         Driver {
-            stream: Some(stream),
             shared,
             timer: CoreTimer::new(),
             read_eof: false,
@@ -71,9 +71,6 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
         match &inner.driver_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => inner.driver_waker = Some(cx.waker().clone()),
-        }
-        if let Some(stream) = self.stream.take() {
-            inner.stream = Some(Box::new(stream));
         }
         let mut wake = Wake::default();
         let result = self.run(cx, &mut inner, &mut wake);
@@ -168,7 +165,7 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
         inner.finish(wake);
     }
 
-    /// The transport (in the shared state from the first poll until the end).
+    /// The transport (in the shared state until the end).
     fn stream(inner: &mut Inner) -> &mut dyn Transport {
         inner
             .stream
@@ -213,7 +210,7 @@ impl<R: Runtime, T: Transport> Driver<R, T> {
 /// A driver dropped before the transport was closed (its runtime shut down, its task was
 /// cancelled or panicked) ends the connection: every waiter wakes to an abnormal end instead
 /// of waiting forever.
-impl<R: Runtime, T: Transport> Drop for Driver<R, T> {
+impl<R: Runtime> Drop for Driver<R> {
     fn drop(&mut self) {
         if self.finished {
             return;

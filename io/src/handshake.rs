@@ -35,7 +35,7 @@ where
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
     let shared = Shared::new(conn, now::<R>);
-    let mut driver = Driver::<R, T>::new(stream, Arc::clone(&shared));
+    let mut driver = Driver::<R>::new(stream, Arc::clone(&shared));
     let mut decide = decide;
     let mut connected = false;
     let outcome = poll_fn(|cx| {

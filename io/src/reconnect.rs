@@ -27,7 +27,7 @@ const BUDGET: usize = 32;
 
 type Opening<S> = Pin<Box<dyn Future<Output = Result<S, Error>> + Send>>;
 /// The live connection: its driver (run inside the client's task) and its shared state.
-type Live<R> = (Driver<R, ClientStream<R>>, Arc<Shared>);
+type Live<R> = (Driver<R>, Arc<Shared>);
 
 struct State {
     sup: Supervisor,

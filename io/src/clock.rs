@@ -103,11 +103,10 @@ impl<R: Runtime> CoreTimer<R> {
     }
 }
 
-/// Polls `fut` with a deadline `d` from now (`Duration::MAX`: no deadline).
-pub(crate) async fn timeout<R: Runtime, F: std::future::Future>(
-    d: Duration,
-    fut: F,
-) -> Option<F::Output> {
+/// `fut`'s output, or `None` once `d` has passed on the runtime's clock (`Duration::MAX`:
+/// no deadline). For bounding something `fut` cannot bound itself; a cancel-safe `fut` is
+/// unaffected when it runs out.
+pub async fn timeout<R: Runtime, F: std::future::Future>(d: Duration, fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     let mut timer = after::<R>(d).map(|at| {
         let mut t = R::timer();

@@ -50,6 +50,7 @@ mod socket;
 pub mod tls;
 
 pub use client::{connect, connect_on, connect_request};
+pub use clock::timeout;
 pub use config::{ClientConfig, ServerConfig};
 pub use error::Error;
 pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};

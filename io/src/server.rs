@@ -15,7 +15,7 @@ use tether::Connection;
 use tether::handshake::{Accept, Reject, Request, write_reject};
 
 use crate::clock::{now, timeout};
-use crate::runtime::{Listener, Runtime, Timer, Transport};
+use crate::runtime::{Listener, Runtime, Transport};
 use crate::{Error, ServerConfig, WebSocket};
 
 /// How long a refused connection (over the limit) may take to receive its 503.
@@ -177,7 +177,7 @@ impl<R: Runtime> Server<R> {
                 Err(e) => match accept_error(&e) {
                     AcceptError::Skip => continue,
                     AcceptError::BackOff => {
-                        sleep::<R>(ACCEPT_BACKOFF).await;
+                        timeout::<R, _>(ACCEPT_BACKOFF, std::future::pending::<()>()).await;
                         continue;
                     }
                     AcceptError::Fatal => return Err(e),
@@ -221,14 +221,6 @@ fn accept_error(e: &io::Error) -> AcceptError {
             AcceptError::Skip
         }
         _ => AcceptError::Fatal,
-    }
-}
-
-async fn sleep<R: Runtime>(d: Duration) {
-    let mut timer = R::timer();
-    if let Some(at) = R::now().checked_add(d) {
-        timer.reset(at);
-        poll_fn(|cx| timer.poll_elapsed(cx)).await;
     }
 }
 

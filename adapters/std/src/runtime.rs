@@ -3,10 +3,9 @@
 //! Blocking calls wait with `async_io::block_on` in the caller's thread.
 
 use std::io;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tether_io::{Runtime, Timer};
+use tether_io::Runtime;
 use tether_smol::{Smol, SmolListener, SmolTimer};
 
 /// Stack size of a connection thread: it only moves bytes between the socket and the core.
@@ -54,19 +53,5 @@ pub(crate) fn wait<F: Future>(fut: F) -> F::Output {
 
 /// Waits for `fut` at most `timeout` (`None` when it ran out; `fut` must be cancel safe).
 pub(crate) fn wait_for<F: Future>(timeout: Duration, fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let mut timer = Instant::now().checked_add(timeout).map(|at| {
-        let mut t = Smol::timer();
-        t.reset(at);
-        t
-    });
-    wait(std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        match timer.as_mut().map(|t| t.poll_elapsed(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(None),
-            _ => Poll::Pending,
-        }
-    }))
+    wait(tether_io::timeout::<Std, _>(timeout, fut))
 }

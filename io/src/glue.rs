@@ -2,6 +2,28 @@
 //! [`adapter_api!`](crate::adapter_api) with its runtime, the wrapper that makes its streams
 //! a [`Transport`](crate::Transport), and the bounds of those streams.
 
+/// The re-exports every adapter makes, so that it is the one dependency an application
+/// needs: the core's message and close types, the engine's configs and error (and, with the
+/// adapter's `rustls` feature, rustls and the engine's TLS). The blocking adapter, whose
+/// handle types are its own, uses this alone.
+#[macro_export]
+macro_rules! adapter_reexports {
+    () => {
+        pub use $crate::tether::reconnect::{self, ReconnectEvent};
+        pub use $crate::tether::{self, handshake};
+        pub use $crate::tether::{
+            Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError,
+            SendErrorKind, State, Utf8Bytes,
+        };
+        pub use $crate::{
+            self as tether_io, ClientConfig, Error, Incoming, ServerConfig, SlotGuard,
+        };
+
+        #[cfg(feature = "rustls")]
+        pub use $crate::{rustls, tls};
+    };
+}
+
 /// Defines an adapter's public API over the engine: the re-exports an application needs
 /// (the core's message and close types, the engine's handle, configs and error), `Server`,
 /// `Connecting`, `MaybeTlsStream`, `connect`, `connect_request`, `connect_on`, `accept`,
@@ -14,19 +36,8 @@
 #[macro_export]
 macro_rules! adapter_api {
     (runtime = $rt:ty, wrap = $wrap:path, stream = [$($bound:tt)+]) => {
-        pub use $crate::tether::reconnect::{self, ReconnectEvent};
-        pub use $crate::tether::{self, handshake};
-        pub use $crate::tether::{
-            Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError,
-            SendErrorKind, State, Utf8Bytes,
-        };
-        pub use $crate::{
-            self as tether_io, ClientConfig, Error, Incoming, ReconnectingClient, ServerConfig,
-            SlotGuard, WebSocket, WsReader, WsWriter,
-        };
-
-        #[cfg(feature = "rustls")]
-        pub use $crate::{rustls, tls};
+        $crate::adapter_reexports!();
+        pub use $crate::{ReconnectingClient, WebSocket, WsReader, WsWriter};
 
         /// The stream [`connect`] opens: plain TCP for `ws://`, TLS for `wss://`.
         pub type MaybeTlsStream = $crate::ClientStream<$rt>;

@@ -69,12 +69,5 @@ pub use runtime::Std;
 pub use server::accept_tls;
 pub use server::{Connecting, Server, accept, accept_with};
 pub use socket::{WebSocket, WsReader, WsWriter};
-pub use tether::reconnect::{self, ReconnectEvent};
-pub use tether::{self, handshake};
-pub use tether::{
-    Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError, SendErrorKind,
-    State, Utf8Bytes,
-};
-pub use tether_io::{self, ClientConfig, Error, Incoming, ServerConfig, SlotGuard};
-#[cfg(feature = "rustls")]
-pub use tether_io::{rustls, tls};
+
+tether_io::adapter_reexports!();

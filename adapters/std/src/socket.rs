@@ -26,86 +26,101 @@ pub struct WsWriter(tether_io::WsWriter);
 #[derive(Debug)]
 pub struct WsReader(tether_io::WsReader);
 
+/// The sending methods, the same on a [`WebSocket`] and its [`WsWriter`]: the engine's, each
+/// waited for in the calling thread.
+macro_rules! sending {
+    () => {
+        /// Queues a message, waiting while the output is over the high watermark. Returns
+        /// once it is queued, not once it is written (`flush` waits for that).
+        pub fn send(&mut self, message: Message) -> Result<(), Error> {
+            wait(self.0.send(message))
+        }
+
+        /// Sends a text message.
+        pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+            wait(self.0.send_text(text))
+        }
+
+        /// Sends a binary message.
+        pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+            wait(self.0.send_binary(data))
+        }
+
+        /// Queues a message without waiting: a full buffer or any other refusal hands it
+        /// back.
+        pub fn try_send(&mut self, message: Message) -> Result<(), SendError<Message>> {
+            self.0.try_send(message)
+        }
+
+        /// Sends one fragment of a message (RFC 6455 §5.4): the first starts a message of
+        /// `kind`, `fin` ends it.
+        pub fn send_fragment(
+            &mut self,
+            kind: DataKind,
+            data: impl Into<Bytes>,
+            fin: bool,
+        ) -> Result<(), Error> {
+            wait(self.0.send_fragment(kind, data, fin))
+        }
+
+        /// Sends a Ping (up to 125 bytes); the answer arrives as [`Incoming::Pong`].
+        pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+            wait(self.0.ping(payload))
+        }
+
+        /// Waits until everything queued has been handed to the socket.
+        pub fn flush(&mut self) -> Result<(), Error> {
+            wait(self.0.flush())
+        }
+
+        /// Closes with `code` and `reason` and waits for the end of the close handshake (at
+        /// most `Config::close_timeout`). A code that may not be sent is [`Error::Close`].
+        pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+            wait(self.0.close(code, reason))
+        }
+
+        /// How the connection ended, once it has.
+        #[must_use]
+        pub fn closed(&self) -> Option<Closed> {
+            self.0.closed()
+        }
+    };
+}
+
+/// The receiving methods, the same on a [`WebSocket`] and its [`WsReader`].
+macro_rules! receiving {
+    () => {
+        /// The next message: `None` after a normal close, `Some(Err(Error::Closed(..)))` once
+        /// after an abnormal end. Pings and Pongs are skipped.
+        pub fn recv(&mut self) -> Option<Result<Message, Error>> {
+            wait(self.0.recv())
+        }
+
+        /// `recv`, giving up after `timeout` with `Some(Err(Error::Timeout))` (the connection
+        /// is unaffected).
+        pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Result<Message, Error>> {
+            wait_for(timeout, self.0.recv()).unwrap_or(Some(Err(Error::Timeout)))
+        }
+
+        /// The next message, Ping or Pong, with the end rules of `recv`.
+        pub fn next_event(&mut self) -> Option<Result<Incoming, Error>> {
+            wait(self.0.next_event())
+        }
+
+        /// `next_event` with a timeout, as `recv_timeout`.
+        pub fn next_event_timeout(&mut self, timeout: Duration) -> Option<Result<Incoming, Error>> {
+            wait_for(timeout, self.0.next_event()).unwrap_or(Some(Err(Error::Timeout)))
+        }
+    };
+}
+
 impl WebSocket {
     pub(crate) fn new(ws: tether_io::WebSocket) -> Self {
         WebSocket(ws)
     }
 
-    /// Queues a message, waiting while the output is over the high watermark. Returns once it
-    /// is queued, not once it is written ([`flush`](WebSocket::flush) waits for that).
-    pub fn send(&mut self, message: Message) -> Result<(), Error> {
-        wait(self.0.send(message))
-    }
-
-    /// Sends a text message.
-    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        wait(self.0.send_text(text))
-    }
-
-    /// Sends a binary message.
-    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        wait(self.0.send_binary(data))
-    }
-
-    /// Queues a message without waiting: a full buffer or any other refusal hands it back.
-    pub fn try_send(&mut self, message: Message) -> Result<(), SendError<Message>> {
-        self.0.try_send(message)
-    }
-
-    /// Sends one fragment of a message (RFC 6455 §5.4).
-    pub fn send_fragment(
-        &mut self,
-        kind: DataKind,
-        data: impl Into<Bytes>,
-        fin: bool,
-    ) -> Result<(), Error> {
-        wait(self.0.send_fragment(kind, data, fin))
-    }
-
-    /// Sends a Ping (up to 125 bytes); the answer arrives as [`Incoming::Pong`].
-    pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        wait(self.0.ping(payload))
-    }
-
-    /// Waits until everything queued has been handed to the socket.
-    pub fn flush(&mut self) -> Result<(), Error> {
-        wait(self.0.flush())
-    }
-
-    /// The next message: `None` after a normal close, `Some(Err(Error::Closed(..)))` once after
-    /// an abnormal end. Pings and Pongs are skipped.
-    pub fn recv(&mut self) -> Option<Result<Message, Error>> {
-        wait(self.0.recv())
-    }
-
-    /// [`recv`](WebSocket::recv), giving up after `timeout` with `Some(Err(Error::Timeout))`
-    /// (the connection is unaffected).
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Result<Message, Error>> {
-        wait_for(timeout, self.0.recv()).unwrap_or(Some(Err(Error::Timeout)))
-    }
-
-    /// The next message, Ping or Pong, with the end rules of [`recv`](WebSocket::recv).
-    pub fn next_event(&mut self) -> Option<Result<Incoming, Error>> {
-        wait(self.0.next_event())
-    }
-
-    /// [`next_event`](WebSocket::next_event) with a timeout, as
-    /// [`recv_timeout`](WebSocket::recv_timeout).
-    pub fn next_event_timeout(&mut self, timeout: Duration) -> Option<Result<Incoming, Error>> {
-        wait_for(timeout, self.0.next_event()).unwrap_or(Some(Err(Error::Timeout)))
-    }
-
-    /// Closes with `code` and `reason` and waits for the end of the close handshake (at most
-    /// `Config::close_timeout`). A code that may not be sent is [`Error::Close`].
-    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
-        wait(self.0.close(code, reason))
-    }
-
-    /// How the connection ended, once it has.
-    #[must_use]
-    pub fn closed(&self) -> Option<Closed> {
-        self.0.closed()
-    }
+    sending!();
+    receiving!();
 
     /// Where the connection is in its life.
     #[must_use]
@@ -141,52 +156,11 @@ impl WebSocket {
 }
 
 impl WsWriter {
-    /// Queues a message; see [`WebSocket::send`].
-    pub fn send(&mut self, message: Message) -> Result<(), Error> {
-        wait(self.0.send(message))
-    }
-
-    /// Sends a text message.
-    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        wait(self.0.send_text(text))
-    }
-
-    /// Sends a binary message.
-    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        wait(self.0.send_binary(data))
-    }
-
-    /// Sends a Ping.
-    pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        wait(self.0.ping(payload))
-    }
-
-    /// Waits until everything queued has been handed to the socket.
-    pub fn flush(&mut self) -> Result<(), Error> {
-        wait(self.0.flush())
-    }
-
-    /// Closes and waits for the end of the close handshake; see [`WebSocket::close`].
-    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
-        wait(self.0.close(code, reason))
-    }
+    sending!();
 }
 
 impl WsReader {
-    /// The next message; see [`WebSocket::recv`].
-    pub fn recv(&mut self) -> Option<Result<Message, Error>> {
-        wait(self.0.recv())
-    }
-
-    /// The next message with a timeout; see [`WebSocket::recv_timeout`].
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Result<Message, Error>> {
-        wait_for(timeout, self.0.recv()).unwrap_or(Some(Err(Error::Timeout)))
-    }
-
-    /// The next message, Ping or Pong; see [`WebSocket::next_event`].
-    pub fn next_event(&mut self) -> Option<Result<Incoming, Error>> {
-        wait(self.0.next_event())
-    }
+    receiving!();
 
     /// How the connection ended, once it has.
     #[must_use]

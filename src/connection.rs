@@ -39,6 +39,10 @@ const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
 /// taken every message before it (bounded by [`Config::close_timeout`] too).
 const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
+/// How long an emptied input buffer is kept for more input: a connection that receives again
+/// within this time reuses it; one quiet for longer gives it back (see `settle_input_buffer`).
+const INPUT_BUFFER_LINGER: Duration = Duration::from_secs(1);
+
 /// Which end of the connection this is (RFC 6455 §5.1: clients mask, servers do not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -165,6 +169,8 @@ pub struct Connection {
     /// The terminal record, once the connection ended.
     closed: Option<Closed>,
     opened_at: Option<Instant>,
+    /// When input last left the input buffer empty (see `settle_input_buffer`).
+    emptied_at: Option<Instant>,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
 }
@@ -267,6 +273,7 @@ impl Connection {
             written_total: 0,
             closed: None,
             opened_at: None,
+            emptied_at: None,
             now,
         }
     }
@@ -1298,7 +1305,26 @@ impl Connection {
         if self.recv.in_data_frame() {
             self.touch_idle(now);
         }
-        self.recv.shrink();
+        self.settle_input_buffer(now);
+    }
+
+    /// Input left the buffer empty. Input after a quiet time gives the buffer back at once (an
+    /// idle connection holds none); input within [`INPUT_BUFFER_LINGER`] of the previous one
+    /// keeps it, initialised, for the next read, until the connection has been quiet that long.
+    fn settle_input_buffer(&mut self, now: Instant) {
+        if !self.recv.releasable() {
+            return;
+        }
+        let busy = self
+            .emptied_at
+            .is_some_and(|t| now.saturating_duration_since(t) < INPUT_BUFFER_LINGER);
+        self.emptied_at = Some(now);
+        if busy {
+            self.timers
+                .set(Timer::InputBuffer, now + INPUT_BUFFER_LINGER);
+        } else {
+            self.recv.release();
+        }
     }
 
     fn touch_idle(&mut self, now: Instant) {
@@ -1443,6 +1469,7 @@ impl Connection {
             ),
             Timer::Deferred => self.release_deferred(),
             Timer::Linger => self.close_transport(),
+            Timer::InputBuffer => self.recv.release(),
         }
     }
 

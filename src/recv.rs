@@ -1,10 +1,14 @@
 //! The receive path: frame decoding, in-place unmasking, incremental UTF-8 and message assembly.
 //!
-//! One input buffer holds `[data | initialised spare]`. The driver reads into the spare part, the
-//! decoder parses headers there, unmasks and validates payload bytes as soon as they arrive (so a
-//! bad text frame fails before it is complete), and a complete payload leaves the buffer as
-//! `Bytes` with `split_to().freeze()`: no copy. Only fragmented messages are copied, once, into
-//! their assembly buffer.
+//! One input buffer holds `[consumed | data | initialised spare]`. The driver reads into the spare
+//! part, the decoder parses headers there, unmasks and validates payload bytes as soon as they
+//! arrive (so a bad text frame fails before it is complete). A complete payload up to
+//! `read_buffer_size` is copied out, so the buffer stays initialised and is reused for the next
+//! read without being zeroed again (safe Rust reads into initialised memory only), and a small
+//! message never pins a large buffer; a larger payload leaves the buffer as `Bytes` with
+//! `split_to().freeze()`, without a copy (zeroing its replacement costs the same as a copy, and
+//! a big message is not held twice). Fragmented messages are copied, once, into their assembly
+//! buffer.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -67,7 +71,12 @@ struct InMessage {
 
 #[derive(Debug)]
 pub(crate) struct Receiver {
+    /// Initialised up to its length: `buf[start..filled]` is unprocessed input, what follows is
+    /// spare to read into.
     buf: BytesMut,
+    /// Where the unprocessed input begins (bytes before it are consumed).
+    start: usize,
+    /// Where the unprocessed input ends.
     filled: usize,
     frame: Option<InFrame>,
     msg: Option<InMessage>,
@@ -91,6 +100,7 @@ impl Receiver {
     pub(crate) fn new(role: Role, config: &crate::Config) -> Self {
         Receiver {
             buf: BytesMut::new(),
+            start: 0,
             filled: 0,
             frame: None,
             msg: None,
@@ -107,21 +117,56 @@ impl Receiver {
     }
 
     /// Makes the spare part of the input buffer ready for a read: at least the adaptive hint,
-    /// or what the frame being received still needs. Initialised spare is reused as it is;
-    /// only new growth is zeroed (safe Rust reads into initialised memory only).
+    /// or what the frame being received still needs. Initialised spare is reused as it is
+    /// (the unprocessed bytes move to the front first when that makes room); only new growth
+    /// is zeroed (safe Rust reads into initialised memory only).
     pub(crate) fn prepare(&mut self) {
         let need = match &self.frame {
-            Some(f) if !self.streaming => f.remaining.saturating_sub(self.filled as u64),
+            Some(f) if !self.streaming => f.remaining.saturating_sub(self.len() as u64),
             _ => 0,
         };
         let want = (need.min(MAX_READ_HINT as u64) as usize).max(self.read_hint);
+        if self.buf.len() - self.filled < want && self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
+        }
         // Reuse the initialised spare while it is worth a read; when growing, drop the stale
         // spare first so a reallocation moves only the unprocessed bytes.
-        if self.buf.len() - self.filled < want.min(MIN_READ) {
+        if self.buf.len() - self.filled < want.min(MIN_READ).max(need.min(want as u64) as usize) {
             self.buf.truncate(self.filled);
             self.buf.resize(self.filled + want, 0);
         }
         self.offered = self.buf.len() - self.filled;
+    }
+
+    /// How many unprocessed bytes are buffered.
+    fn len(&self) -> usize {
+        self.filled - self.start
+    }
+
+    /// `n` unprocessed bytes were consumed; an emptied buffer starts over at its front.
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.filled {
+            self.start = 0;
+            self.filled = 0;
+        }
+    }
+
+    /// Takes the first `n` unprocessed bytes: copied out when small, so the buffer is kept
+    /// whole; split off without a copy when larger than a read buffer.
+    fn take(&mut self, n: usize) -> Bytes {
+        if n <= self.read_size {
+            let data = Bytes::copy_from_slice(&self.buf[self.start..self.start + n]);
+            self.consume(n);
+            return data;
+        }
+        self.buf.advance(self.start);
+        self.filled -= self.start;
+        self.start = 0;
+        self.filled -= n;
+        self.buf.split_to(n).freeze()
     }
 
     /// The spare part prepared by [`Receiver::prepare`].
@@ -153,9 +198,14 @@ impl Receiver {
     /// Copies `data` into the input buffer (appended to the unprocessed bytes without zeroing
     /// anything first).
     pub(crate) fn push(&mut self, data: &[u8]) {
-        self.buf.truncate(self.filled);
-        self.buf.extend_from_slice(data);
-        self.filled = self.buf.len();
+        if self.buf.len() - self.filled >= data.len() {
+            self.buf[self.filled..self.filled + data.len()].copy_from_slice(data);
+            self.filled += data.len();
+        } else {
+            self.buf.truncate(self.filled);
+            self.buf.extend_from_slice(data);
+            self.filled = self.buf.len();
+        }
         self.busy = false;
     }
 
@@ -163,6 +213,8 @@ impl Receiver {
     /// head from the front and leaves whatever follows (pipelined frames) in place.
     pub(crate) fn with_input<T>(&mut self, f: impl FnOnce(&mut BytesMut) -> T) -> T {
         self.buf.truncate(self.filled);
+        self.buf.advance(self.start);
+        self.start = 0;
         let out = f(&mut self.buf);
         self.filled = self.buf.len();
         out
@@ -171,17 +223,23 @@ impl Receiver {
     /// Drops everything buffered: used once the connection has ended.
     pub(crate) fn discard(&mut self) {
         self.buf = BytesMut::new();
+        self.start = 0;
         self.filled = 0;
         self.frame = None;
         self.msg = None;
     }
 
-    /// Releases an empty input buffer larger than [`MIN_READ`] once the transport has been
-    /// drained (the last read did not fill its slice), so an idle connection holds at most that
-    /// much; while reads keep filling their slices the buffer is kept and reused without being
-    /// zeroed again.
-    pub(crate) fn shrink(&mut self) {
-        if self.filled == 0 && !self.busy && self.buf.capacity() > MIN_READ {
+    /// Whether the input buffer is empty, larger than [`MIN_READ`], and the transport was
+    /// drained (the last read did not fill its slice): [`release`](Receiver::release) can give
+    /// it back. While reads keep filling their slices it is kept in any case.
+    pub(crate) fn releasable(&self) -> bool {
+        self.filled == 0 && !self.busy && self.buf.capacity() > MIN_READ
+    }
+
+    /// Gives back a [`releasable`](Receiver::releasable) input buffer, so an idle connection
+    /// holds none.
+    pub(crate) fn release(&mut self) {
+        if self.releasable() {
             self.buf = BytesMut::new();
         }
     }
@@ -243,12 +301,12 @@ impl Receiver {
     pub(crate) fn poll(&mut self) -> Result<Option<Incoming>, ProtocolError> {
         loop {
             if self.frame.is_none() {
-                let Some((header, len)) = FrameHeader::parse(&self.buf[..self.filled])? else {
+                let Some((header, len)) = FrameHeader::parse(&self.buf[self.start..self.filled])?
+                else {
                     return Ok(None);
                 };
                 self.check_header(&header)?;
-                self.buf.advance(len);
-                self.filled -= len;
+                self.consume(len);
                 let kind = match header.opcode {
                     OpCode::Text => Some(DataKind::Text),
                     OpCode::Binary => Some(DataKind::Binary),
@@ -278,12 +336,13 @@ impl Receiver {
                     text,
                 });
             }
+            let buffered = self.len();
             let Some(f) = self.frame.as_mut() else {
                 continue;
             };
-            let avail = (self.filled as u64).min(f.remaining) as usize;
+            let avail = (buffered as u64).min(f.remaining) as usize;
             if f.ready < avail {
-                let fresh = &mut self.buf[f.ready..avail];
+                let fresh = &mut self.buf[self.start + f.ready..self.start + avail];
                 if let Some(key) = f.header.mask {
                     apply_mask_at(fresh, key, f.offset + f.ready);
                 }
@@ -307,8 +366,10 @@ impl Receiver {
                 if avail == 0 && f.remaining > 0 {
                     return Ok(None);
                 }
-                let data = self.buf.split_to(avail).freeze();
-                self.filled -= avail;
+                let data = self.take(avail);
+                let Some(f) = self.frame.as_mut() else {
+                    unreachable!("the frame being received")
+                };
                 f.remaining -= avail as u64;
                 f.offset += avail;
                 f.ready = 0;
@@ -344,30 +405,33 @@ impl Receiver {
             }
             let header = f.header;
             self.frame = None;
-            let payload = self.buf.split_to(avail).freeze();
-            self.filled -= avail;
-            match header.opcode {
-                OpCode::Ping => return Ok(Some(Incoming::Ping(payload))),
-                OpCode::Pong => return Ok(Some(Incoming::Pong(payload))),
-                OpCode::Close => return Ok(Some(Incoming::Close(payload))),
-                _ => {}
+            if header.opcode.is_control() {
+                let payload = self.take(avail);
+                return Ok(Some(match header.opcode {
+                    OpCode::Ping => Incoming::Ping(payload),
+                    OpCode::Pong => Incoming::Pong(payload),
+                    _ => Incoming::Close(payload),
+                }));
             }
             let Some(m) = self.msg.as_mut() else {
                 continue;
             };
-            if !header.fin {
-                m.parts.extend_from_slice(&payload);
-                continue;
+            if !header.fin || !m.parts.is_empty() {
+                // A fragment: copied straight into the message being assembled.
+                m.parts
+                    .extend_from_slice(&self.buf[self.start..self.start + avail]);
+                self.consume(avail);
+                if !header.fin {
+                    continue;
+                }
             }
             let Some(m) = self.msg.take() else {
                 continue;
             };
             let data = if m.parts.is_empty() {
-                payload
+                self.take(avail)
             } else {
-                let mut parts = m.parts;
-                parts.extend_from_slice(&payload);
-                parts.freeze()
+                m.parts.freeze()
             };
             let message = match m.kind {
                 DataKind::Text => {

@@ -21,9 +21,12 @@ pub(crate) enum Timer {
     /// A protocol failure deferred behind unread messages happens by then even if they stay
     /// unread.
     Deferred,
+    /// Input arriving before then counts as busy: its emptied buffer is kept for the next read
+    /// (without zeroing it again); at the deadline an emptied buffer is given back.
+    InputBuffer,
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 
 impl Timer {
     pub(crate) const ALL: [Timer; COUNT] = [
@@ -34,6 +37,7 @@ impl Timer {
         Timer::Close,
         Timer::Linger,
         Timer::Deferred,
+        Timer::InputBuffer,
     ];
 }
 

@@ -40,8 +40,9 @@ pub struct Config {
     pub low_watermark: usize,
     /// The largest slice [`Connection::recv_buf`](crate::Connection::recv_buf) offers when no
     /// frame needs more. The offer adapts to recent reads between 1 KiB and this size (it
-    /// doubles when a read fills it), and an empty input buffer larger than 1 KiB is released,
-    /// so an idle connection holds at most 1 KiB of input buffer. Default 16 KiB.
+    /// doubles when a read fills it). An emptied input buffer is kept for the next read while
+    /// input keeps coming and released once the connection has been quiet for a second, so an
+    /// idle connection holds at most 1 KiB of input buffer. Default 64 KiB.
     pub read_buffer_size: usize,
     /// Deliver data messages as [`Data::MessageStart`](crate::Data::MessageStart),
     /// [`Data::MessageChunk`](crate::Data::MessageChunk) and
@@ -105,7 +106,7 @@ impl Default for Config {
             max_message_size: 64 << 20,
             high_watermark: 2 << 20,
             low_watermark: 512 << 10,
-            read_buffer_size: 16 << 10,
+            read_buffer_size: 64 << 10,
             streaming: false,
             report_pings: true,
             heartbeat: Some(Heartbeat::default()),

@@ -2,13 +2,14 @@
 //!
 //! One input buffer holds `[consumed | data | initialised spare]`. The driver reads into the spare
 //! part, the decoder parses headers there, unmasks and validates payload bytes as soon as they
-//! arrive (so a bad text frame fails before it is complete). A complete payload up to
-//! `read_buffer_size` is copied out, so the buffer stays initialised and is reused for the next
-//! read without being zeroed again (safe Rust reads into initialised memory only), and a small
-//! message never pins a large buffer; a larger payload leaves the buffer as `Bytes` with
-//! `split_to().freeze()`, without a copy (zeroing its replacement costs the same as a copy, and
-//! a big message is not held twice). Fragmented messages are copied, once, into their assembly
-//! buffer.
+//! arrive (so a bad text frame fails before it is complete). A complete payload up to 16 KiB is
+//! copied out, so the buffer stays initialised and is reused for the next read without being
+//! zeroed again (safe Rust reads into initialised memory only), and a small message never pins
+//! a large buffer; a larger payload leaves the buffer as `Bytes` with `split_to().freeze()`,
+//! without a copy (a big message is not held twice), and the buffer's allocation is reclaimed
+//! once the message is dropped. Fragmented messages are copied, once, into their assembly
+//! buffer. An emptied buffer is kept while input keeps coming and given back once the
+//! connection is quiet (the connection's `InputBuffer` timer).
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -21,6 +22,13 @@ use crate::utf8::Utf8Validator;
 
 /// Largest read slice offered while a big frame is being received (assembled mode).
 const MAX_READ_HINT: usize = 4 << 20;
+
+/// Payloads up to this size are copied out of the input buffer; larger ones leave it without a
+/// copy. Measured on loopback echo (100 connections, 16 KiB messages): copying keeps the buffer
+/// whole, initialised and in cache for the next read, where splitting it off means zeroing
+/// fresh memory for the next read (safe Rust reads into initialised memory only) whenever the
+/// message is still held.
+const COPY_MAX: usize = 16 << 10;
 
 /// Smallest read slice offered, and the most an empty input buffer keeps: an idle connection
 /// holds at most this much input buffer.
@@ -92,8 +100,6 @@ pub(crate) struct Receiver {
     read_hint: usize,
     /// The length of the slice last prepared for a read.
     offered: usize,
-    /// The last read filled its slice: more is probably waiting, keep the buffer.
-    busy: bool,
 }
 
 impl Receiver {
@@ -112,7 +118,6 @@ impl Receiver {
             read_size: config.read_buffer_size.max(MIN_READ),
             read_hint: (4 << 10).min(config.read_buffer_size.max(MIN_READ)),
             offered: 0,
-            busy: false,
         }
     }
 
@@ -126,18 +131,41 @@ impl Receiver {
             _ => 0,
         };
         let want = (need.min(MAX_READ_HINT as u64) as usize).max(self.read_hint);
-        if self.buf.len() - self.filled < want && self.start > 0 {
-            self.buf.copy_within(self.start..self.filled, 0);
+        if self.buf.len() - self.filled >= want {
+            // The initialised spare is enough.
+        } else if self.reclaim(want) {
+            // The buffer's allocation was free again (the messages split off it are gone).
+            self.buf.resize(self.filled + want, 0);
+        } else if self.buf.len() - self.filled
+            < want.min(MIN_READ).max(need.min(want as u64) as usize)
+        {
+            // Too little spare to be worth a read: a new allocation of exactly what is needed
+            // (`reserve` would round up, and a large allocation is a fresh mapping each time).
+            let mut fresh = BytesMut::with_capacity(self.len() + want);
+            fresh.extend_from_slice(&self.buf[self.start..self.filled]);
+            fresh.resize(self.len() + want, 0);
+            self.buf = fresh;
             self.filled -= self.start;
             self.start = 0;
         }
-        // Reuse the initialised spare while it is worth a read; when growing, drop the stale
-        // spare first so a reallocation moves only the unprocessed bytes.
-        if self.buf.len() - self.filled < want.min(MIN_READ).max(need.min(want as u64) as usize) {
-            self.buf.truncate(self.filled);
-            self.buf.resize(self.filled + want, 0);
+        // Initialised spare is offered up to the read size (the hint only limits growth), so
+        // a message slightly over the hint is one read, not two; beyond that what the frame
+        // needs: reads stay bounded.
+        self.offered = (self.buf.len() - self.filled).min(want.max(self.read_size));
+    }
+
+    /// Makes room for `want` bytes of spare in the buffer's own allocation, without
+    /// allocating: the buffered bytes move to the front (the consumed ones and, once the
+    /// messages split off the buffer are dropped, their memory are reused). The new room is
+    /// not initialised yet.
+    fn reclaim(&mut self, want: usize) -> bool {
+        if self.start > 0 {
+            self.buf.advance(self.start);
+            self.filled -= self.start;
+            self.start = 0;
         }
-        self.offered = self.buf.len() - self.filled;
+        let spare = self.buf.len() - self.filled;
+        self.buf.try_reclaim(want - spare)
     }
 
     /// How many unprocessed bytes are buffered.
@@ -154,10 +182,12 @@ impl Receiver {
         }
     }
 
-    /// Takes the first `n` unprocessed bytes: copied out when small, so the buffer is kept
-    /// whole; split off without a copy when larger than a read buffer.
+    /// Takes the first `n` unprocessed bytes: copied out up to [`COPY_MAX`], so the buffer
+    /// stays whole and initialised for the next read and a message never pins it; split off
+    /// without a copy when larger (the buffer's allocation is reused once the message is
+    /// dropped, see [`Receiver::reclaim`]).
     fn take(&mut self, n: usize) -> Bytes {
-        if n <= self.read_size {
+        if n <= COPY_MAX {
             let data = Bytes::copy_from_slice(&self.buf[self.start..self.start + n]);
             self.consume(n);
             return data;
@@ -171,23 +201,22 @@ impl Receiver {
 
     /// The spare part prepared by [`Receiver::prepare`].
     pub(crate) fn spare(&self) -> &[u8] {
-        &self.buf[self.filled..]
+        &self.buf[self.filled..self.filled + self.offered]
     }
 
     /// The spare part prepared by [`Receiver::prepare`], to read into.
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.filled..]
+        &mut self.buf[self.filled..self.filled + self.offered]
     }
 
     /// The driver read `n` bytes into the spare part; returns how many count (at most the
     /// spare's length).
     pub(crate) fn commit(&mut self, n: usize) -> usize {
-        let n = n.min(self.buf.len() - self.filled);
+        let n = n.min(self.offered);
         self.filled += n;
-        // A read that fills its slice says more is waiting: grow the offer, and keep the buffer
-        // when it empties (busy). A short read drained the transport for now.
-        self.busy = n >= self.offered && n > 0;
-        if self.busy {
+        // A read that fills its slice says more is waiting: grow the offer. A short read
+        // drained the transport for now.
+        if n >= self.offered && n > 0 {
             self.read_hint = (self.read_hint * 2).min(self.read_size);
         } else if n < self.read_hint / 4 {
             self.read_hint = (self.read_hint / 2).max(MIN_READ);
@@ -206,7 +235,6 @@ impl Receiver {
             self.buf.extend_from_slice(data);
             self.filled = self.buf.len();
         }
-        self.busy = false;
     }
 
     /// Runs `f` on the unprocessed bytes as one `BytesMut`: the opening handshake consumes its
@@ -229,11 +257,10 @@ impl Receiver {
         self.msg = None;
     }
 
-    /// Whether the input buffer is empty, larger than [`MIN_READ`], and the transport was
-    /// drained (the last read did not fill its slice): [`release`](Receiver::release) can give
-    /// it back. While reads keep filling their slices it is kept in any case.
+    /// Whether the input buffer is empty and larger than [`MIN_READ`]:
+    /// [`release`](Receiver::release) can give it back.
     pub(crate) fn releasable(&self) -> bool {
-        self.filled == 0 && !self.busy && self.buf.capacity() > MIN_READ
+        self.filled == 0 && self.buf.capacity() > MIN_READ
     }
 
     /// Gives back a [`releasable`](Receiver::releasable) input buffer, so an idle connection
@@ -241,6 +268,7 @@ impl Receiver {
     pub(crate) fn release(&mut self) {
         if self.releasable() {
             self.buf = BytesMut::new();
+            self.start = 0;
         }
     }
 

@@ -4,7 +4,6 @@
 //! reader when input arrived. Nothing else: it never takes received data.
 
 use std::future::poll_fn;
-use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -24,7 +23,6 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) struct Driver<R: Runtime> {
     shared: Arc<Shared>,
     timer: CoreTimer<R>,
-    read_eof: bool,
     /// The write side was shut down (the core's `TransportAction::Shutdown`).
     shut_down: bool,
     /// The core said `TransportAction::Close`; whether the write side was already shut down.
@@ -43,7 +41,6 @@ impl<R: Runtime> Driver<R> {
         Driver {
             shared,
             timer: CoreTimer::new(),
-            read_eof: false,
             shut_down: false,
             closing: None,
             finished: false,
@@ -67,6 +64,7 @@ impl<R: Runtime> Driver<R> {
             return Poll::Ready(());
         }
         let shared = Arc::clone(&self.shared);
+        shared.router.register_driver(cx.waker());
         let mut inner = shared.lock();
         match &inner.driver_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
@@ -99,7 +97,7 @@ impl<R: Runtime> Driver<R> {
                 progress |= inner.write(cx, wake).unwrap_or(true);
                 let action = inner.conn.poll_transport();
                 if action == Some(TransportAction::Close) {
-                    if self.read_eof {
+                    if inner.read_eof {
                         self.closing = Some(self.shut_down);
                     } else {
                         // Given up before the peer ended its side (the close timeout or the
@@ -132,7 +130,7 @@ impl<R: Runtime> Driver<R> {
                 }
                 return Poll::Pending;
             }
-            if !self.read_eof && inner.conn.wants_read() && self.read(cx, inner, now) {
+            if !inner.read_eof && inner.conn.wants_read() && inner.read_transport(Some(now)) {
                 inner.input_arrived(wake);
                 progress = true;
             }
@@ -171,39 +169,6 @@ impl<R: Runtime> Driver<R> {
             .stream
             .as_deref_mut()
             .expect("the transport is in the shared state while the driver runs")
-    }
-
-    /// Reads once into the core's buffer; returns whether anything happened. The transport
-    /// is asked for readiness first, so an idle connection holds no read buffer.
-    fn read(&mut self, cx: &mut Context<'_>, inner: &mut Inner, now: tether::Instant) -> bool {
-        let Some(stream) = inner.stream.as_deref_mut() else {
-            return false;
-        };
-        let result = match stream.poll_read_ready(cx) {
-            Poll::Pending => return false,
-            Poll::Ready(Err(e)) => Err(e),
-            Poll::Ready(Ok(())) => {
-                // Dropping the token without a commit (pending, error) means nothing was read.
-                let mut buf = inner.conn.recv_buf();
-                match stream.poll_read(cx, &mut buf) {
-                    Poll::Pending => return false,
-                    Poll::Ready(Ok(n)) => {
-                        buf.commit(now, n);
-                        Ok(n)
-                    }
-                    Poll::Ready(Err(e)) => Err(e),
-                }
-            }
-        };
-        match result {
-            Ok(n) if n > 0 => true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
-            _ => {
-                self.read_eof = true;
-                inner.conn.handle_eof(now);
-                true
-            }
-        }
     }
 }
 

@@ -7,8 +7,11 @@
 //! protocol violation right behind messages is answered after the application's replies to
 //! them, and flow control (`Connection::wants_read`, in bytes) is the core's alone.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+
+use atomic_waker::AtomicWaker;
 
 use bytes::Bytes;
 use tether::{
@@ -39,6 +42,59 @@ pub(crate) enum Received {
     Item(Incoming),
 }
 
+/// Where the transport's read readiness goes. The driver and a receiver reading in its own task
+/// both poll the transport's read side with the router's waker, so the transport holds one
+/// registration whoever reads. A wake-up goes to the receiver while it waits in
+/// [`WsReader::next_event`](crate::WsReader::next_event) (it then reads in its own task: no
+/// hop through the driver's), otherwise to the driver.
+pub(crate) struct Router {
+    /// A receiver waits for input and reads it when woken.
+    reader_waiting: AtomicBool,
+    reader: AtomicWaker,
+    driver: AtomicWaker,
+}
+
+impl std::task::Wake for Router {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.reader_waiting.swap(false, Ordering::AcqRel) {
+            self.reader.wake();
+        } else {
+            self.driver.wake();
+        }
+    }
+}
+
+impl Router {
+    /// The driver polls with `waker`: wake-ups not taken by a receiver go to it.
+    pub(crate) fn register_driver(&self, waker: &Waker) {
+        self.driver.register(waker);
+    }
+
+    /// A receiver that waited is gone (or done) without reading: a wake-up it may have
+    /// taken goes to the driver, which reads instead.
+    pub(crate) fn withdraw_reader(&self) {
+        if !self.reader_waiting.swap(false, Ordering::AcqRel) {
+            self.driver.wake();
+        }
+    }
+}
+
+/// Who reads input while a receiver waits for its next item.
+#[derive(Clone, Copy)]
+pub(crate) enum Receiving {
+    /// The driver: it wakes the receiver when input arrived.
+    ViaDriver,
+    /// The receiver's own task (see [`Shared::poll_next`]).
+    Inline { waited: bool },
+}
+
+/// Reads a receiver may do in its own task per poll before letting other tasks run.
+const INLINE_READS: usize = 32;
+
 /// Everything behind the lock.
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
@@ -48,6 +104,10 @@ pub(crate) struct Inner {
     end_reported: bool,
     /// The driver is done with the transport.
     pub(crate) transport_closed: bool,
+    /// The transport's read side ended (or failed).
+    pub(crate) read_eof: bool,
+    /// The [`Router`]'s waker, for every poll of the transport's read side.
+    router: Waker,
     /// Live handle halves (reader, writer): when both are gone the driver closes.
     halves: usize,
     /// A handle was created (before that, the handshake is driven by `accept` or `connect`).
@@ -85,16 +145,25 @@ impl Wake {
 
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+    pub(crate) router: Arc<Router>,
 }
 
 impl Shared {
     pub(crate) fn new(conn: Connection, now: fn() -> tether::Instant) -> Arc<Shared> {
+        let router = Arc::new(Router {
+            reader_waiting: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
+            driver: AtomicWaker::new(),
+        });
         Arc::new(Shared {
+            router: Arc::clone(&router),
             inner: Mutex::new(Inner {
                 conn,
                 now,
                 end_reported: false,
                 transport_closed: false,
+                read_eof: false,
+                router: Waker::from(router),
                 halves: 0,
                 attached: false,
                 reader_gone: false,
@@ -137,6 +206,7 @@ impl Shared {
         inner.halves -= 1;
         if reader {
             inner.stop_reading();
+            self.router.reader_waiting.store(false, Ordering::Release);
         }
         let w = inner.driver_waker.clone();
         drop(inner);
@@ -146,16 +216,52 @@ impl Shared {
     }
 
     /// Receives the next item: cancel safe (an item is removed only when returned).
-    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, Error>>> {
+    ///
+    /// With `Receiving::Inline`, input is read in the caller's task when nothing is buffered,
+    /// and a waiting caller is woken by read readiness itself (see [`Router`]): `waited` says
+    /// the caller's previous poll was pending, so a wake-up routed to it since may not have
+    /// been acted on. A caller that stops waiting without an item must
+    /// [`withdraw_reader`](Router::withdraw_reader).
+    pub(crate) fn poll_next(
+        &self,
+        cx: &mut Context<'_>,
+        receiving: Receiving,
+    ) -> Poll<Option<Result<Incoming, Error>>> {
+        let inline = matches!(receiving, Receiving::Inline { .. });
         let mut inner = self.lock();
         let mut wake = Wake::default();
+        let mut reads = 0;
+        let before = inner.driver_view();
         let result = loop {
-            match inner.take_next(&mut wake) {
-                Some(Received::Item(item)) => break Poll::Ready(Some(Ok(item))),
+            match inner.next_item() {
+                Some(Received::Item(item)) => {
+                    if reads == 0 && matches!(receiving, Receiving::Inline { waited: true }) {
+                        // An item the driver read: a readiness wake-up routed here meanwhile
+                        // is the driver's to act on.
+                        self.router.withdraw_reader();
+                    }
+                    break Poll::Ready(Some(Ok(item)));
+                }
                 Some(Received::Connected(_)) => {}
-                None => break inner.poll_end(cx),
+                None if inline && reads < INLINE_READS && inner.read_inline(&mut wake) => {
+                    reads += 1;
+                }
+                None if reads == INLINE_READS => {
+                    // Busy input: let other tasks run, and carry on.
+                    cx.waker().wake_by_ref();
+                    break Poll::Pending;
+                }
+                None => {
+                    let end = inner.poll_end(cx);
+                    if inline && end.is_pending() {
+                        self.router.reader.register(cx.waker());
+                        self.router.reader_waiting.store(true, Ordering::Release);
+                    }
+                    break end;
+                }
             }
         };
+        inner.wake_driver_for(&before, &mut wake);
         drop(inner);
         wake.run();
         result
@@ -244,7 +350,6 @@ impl Shared {
 const MAX_SLICES: usize = 64;
 
 /// What the driver may have to act on, to tell whether taking an item changed it.
-#[derive(PartialEq)]
 struct DriverView {
     wants_read: bool,
     unwritten: usize,
@@ -260,27 +365,48 @@ impl Inner {
     /// then, and only then.
     pub(crate) fn take_next(&mut self, wake: &mut Wake) -> Option<Received> {
         let before = self.driver_view();
-        let taken = loop {
+        let taken = self.next_item();
+        self.wake_driver_for(&before, wake);
+        taken
+    }
+
+    /// [`take_next`](Inner::take_next) without waking the driver (the caller compares
+    /// [`driver_view`](Inner::driver_view)s around a batch of calls).
+    fn next_item(&mut self) -> Option<Received> {
+        loop {
             match self.conn.poll_event() {
                 Some(Event::Connected { subprotocol }) => {
-                    break Some(Received::Connected(subprotocol));
+                    return Some(Received::Connected(subprotocol));
                 }
-                Some(Event::Ping(p)) => break Some(Received::Item(Incoming::Ping(p))),
-                Some(Event::Pong(p)) => break Some(Received::Item(Incoming::Pong(p))),
+                Some(Event::Ping(p)) => return Some(Received::Item(Incoming::Ping(p))),
+                Some(Event::Pong(p)) => return Some(Received::Item(Incoming::Pong(p))),
                 Some(_) => {}
                 None => {
-                    break match self.conn.read() {
+                    return match self.conn.read() {
                         Some(Data::Message(m)) => Some(Received::Item(Incoming::Message(m))),
                         // The adapters turn streaming off: complete messages only.
                         Some(_) | None => None,
                     };
                 }
             }
-        };
-        if self.driver_view() != before {
+        }
+    }
+
+    /// Wakes the driver when what it acts on changed since `before` in a way it must see:
+    /// reading may resume, output or a transport action appeared, a deadline came earlier
+    /// (one that moved later only makes its timer fire early, which is harmless).
+    fn wake_driver_for(&self, before: &DriverView, wake: &mut Wake) {
+        let now = self.driver_view();
+        let earlier = now
+            .deadline
+            .is_some_and(|t| before.deadline.is_none_or(|d| t < d));
+        if (now.wants_read && !before.wants_read)
+            || now.unwritten > before.unwritten
+            || now.transport != before.transport
+            || earlier
+        {
             wake.driver = self.driver_waker.clone();
         }
-        taken
     }
 
     /// Nothing is left to take: the end (once as an error if abnormal), or wait for more.
@@ -300,6 +426,73 @@ impl Inner {
                 Poll::Pending
             }
         }
+    }
+
+    /// Reads once in the caller's task, when the driver would read now; `true` when anything
+    /// happened (input, its end). The end of input wakes the driver; whatever else the input
+    /// leaves for it to do, the caller's [`wake_driver_for`](Inner::wake_driver_for) finds.
+    fn read_inline(&mut self, wake: &mut Wake) -> bool {
+        if self.read_eof
+            || self.stream.is_none()
+            || self.driver_waker.is_none()
+            || self.conn.poll_transport().is_some()
+            || !self.conn.wants_read()
+        {
+            return false;
+        }
+        if !self.read_transport(None) {
+            return false;
+        }
+        if self.read_eof {
+            wake.driver = self.driver_waker.clone();
+        }
+        if self.conn.closed().is_some() {
+            wake.write = self.write_waker.take();
+        }
+        true
+    }
+
+    /// Reads once into the core's buffer, registering read readiness with the [`Router`];
+    /// whether anything happened. The transport is asked for readiness first, so an idle
+    /// connection holds no read buffer. `now` is the time of the read, or `None` to read the
+    /// clock once something arrived.
+    pub(crate) fn read_transport(&mut self, now: Option<tether::Instant>) -> bool {
+        let clock = self.now;
+        let Inner {
+            stream: Some(stream),
+            conn,
+            router,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let mut cx = Context::from_waker(router);
+        let result = match stream.poll_read_ready(&mut cx) {
+            Poll::Ready(Ok(())) => {
+                // Dropping the token without a commit (pending, error) means nothing was read.
+                let mut buf = conn.recv_buf();
+                match stream.poll_read(&mut cx, &mut buf) {
+                    Poll::Pending => return false,
+                    Poll::Ready(Ok(n)) => {
+                        buf.commit(now.unwrap_or_else(clock), n);
+                        Ok(n)
+                    }
+                    Poll::Ready(Err(e)) => Err(e),
+                }
+            }
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => return false,
+        };
+        match result {
+            Ok(n) if n > 0 => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            _ => {
+                self.read_eof = true;
+                self.conn.handle_eof(now.unwrap_or_else(clock));
+            }
+        }
+        true
     }
 
     /// Wakes `cx` when input reaches the core (used by a receiver that also waits elsewhere).

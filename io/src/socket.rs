@@ -13,7 +13,7 @@ use futures_sink::Sink;
 use tether::{CloseCode, Closed, DataKind, Message, SendError, State};
 
 use crate::Error;
-use crate::shared::{Incoming, Shared};
+use crate::shared::{Incoming, Receiving, Shared};
 
 /// A WebSocket connection.
 ///
@@ -197,14 +197,48 @@ impl WsReader {
     }
 
     /// The next message, Ping or Pong; see [`WebSocket::next_event`]. Cancel safe.
+    ///
+    /// When nothing is buffered, input is read in the caller's task, and while it waits
+    /// the transport's readiness wakes it directly (the driver task reads only while nobody
+    /// waits here, e.g. to answer Pings).
     pub async fn next_event(&mut self) -> Option<Result<Incoming, Error>> {
-        poll_fn(|cx| self.shared.poll_next(cx)).await
+        NextEvent {
+            shared: &self.shared,
+            waiting: false,
+        }
+        .await
     }
 
     /// How the connection ended, once it has.
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
         self.shared.lock().conn.closed().cloned()
+    }
+}
+
+/// [`WsReader::next_event`]'s future: reads in the caller's task; dropped while waiting, it
+/// hands a read wake-up it may have taken back to the driver.
+struct NextEvent<'a> {
+    shared: &'a Shared,
+    waiting: bool,
+}
+
+impl std::future::Future for NextEvent<'_> {
+    type Output = Option<Result<Incoming, Error>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let waited = self.waiting;
+        let result = self.shared.poll_next(cx, Receiving::Inline { waited });
+        self.waiting = result.is_pending();
+        result
+    }
+}
+
+impl Drop for NextEvent<'_> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.shared.router.withdraw_reader();
+        }
     }
 }
 
@@ -352,7 +386,9 @@ impl Stream for WsReader {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            match self.shared.poll_next(cx) {
+            // Not inline: a `Stream` cannot tell when its caller stops waiting, so the driver
+            // reads, and wakes it.
+            match self.shared.poll_next(cx, Receiving::ViaDriver) {
                 Poll::Ready(Some(Ok(Incoming::Message(m)))) => return Poll::Ready(Some(Ok(m))),
                 Poll::Ready(Some(Ok(_))) => {}
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),

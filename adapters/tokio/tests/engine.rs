@@ -202,3 +202,50 @@ fn a_message_fed_to_the_sink_goes_before_what_the_handle_sends_next() {
         }
     });
 }
+
+/// A receiver waiting in `recv` is woken by read readiness itself and reads in its own task.
+/// If it is then dropped without reading (a `select!` took another branch), the wake-up it
+/// took goes back to the driver: a Ping arriving then is still answered though the
+/// application never receives again.
+#[test]
+fn a_recv_dropped_after_its_wake_up_leaves_reading_to_the_driver() {
+    let mut quiet = Config::default();
+    quiet.heartbeat = None;
+    let (waiting_tx, waiting_rx) = std::sync::mpsc::channel::<()>();
+    let waiting_tx = std::sync::Arc::new(std::sync::Mutex::new(waiting_tx));
+    let addr = server(quiet.clone(), move |mut ws: WebSocket| {
+        let waiting_tx = waiting_tx.clone();
+        async move {
+            let mut recv = Box::pin(ws.next_event());
+            let mut polled = false;
+            // Poll the receive once, then return at the first wake-up without polling it
+            // again, and drop it.
+            std::future::poll_fn(|cx| {
+                if polled {
+                    return std::task::Poll::Ready(());
+                }
+                polled = true;
+                assert!(recv.as_mut().poll(cx).is_pending());
+                waiting_tx.lock().unwrap().send(()).unwrap();
+                std::task::Poll::Pending
+            })
+            .await;
+            drop(recv);
+            // Alive, never receiving again.
+            std::future::pending::<()>().await;
+            drop(ws);
+        }
+    });
+    runtime().block_on(async {
+        let mut ws = connect(addr, quiet).await;
+        waiting_rx.recv_timeout(LIMIT).expect("the server waits in recv");
+        ws.ping(&b"are you there"[..]).await.unwrap();
+        let answer = tokio::time::timeout(LIMIT, ws.next_event())
+            .await
+            .expect("the Ping is answered");
+        assert_eq!(
+            answer.unwrap().unwrap(),
+            tether_tokio::Incoming::Pong(tether::Bytes::from_static(b"are you there"))
+        );
+    });
+}

@@ -167,7 +167,8 @@ pub struct Connection {
     queued_total: u64,
     written_total: u64,
     /// The terminal record, once the connection ended.
-    closed: Option<Closed>,
+    /// Boxed: an open connection does not carry the room for it.
+    closed: Option<Box<Closed>>,
     opened_at: Option<Instant>,
     /// When input last left the input buffer empty (see `settle_input_buffer`).
     emptied_at: Option<Instant>,
@@ -831,7 +832,7 @@ impl Connection {
     /// carries.
     #[must_use]
     pub fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
+        self.closed.as_deref()
     }
 
     /// When the connection opened: its opening handshake completed, or it was created
@@ -1087,7 +1088,7 @@ impl Connection {
         }
         self.phase = Phase::Ended;
         self.deferred = None;
-        self.closed = Some(closed.clone());
+        self.closed = Some(Box::new(closed.clone()));
         self.events.push_back(Event::Closed(closed));
         self.recv.discard();
         self.timers.stop_all();

@@ -41,31 +41,42 @@ impl Timer {
     ];
 }
 
-#[derive(Clone, Debug, Default)]
+/// One deadline per timer; [`Instant::MAX`] stands for "not running" (a deadline there could
+/// never be reached anyway), which keeps the table at 8 bytes a timer.
+#[derive(Clone, Debug)]
 pub(crate) struct TimerTable {
-    deadlines: [Option<Instant>; COUNT],
+    deadlines: [Instant; COUNT],
+}
+
+impl Default for TimerTable {
+    fn default() -> Self {
+        TimerTable {
+            deadlines: [Instant::MAX; COUNT],
+        }
+    }
 }
 
 impl TimerTable {
     pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
-        self.deadlines[timer as usize] = Some(at);
+        self.deadlines[timer as usize] = at;
     }
 
     pub(crate) fn stop(&mut self, timer: Timer) {
-        self.deadlines[timer as usize] = None;
+        self.deadlines[timer as usize] = Instant::MAX;
     }
 
     pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
-        self.deadlines[timer as usize]
+        Some(self.deadlines[timer as usize]).filter(|&at| at != Instant::MAX)
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.deadlines = [None; COUNT];
+        self.deadlines = [Instant::MAX; COUNT];
     }
 
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
+        let at = self.deadlines.iter().copied().min()?;
+        (at != Instant::MAX).then_some(at)
     }
 
     /// Stops and returns the earliest timer due at `now`, if any.
@@ -73,7 +84,7 @@ impl TimerTable {
         let timer = Timer::ALL
             .into_iter()
             .filter(|t| self.get(*t).is_some_and(|d| d <= now))
-            .min_by_key(|t| self.get(*t))?;
+            .min_by_key(|t| self.deadlines[*t as usize])?;
         self.stop(timer);
         Some(timer)
     }

@@ -181,7 +181,8 @@ pub struct Connection {
 /// pair up.
 ///
 /// The buffer is initialised memory that is reused from read to read; only new growth is
-/// zeroed.
+/// zeroed. A connection that has been quiet offers a small buffer first (1 KiB), so a read
+/// that finds nothing leaves little behind.
 #[must_use = "read into it, then commit how many bytes were read"]
 pub struct RecvBuf<'a> {
     conn: &'a mut Connection,
@@ -345,7 +346,8 @@ impl Connection {
     /// [`commit`](RecvBuf::commit) how many bytes arrived. Reading straight into the core's
     /// buffer saves a copy, and the buffer is reused while the connection is busy.
     pub fn recv_buf(&mut self) -> RecvBuf<'_> {
-        self.recv.prepare();
+        let quiet = self.quiet();
+        self.recv.prepare(quiet);
         RecvBuf { conn: self }
     }
 
@@ -427,7 +429,8 @@ impl Connection {
     /// the transport (`n` is clamped to what was waiting).
     pub fn advance(&mut self, n: usize) {
         let n = n.min(self.send.len());
-        self.send.consume(n);
+        let quiet = self.quiet();
+        self.send.consume(n, quiet);
         self.written_total += n as u64;
         while self
             .flights
@@ -435,6 +438,9 @@ impl Connection {
             .is_some_and(|(end, _)| *end <= self.written_total)
         {
             self.flights.pop_front();
+        }
+        if self.flights.is_empty() && self.quiet() {
+            self.flights = VecDeque::new();
         }
         if self.send.is_empty() {
             match self.transport {
@@ -536,6 +542,10 @@ impl Connection {
     /// Data received before the end stays readable after [`Event::Closed`].
     pub fn read(&mut self) -> Option<Data> {
         if let Some(data) = self.inbox.pop_front() {
+            if self.inbox.is_empty() && self.quiet() {
+                // A quiet connection keeps no queue memory (a busy one reuses it).
+                self.inbox = VecDeque::new();
+            }
             self.unread_bytes -= data.len();
             self.answering = true;
             self.update_inbound();
@@ -1273,6 +1283,8 @@ impl Connection {
         if self.deferred.is_some() {
             return;
         }
+        // Opening the connection runs this too, usually with nothing buffered.
+        let had_input = !self.recv.is_empty();
         // Anything from the peer shows it is alive: postpone the next heartbeat Ping.
         if let Some(hb) = self.config.heartbeat
             && matches!(self.phase, Phase::Open)
@@ -1306,14 +1318,17 @@ impl Connection {
         if self.recv.in_data_frame() {
             self.touch_idle(now);
         }
-        self.settle_input_buffer(now);
+        if had_input {
+            self.settle_input_buffer(now);
+        }
     }
 
-    /// Input left the buffer empty. Input after a quiet time gives the buffer back at once (an
-    /// idle connection holds none); input within [`INPUT_BUFFER_LINGER`] of the previous one
-    /// keeps it, initialised, for the next read, until the connection has been quiet that long.
+    /// Input was processed. When it left the input buffer empty (a message or more ended),
+    /// within [`INPUT_BUFFER_LINGER`] of the previous time, the connection is busy until it
+    /// has been quiet that long: its buffers are kept, initialised, for reuse. Otherwise an
+    /// emptied input buffer is given back at once, so an idle connection holds none.
     fn settle_input_buffer(&mut self, now: Instant) {
-        if !self.recv.releasable() {
+        if !self.recv.is_empty() {
             return;
         }
         let busy = self
@@ -1326,6 +1341,12 @@ impl Connection {
         } else {
             self.recv.release();
         }
+    }
+
+    /// No input within [`INPUT_BUFFER_LINGER`] of the previous (see `settle_input_buffer`):
+    /// buffers are given back rather than kept for reuse.
+    fn quiet(&self) -> bool {
+        self.timers.get(Timer::InputBuffer).is_none()
     }
 
     fn touch_idle(&mut self, now: Instant) {
@@ -1470,7 +1491,16 @@ impl Connection {
             ),
             Timer::Deferred => self.release_deferred(),
             Timer::Linger => self.close_transport(),
-            Timer::InputBuffer => self.recv.release(),
+            Timer::InputBuffer => {
+                // Quiet for a while: give back what only a busy connection reuses.
+                self.recv.release();
+                if self.inbox.is_empty() {
+                    self.inbox = VecDeque::new();
+                }
+                if self.flights.is_empty() {
+                    self.flights = VecDeque::new();
+                }
+            }
         }
     }
 

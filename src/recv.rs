@@ -86,6 +86,10 @@ pub(crate) struct Receiver {
     start: usize,
     /// Where the unprocessed input ends.
     filled: usize,
+    /// A payload was split off the buffer: its allocation (about this many bytes) is shared
+    /// with a message, and kept alive by the buffer even when the buffer's own view of it is
+    /// small. 0 when nothing was split off.
+    split_off: usize,
     frame: Option<InFrame>,
     msg: Option<InMessage>,
     utf8: Utf8Validator,
@@ -108,6 +112,7 @@ impl Receiver {
             buf: BytesMut::new(),
             start: 0,
             filled: 0,
+            split_off: 0,
             frame: None,
             msg: None,
             utf8: Utf8Validator::new(),
@@ -125,12 +130,20 @@ impl Receiver {
     /// or what the frame being received still needs. Initialised spare is reused as it is
     /// (the unprocessed bytes move to the front first when that makes room); only new growth
     /// is zeroed (safe Rust reads into initialised memory only).
-    pub(crate) fn prepare(&mut self) {
+    ///
+    /// A `quiet` connection with nothing buffered offers [`MIN_READ`]: its first read after
+    /// a quiet time (or a read that finds nothing) leaves at most that much allocated.
+    pub(crate) fn prepare(&mut self, quiet: bool) {
         let need = match &self.frame {
             Some(f) if !self.streaming => f.remaining.saturating_sub(self.len() as u64),
             _ => 0,
         };
-        let want = (need.min(MAX_READ_HINT as u64) as usize).max(self.read_hint);
+        let hint = if quiet && self.filled == 0 {
+            MIN_READ
+        } else {
+            self.read_hint
+        };
+        let want = (need.min(MAX_READ_HINT as u64) as usize).max(hint);
         if self.buf.len() - self.filled >= want {
             // The initialised spare is enough.
         } else if self.reclaim(want) {
@@ -147,6 +160,7 @@ impl Receiver {
             self.buf = fresh;
             self.filled -= self.start;
             self.start = 0;
+            self.split_off = 0;
         }
         // Initialised spare is offered up to the read size (the hint only limits growth), so
         // a message slightly over the hint is one read, not two; beyond that what the frame
@@ -196,6 +210,7 @@ impl Receiver {
         self.filled -= self.start;
         self.start = 0;
         self.filled -= n;
+        self.split_off = self.split_off.max(self.buf.capacity());
         self.buf.split_to(n).freeze()
     }
 
@@ -253,14 +268,21 @@ impl Receiver {
         self.buf = BytesMut::new();
         self.start = 0;
         self.filled = 0;
+        self.split_off = 0;
         self.frame = None;
         self.msg = None;
     }
 
-    /// Whether the input buffer is empty and larger than [`MIN_READ`]:
-    /// [`release`](Receiver::release) can give it back.
+    /// Whether no unprocessed input is buffered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// Whether the input buffer is empty and holds more than [`MIN_READ`] (or shares an
+    /// allocation with a message split off it): [`release`](Receiver::release) can give it
+    /// back.
     pub(crate) fn releasable(&self) -> bool {
-        self.filled == 0 && self.buf.capacity() > MIN_READ
+        self.filled == 0 && (self.buf.capacity() > MIN_READ || self.split_off > 0)
     }
 
     /// Gives back a [`releasable`](Receiver::releasable) input buffer, so an idle connection
@@ -269,12 +291,15 @@ impl Receiver {
         if self.releasable() {
             self.buf = BytesMut::new();
             self.start = 0;
+            self.split_off = 0;
         }
     }
 
-    /// Bytes held in the input buffer (data and spare), for memory accounting.
+    /// Bytes held in the input buffer (data and spare, and an allocation shared with a message
+    /// split off it), for memory accounting.
     pub(crate) fn capacity(&self) -> usize {
-        self.buf.capacity() + self.msg.as_ref().map_or(0, |m| m.parts.capacity())
+        self.buf.capacity().max(self.split_off)
+            + self.msg.as_ref().map_or(0, |m| m.parts.capacity())
     }
 
     /// Whether a data frame is partly received (the peer is mid-message).

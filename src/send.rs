@@ -105,7 +105,11 @@ impl Sender {
     }
 
     /// The driver wrote `n` bytes from the front.
-    pub(crate) fn consume(&mut self, mut n: usize) {
+    ///
+    /// Once everything is written, a `quiet` connection (one not sending and receiving
+    /// steadily) gives its queue memory back; a busy one keeps a small tail for the next
+    /// frames.
+    pub(crate) fn consume(&mut self, mut n: usize, quiet: bool) {
         n = n.min(self.len);
         self.len -= n;
         while n > 0 {
@@ -124,7 +128,10 @@ impl Sender {
                 }
             }
         }
-        if self.len == 0 {
+        if self.len == 0 && quiet {
+            self.queue = VecDeque::new();
+            self.tail = BytesMut::new();
+        } else if self.len == 0 {
             self.queue.clear();
             if self.tail.capacity() > KEEP_CAPACITY {
                 self.tail = BytesMut::new();

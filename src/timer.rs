@@ -21,8 +21,8 @@ pub(crate) enum Timer {
     /// A protocol failure deferred behind unread messages happens by then even if they stay
     /// unread.
     Deferred,
-    /// Input arriving before then counts as busy: its emptied buffer is kept for the next read
-    /// (without zeroing it again); at the deadline an emptied buffer is given back.
+    /// The connection is busy (input keeps coming) until then: its buffers are kept for reuse
+    /// (the input buffer without zeroing it again); at the deadline they are given back.
     InputBuffer,
 }
 

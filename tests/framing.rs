@@ -786,6 +786,29 @@ fn buffers_shrink_back_when_idle() {
     }
 }
 
+/// A busy connection (input keeps coming) keeps its input buffer for the next read, and gives
+/// it back once it has been quiet for a second.
+#[test]
+fn a_busy_connection_keeps_its_buffer_until_quiet() {
+    let mut pair = Pair::open(quiet(), Chunking::Whole);
+    for i in 1..=3 {
+        pair.client.conn.send_binary(vec![1u8; 8 << 10]).unwrap();
+        pair.drive();
+        assert_eq!(Pair::messages(&pair.server).len(), i);
+    }
+    let busy = pair.server.conn.buffer_memory();
+    assert!(busy >= 8 << 10, "kept while busy: {busy}");
+    let deadline = pair
+        .server
+        .conn
+        .poll_timeout()
+        .expect("a deadline to give it back");
+    assert!(deadline <= pair.now + std::time::Duration::from_secs(1));
+    pair.server.conn.handle_timeout(deadline);
+    let idle = pair.server.conn.buffer_memory();
+    assert!(idle <= 1024, "{idle} bytes held once quiet");
+}
+
 /// A violation right behind a valid message in the same read: the application sees the message
 /// and its reply goes out before our Close, as if frames were read one by one (Autobahn 3.2,
 /// 4.1.3, 5.15 and friends).
@@ -1132,8 +1155,10 @@ fn the_read_token_counts_only_what_it_handed_out() {
         vec![Message::text("hi")]
     );
     // Over-committing is clamped to the slice: its zeros are read as an unmasked frame from a
-    // client, so the connection fails; nothing past what it handed out is ever counted.
-    let buf = conn.recv_buf();
+    // client, so the connection fails; nothing past what it handed out is ever counted. (The
+    // slice is reused memory: what a previous read left there is only overwritten by a read.)
+    let mut buf = conn.recv_buf();
+    buf.fill(0);
     let offered = buf.len();
     assert!(offered >= 1 && len >= frame.len());
     buf.commit(T0, usize::MAX);

@@ -238,7 +238,9 @@ fn a_recv_dropped_after_its_wake_up_leaves_reading_to_the_driver() {
     });
     runtime().block_on(async {
         let mut ws = connect(addr, quiet).await;
-        waiting_rx.recv_timeout(LIMIT).expect("the server waits in recv");
+        waiting_rx
+            .recv_timeout(LIMIT)
+            .expect("the server waits in recv");
         ws.ping(&b"are you there"[..]).await.unwrap();
         let answer = tokio::time::timeout(LIMIT, ws.next_event())
             .await

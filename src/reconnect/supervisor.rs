@@ -212,7 +212,10 @@ enum Plan {
 ///
 /// - a message is **lost** only if its frame was entirely written to a transport that then died
 ///   before the server processed it (it may sit in a kernel buffer, or in flight). WebSocket has
-///   no acknowledgements; an application that cannot lose those needs its own.
+///   no acknowledgements; an application that cannot lose those needs its own. Such a message
+///   may also arrive **late** instead: when the client gave up on a transport (a heartbeat
+///   timeout over a stalled link) that the server still holds open, the link can heal and
+///   deliver it after newer messages sent over the next connection.
 /// - a message is never **duplicated**: only frames that were not entirely written are sent
 ///   again, and the server cannot have received those whole.
 /// - the [`SessionConfig::on_open`] messages are never put back: every connection sends them

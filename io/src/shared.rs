@@ -443,7 +443,10 @@ impl Inner {
         if !self.read_transport(None) {
             return false;
         }
-        if self.read_eof {
+        // What the input made the core answer (a Pong, the Close echo) is written now, as the
+        // driver would before telling the receiver: when `recv` reports the end, the Close
+        // echo is on its way.
+        if self.read_eof || (self.conn.poll_transmit().is_some() && !self.write_inline(wake)) {
             wake.driver = self.driver_waker.clone();
         }
         if self.conn.closed().is_some() {
@@ -537,15 +540,13 @@ impl Inner {
     }
 
     /// Writes the output now with the driver's waker (so a write that cannot finish wakes
-    /// the driver, not the caller); `false` when the driver has to run instead (no transport
-    /// or waker yet, a transport action or a failure to act on).
+    /// the driver, not the caller); `false` when the driver has to run too (no transport or
+    /// waker yet, a transport action or a failure to act on). Output goes first either way,
+    /// as in the driver's own loop.
     fn write_inline(&mut self, wake: &mut Wake) -> bool {
         let (Some(waker), true) = (self.driver_waker.clone(), self.stream.is_some()) else {
             return false;
         };
-        if self.conn.poll_transport().is_some() {
-            return false;
-        }
         let deadline = self.conn.poll_timeout();
         let mut cx = Context::from_waker(&waker);
         let failed = self.write(&mut cx, wake).is_err();

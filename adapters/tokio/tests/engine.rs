@@ -251,3 +251,39 @@ fn a_recv_dropped_after_its_wake_up_leaves_reading_to_the_driver() {
         );
     });
 }
+
+/// When `recv` reports the end of a close the peer started, the Close echo has been handed to
+/// the transport already: nothing waits for the driver task. (Autobahn's client protocol asks
+/// for its report right after a case ends; a late echo left the case unrecorded.)
+#[test]
+fn the_close_echo_is_written_before_recv_reports_the_end() {
+    let mut config = Config::default();
+    config.heartbeat = None;
+    config.close_timeout = Duration::from_secs(3);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let done_tx = std::sync::Arc::new(std::sync::Mutex::new(done_tx));
+    let addr = server(config.clone(), move |mut ws: WebSocket| {
+        let done_tx = done_tx.clone();
+        async move {
+            let clean = ws
+                .close(tether::CloseCode::NORMAL, "bye")
+                .await
+                .is_ok_and(|closed| closed.clean);
+            done_tx.lock().unwrap().send(clean).unwrap();
+        }
+    });
+    let client = runtime();
+    let mut ws = client.block_on(connect(addr, config));
+    client.block_on(async {
+        let end = tokio::time::timeout(LIMIT, ws.recv())
+            .await
+            .expect("the close arrives");
+        assert!(end.is_none(), "a normal close: {end:?}");
+    });
+    // The client's runtime is not polled from here on: only what `recv` wrote counts.
+    let clean = done_rx
+        .recv_timeout(LIMIT)
+        .expect("the server's close ends");
+    assert!(clean, "the server got our Close echo");
+    drop(ws);
+}

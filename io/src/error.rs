@@ -19,9 +19,11 @@ pub enum Error {
     #[error("invalid URL: {0}")]
     Url(#[from] UrlError),
     /// Client side: the server's answer was not a valid upgrade (e.g. a 401 or a 403: see
-    /// [`HandshakeError::http_status`]).
+    /// [`HandshakeError::http_status`]). Boxed, like [`Error::Closed`]'s information: they are
+    /// rare and large, and every result of a receive or send carries room for the largest
+    /// variant.
     #[error("opening handshake failed: {0}")]
-    Handshake(HandshakeError),
+    Handshake(Box<HandshakeError>),
     /// The opening handshake did not complete within `Config::handshake_timeout`.
     #[error("the opening handshake timed out")]
     HandshakeTimeout,
@@ -46,7 +48,7 @@ pub enum Error {
     /// The connection ended abnormally: the terminal information (1006 when the transport was
     /// lost, a heartbeat or idle timeout, a protocol error, ...).
     #[error("connection closed abnormally: {} {}", .0.code.0, .0.reason)]
-    Closed(Closed),
+    Closed(Box<Closed>),
     /// A blocking receive with a timeout gave up; the connection is unaffected.
     #[error("timed out waiting for a message")]
     Timeout,
@@ -59,8 +61,8 @@ impl Error {
         match closed.cause {
             tether::CloseCause::HandshakeRejected { status } => Error::Rejected { status },
             tether::CloseCause::HandshakeTimeout => Error::HandshakeTimeout,
-            tether::CloseCause::HandshakeFailed(err) => Error::Handshake(err),
-            _ => Error::Closed(closed),
+            tether::CloseCause::HandshakeFailed(err) => Error::Handshake(Box::new(err)),
+            _ => Error::Closed(Box::new(closed)),
         }
     }
 }

@@ -417,7 +417,7 @@ impl Inner {
                 if reported || closed.clean {
                     Poll::Ready(None)
                 } else {
-                    Poll::Ready(Some(Err(Error::Closed(closed.clone()))))
+                    Poll::Ready(Some(Err(Error::Closed(Box::new(closed.clone())))))
                 }
             }
             None if self.transport_closed => Poll::Ready(None),
@@ -658,7 +658,7 @@ fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 fn send_error(inner: &Inner, kind: SendErrorKind) -> Error {
     match (inner.conn.closed(), kind) {
         (Some(c), SendErrorKind::Closed | SendErrorKind::Closing) if !c.clean => {
-            Error::Closed(c.clone())
+            Error::Closed(Box::new(c.clone()))
         }
         _ => Error::Send(kind),
     }
@@ -666,7 +666,7 @@ fn send_error(inner: &Inner, kind: SendErrorKind) -> Error {
 
 fn closed_error(inner: &Inner) -> Error {
     match inner.conn.closed() {
-        Some(c) if !c.clean => Error::Closed(c.clone()),
+        Some(c) if !c.clean => Error::Closed(Box::new(c.clone())),
         _ => Error::Send(SendErrorKind::Closed),
     }
 }

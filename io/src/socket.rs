@@ -430,7 +430,7 @@ impl Sink<Message> for WsWriter {
         }
         match this.shared.poll_close(cx, &mut this.closing) {
             Poll::Ready(Ok(closed)) if closed.clean => Poll::Ready(Ok(())),
-            Poll::Ready(Ok(closed)) => Poll::Ready(Err(Error::Closed(closed))),
+            Poll::Ready(Ok(closed)) => Poll::Ready(Err(Error::Closed(Box::new(closed)))),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }

@@ -450,11 +450,15 @@ fn max_connections_holds_at_twice_the_limit_and_frees_slots_on_every_close_path(
         // N more: each refused with 503 and Retry-After.
         for _ in 0..N {
             match connect(&url(addr), ClientConfig::default()).await {
-                Err(Error::Handshake(tether::handshake::HandshakeError::Rejected {
-                    status,
-                    headers,
-                    ..
-                })) => {
+                Err(Error::Handshake(e))
+                    if matches!(*e, tether::handshake::HandshakeError::Rejected { .. }) =>
+                {
+                    let tether::handshake::HandshakeError::Rejected {
+                        status, headers, ..
+                    } = *e
+                    else {
+                        unreachable!()
+                    };
                     assert_eq!(status, 503);
                     assert!(
                         headers.get("Retry-After").is_some(),

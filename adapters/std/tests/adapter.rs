@@ -325,12 +325,18 @@ fn max_connections_holds_at_twice_the_limit_and_slots_come_back() {
         for _ in 0..2 * N {
             match connect(&format!("ws://{addr}/"), ClientConfig::default()) {
                 Ok((ws, _)) => open.push(ws),
-                Err(Error::Handshake(
-                    tether_std::tether::handshake::HandshakeError::Rejected {
-                        status, headers, ..
-                    },
-                )) => {
-                    assert_eq!(status, 503);
+                Err(Error::Handshake(e))
+                    if matches!(
+                        *e,
+                        tether_std::tether::handshake::HandshakeError::Rejected { .. }
+                    ) =>
+                {
+                    assert_eq!(e.http_status(), Some(503));
+                    let tether_std::tether::handshake::HandshakeError::Rejected { headers, .. } =
+                        *e
+                    else {
+                        unreachable!()
+                    };
                     assert_eq!(headers.get("Retry-After"), Some("2"));
                     refused += 1;
                 }

@@ -596,11 +596,14 @@ async fn stream_and_sink() {
 /// Whether `err` is the 503 of a full server, with its `Retry-After`.
 fn is_503(err: &Error) -> bool {
     match err {
-        Error::Handshake(tether::handshake::HandshakeError::Rejected {
-            status: 503,
-            headers,
-            ..
-        }) => headers.get("Retry-After") == Some("1"),
+        Error::Handshake(e) => match &**e {
+            tether::handshake::HandshakeError::Rejected {
+                status: 503,
+                headers,
+                ..
+            } => headers.get("Retry-After") == Some("1"),
+            _ => false,
+        },
         _ => false,
     }
 }

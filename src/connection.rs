@@ -1054,6 +1054,8 @@ impl Connection {
         while let Some(message) = self.early.pop_front() {
             self.write_message(&message);
         }
+        // The handshake's input buffer is not kept unless frames came right behind it.
+        self.recv.drop_if_empty();
     }
 
     /// Queues an event. Ping and Pong events are information a peer can produce without end:

@@ -295,6 +295,15 @@ impl Receiver {
         }
     }
 
+    /// Gives back an empty input buffer whatever its size.
+    pub(crate) fn drop_if_empty(&mut self) {
+        if self.filled == 0 {
+            self.buf = BytesMut::new();
+            self.start = 0;
+            self.split_off = 0;
+        }
+    }
+
     /// Bytes held in the input buffer (data and spare, and an allocation shared with a message
     /// split off it), for memory accounting.
     pub(crate) fn capacity(&self) -> usize {

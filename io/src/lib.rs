@@ -15,10 +15,12 @@
 //! reads straight into the core's buffer (only once the transport is readable, so an idle
 //! connection holds no read buffer), writes the core's output with one vectored write per
 //! wake-up (sends made meanwhile are coalesced), obeys the core's transport actions and
-//! sleeps until the core's next deadline. A send with nothing left to read behind it (the
-//! reply in a request-response exchange) is written at once in the sender's task, without
-//! waking the driver; the transport's readiness is always registered for the driver. The core sits in a small shared state (a mutex plus
-//! wakers) with the handle. So Pongs, the Close echo and heartbeats flow even while the user
+//! sleeps until the core's next deadline. The core sits in a small shared state (a mutex plus
+//! wakers) with the handle. The application's own task does the I/O when it can, without a
+//! hop through the driver's: a receiver waiting in `recv` is woken by read readiness and reads
+//! itself (the transport's read side is always polled through one router waker, which wakes
+//! the driver instead while nobody waits), and a send with nothing left to read behind it (the
+//! reply in a request-response exchange) is written at once in the sender's task. So Pongs, the Close echo and heartbeats flow even while the user
 //! neither reads nor writes. Messages stay in the core until the user asks for the next one,
 //! so a peer's Close or protocol violation right behind messages is answered after the user's
 //! replies to them, as a peer that reads frame by frame would see it; flow control is the

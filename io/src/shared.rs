@@ -118,8 +118,9 @@ pub(crate) struct Inner {
     pub(crate) detached_handled: bool,
     pub(crate) driver_waker: Option<Waker>,
     /// The transport, once the driver has it and until it is closed. It lives here, beside
-    /// the core, so that a send can write at once in the sender's task (see
-    /// [`Shared::poll_command`]); readiness is always registered for the driver.
+    /// the core, so that a receiver or a sender can do the I/O in its own task (see
+    /// [`Shared::poll_next`], [`Shared::poll_command`]); read readiness goes through the
+    /// [`Router`], write readiness to the driver.
     pub(crate) stream: Option<Box<dyn Transport>>,
     /// Bytes were written since the last flush (a TLS transport may hold some back).
     flush_needed: bool,

@@ -1,5 +1,5 @@
-//! The handle: what the user holds. Every method locks the shared state briefly; the driver
-//! task does the I/O.
+//! The handle: what the user holds. Every method locks the shared state briefly; the I/O is
+//! the driver task's, or done in the caller's task when it can (see `Shared::poll_next`).
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -22,9 +22,10 @@ use crate::shared::{Incoming, Receiving, Shared};
 /// inherent [`close`](WebSocket::close) takes a code and a reason and returns the terminal
 /// information; `SinkExt::close` closes with 1000.
 ///
-/// A background task owns the transport (TCP, TLS, any byte stream; the handle's type does
-/// not depend on it) and the protocol state, so Pongs, the Close echo and
-/// heartbeats flow even while nobody reads or writes. Dropping every handle closes the
+/// A background task drives the transport (TCP, TLS, any byte stream; the handle's type does
+/// not depend on it) and the protocol state, so Pongs, the Close echo and heartbeats flow
+/// even while nobody reads or writes; [`recv`](WebSocket::recv) and the sends do their I/O in
+/// the caller's task when they can. Dropping every handle closes the
 /// connection with 1001 (Going Away).
 ///
 /// Received messages wait in the core until [`recv`](WebSocket::recv) asks for them. Flow

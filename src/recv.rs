@@ -173,13 +173,27 @@ impl Receiver {
     /// messages split off the buffer are dropped, their memory are reused). The new room is
     /// not initialised yet.
     fn reclaim(&mut self, want: usize) -> bool {
+        self.drop_consumed();
+        let spare = self.buf.len() - self.filled;
+        self.buf.try_reclaim(want - spare)
+    }
+
+    /// Lets go of the consumed bytes at the front (the buffer's view starts at the
+    /// unprocessed input).
+    fn drop_consumed(&mut self) {
         if self.start > 0 {
             self.buf.advance(self.start);
             self.filled -= self.start;
             self.start = 0;
         }
-        let spare = self.buf.len() - self.filled;
-        self.buf.try_reclaim(want - spare)
+    }
+
+    /// A fresh, empty input buffer (the old one's memory is given back).
+    fn reset_buffer(&mut self) {
+        self.buf = BytesMut::new();
+        self.start = 0;
+        self.filled = 0;
+        self.split_off = 0;
     }
 
     /// How many unprocessed bytes are buffered.
@@ -206,9 +220,7 @@ impl Receiver {
             self.consume(n);
             return data;
         }
-        self.buf.advance(self.start);
-        self.filled -= self.start;
-        self.start = 0;
+        self.drop_consumed();
         self.filled -= n;
         self.split_off = self.split_off.max(self.buf.capacity());
         self.buf.split_to(n).freeze()
@@ -256,8 +268,7 @@ impl Receiver {
     /// head from the front and leaves whatever follows (pipelined frames) in place.
     pub(crate) fn with_input<T>(&mut self, f: impl FnOnce(&mut BytesMut) -> T) -> T {
         self.buf.truncate(self.filled);
-        self.buf.advance(self.start);
-        self.start = 0;
+        self.drop_consumed();
         let out = f(&mut self.buf);
         self.filled = self.buf.len();
         out
@@ -265,10 +276,7 @@ impl Receiver {
 
     /// Drops everything buffered: used once the connection has ended.
     pub(crate) fn discard(&mut self) {
-        self.buf = BytesMut::new();
-        self.start = 0;
-        self.filled = 0;
-        self.split_off = 0;
+        self.reset_buffer();
         self.frame = None;
         self.msg = None;
     }
@@ -289,18 +297,14 @@ impl Receiver {
     /// holds none.
     pub(crate) fn release(&mut self) {
         if self.releasable() {
-            self.buf = BytesMut::new();
-            self.start = 0;
-            self.split_off = 0;
+            self.reset_buffer();
         }
     }
 
     /// Gives back an empty input buffer whatever its size.
     pub(crate) fn drop_if_empty(&mut self) {
         if self.filled == 0 {
-            self.buf = BytesMut::new();
-            self.start = 0;
-            self.split_off = 0;
+            self.reset_buffer();
         }
     }
 

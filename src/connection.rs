@@ -4,6 +4,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -99,6 +100,19 @@ enum Deferred {
     Close(Bytes),
 }
 
+/// Client role: messages sent before the opening handshake completed, and their bytes.
+#[derive(Default)]
+struct Early {
+    messages: VecDeque<Message>,
+    bytes: usize,
+}
+
+/// Sent messages whose frames are not entirely written yet, with the output offset at which
+/// each frame ends (`Config::retain_unsent`). Boxed in the connection: most connections have
+/// none.
+#[derive(Default)]
+struct Flights(VecDeque<(u64, Message)>);
+
 /// A data message being sent in fragments.
 #[derive(Debug)]
 struct OutMessage {
@@ -121,7 +135,8 @@ struct Heartbeat {
 /// misuse and then change nothing; outputs (`poll_*`, `pending_output`) say what to do next.
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared: connections made with one configuration need not each carry a copy.
+    config: Arc<Config>,
     phase: Phase,
     recv: Receiver,
     send: Sender,
@@ -138,7 +153,8 @@ pub struct Connection {
     /// The application will not read again: data is dropped on arrival.
     discard_data: bool,
     /// Something from the peer found behind data the application has not taken yet.
-    deferred: Option<Deferred>,
+    /// Boxed: rare, and an open connection should not carry the room for it.
+    deferred: Option<Box<Deferred>>,
     /// Flow control: reading paused by unread inbound data; sends refused while unwritten
     /// output is over the high watermark (until it is under the low one).
     in_paused: bool,
@@ -152,17 +168,16 @@ pub struct Connection {
     transport: Transport,
     rng: Box<dyn Rng + Send>,
     policy: Option<Box<ServerPolicy>>,
-    subprotocol: Option<String>,
+    subprotocol: Option<Box<str>>,
     response: Option<Box<Response>>,
     out_msg: Option<OutMessage>,
     heartbeat: Heartbeat,
     close_sent: bool,
-    /// Client role: messages sent before the opening handshake completed, and their bytes.
-    early: VecDeque<Message>,
-    early_bytes: usize,
+    /// Client role: messages sent before the opening handshake completed.
+    early: Option<Box<Early>>,
     /// With `Config::retain_unsent`: sent messages whose frames are not entirely written yet,
-    /// with the output offset at which each frame ends.
-    flights: VecDeque<(u64, Message)>,
+    /// with the output offset at which each frame ends (`None` when there are none).
+    flights: Option<Box<Flights>>,
     /// Output bytes queued and reported written since the connection started.
     queued_total: u64,
     written_total: u64,
@@ -195,6 +210,17 @@ impl RecvBuf<'_> {
         let n = self.conn.recv.commit(n);
         if n > 0 {
             self.conn.on_input(now);
+        }
+    }
+}
+
+impl Drop for RecvBuf<'_> {
+    fn drop(&mut self) {
+        // A read that found nothing (or input that left the buffer empty) on a quiet
+        // connection: the buffer goes back now instead of waiting, allocated, for the next
+        // input (which may be minutes away).
+        if self.conn.quiet() {
+            self.conn.recv.drop_if_empty();
         }
     }
 }
@@ -237,7 +263,7 @@ impl core::fmt::Debug for Connection {
 impl Connection {
     fn new(
         role: Role,
-        config: Config,
+        config: Arc<Config>,
         phase: Phase,
         rng: Box<dyn Rng + Send>,
         now: Instant,
@@ -268,9 +294,8 @@ impl Connection {
             out_msg: None,
             heartbeat: Heartbeat::default(),
             close_sent: false,
-            early: VecDeque::new(),
-            early_bytes: 0,
-            flights: VecDeque::new(),
+            early: None,
+            flights: None,
             queued_total: 0,
             written_total: 0,
             closed: None,
@@ -283,20 +308,30 @@ impl Connection {
     /// A connection that is already open, after an upgrade done elsewhere (hyper, axum, an
     /// HTTP/2 extended CONNECT). Its first event is [`Event::Connected`] with no subprotocol
     /// (the caller knows which one the upgrade agreed on).
-    pub fn open<R: Rng + Send + 'static>(role: Role, config: Config, rng: R, now: Instant) -> Self {
-        let mut conn = Connection::new(role, config, Phase::Open, Box::new(rng), now);
+    ///
+    /// `config` is a [`Config`] or an `Arc<Config>`: connections that share one configuration
+    /// can share one allocation of it.
+    pub fn open<R: Rng + Send + 'static>(
+        role: Role,
+        config: impl Into<Arc<Config>>,
+        rng: R,
+        now: Instant,
+    ) -> Self {
+        let mut conn = Connection::new(role, config.into(), Phase::Open, Box::new(rng), now);
         conn.become_open(now);
         conn
     }
 
     /// A client that starts by writing `request`'s opening handshake. The `Sec-WebSocket-Key`
-    /// nonce and every masking key come from `rng`.
+    /// nonce and every masking key come from `rng`. `config` is a [`Config`] or an
+    /// `Arc<Config>` (see [`open`](Connection::open)).
     pub fn client<R: Rng + Send + 'static>(
         request: ClientRequest,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         mut rng: R,
         now: Instant,
     ) -> Self {
+        let config = config.into();
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
         let handshake = ClientHandshake::new(request, nonce, &config.handshake_limits);
@@ -320,12 +355,15 @@ impl Connection {
     /// A server that waits for an opening request. Requests that fail `policy` (Origin
     /// allowlist, authentication hook) are rejected by the core; the others are surfaced as
     /// [`Event::Request`] for [`accept`](Connection::accept) or [`reject`](Connection::reject).
+    ///
+    /// `config` is a [`Config`] or an `Arc<Config>` (see [`open`](Connection::open)).
     pub fn server<R: Rng + Send + 'static>(
-        config: Config,
+        config: impl Into<Arc<Config>>,
         policy: ServerPolicy,
         rng: R,
         now: Instant,
     ) -> Self {
+        let config = config.into();
         let handshake = ServerHandshake::new(&config.handshake_limits);
         let mut conn = Connection::new(
             Role::Server,
@@ -344,7 +382,9 @@ impl Connection {
 
     /// The buffer to read transport bytes into, as a token: read into it, then
     /// [`commit`](RecvBuf::commit) how many bytes arrived. Reading straight into the core's
-    /// buffer saves a copy, and the buffer is reused while the connection is busy.
+    /// buffer saves a copy, and the buffer is reused while the connection is busy. Dropping
+    /// the token without a commit means nothing was read; on a quiet connection the empty
+    /// buffer is then given back.
     pub fn recv_buf(&mut self) -> RecvBuf<'_> {
         let quiet = self.quiet();
         self.recv.prepare(quiet);
@@ -432,15 +472,16 @@ impl Connection {
         let quiet = self.quiet();
         self.send.consume(n, quiet);
         self.written_total += n as u64;
-        while self
-            .flights
-            .front()
-            .is_some_and(|(end, _)| *end <= self.written_total)
-        {
-            self.flights.pop_front();
-        }
-        if self.flights.is_empty() && self.quiet() {
-            self.flights = VecDeque::new();
+        if let Some(Flights(flights)) = self.flights.as_deref_mut() {
+            while flights
+                .front()
+                .is_some_and(|(end, _)| *end <= self.written_total)
+            {
+                flights.pop_front();
+            }
+            if flights.is_empty() && self.quiet() {
+                self.flights = None;
+            }
         }
         if self.send.is_empty() {
             match self.transport {
@@ -594,8 +635,9 @@ impl Connection {
             });
         }
         if matches!(self.phase, Phase::ClientHandshake(_)) {
-            self.early_bytes += message.len();
-            self.early.push_back(message);
+            let early = self.early.get_or_insert_default();
+            early.bytes += message.len();
+            early.messages.push_back(message);
             self.update_outbound();
             return Ok(());
         }
@@ -749,7 +791,7 @@ impl Connection {
         crate::handshake::write_accept(request, &accept, &mut head)?;
         let now = self.tick(now);
         self.queue_raw(&head);
-        self.subprotocol = accept.subprotocol;
+        self.subprotocol = accept.subprotocol.map(String::into_boxed_str);
         self.become_open(now);
         self.on_input(now);
         Ok(())
@@ -875,9 +917,14 @@ impl Connection {
     /// before it, messages still being written are returned too. Fragments sent with
     /// [`send_fragment`](Connection::send_fragment) are not tracked.
     pub fn take_unsent(&mut self) -> Vec<Message> {
-        let mut out: Vec<Message> = self.flights.drain(..).map(|(_, m)| m).collect();
-        out.extend(self.early.drain(..));
-        self.early_bytes = 0;
+        let mut out: Vec<Message> = self
+            .flights
+            .take()
+            .map(|flights| flights.0.into_iter().map(|(_, m)| m).collect())
+            .unwrap_or_default();
+        if let Some(early) = self.early.take() {
+            out.extend(early.messages);
+        }
         out
     }
 
@@ -912,7 +959,7 @@ impl Connection {
 
     /// Outbound bytes not written yet, held messages included.
     fn unwritten(&self) -> usize {
-        self.send.len() + self.early_bytes
+        self.send.len() + self.early.as_ref().map_or(0, |early| early.bytes)
     }
 
     fn check_data(&self, len: usize) -> Result<(), SendErrorKind> {
@@ -975,7 +1022,11 @@ impl Connection {
         };
         self.queue_frame(opcode, true, payload, Some(payload));
         if self.config.retain_unsent {
-            self.flights.push_back((self.queued_total, message.clone()));
+            let end = self.queued_total;
+            self.flights
+                .get_or_insert_default()
+                .0
+                .push_back((end, message.clone()));
         }
     }
 
@@ -1022,7 +1073,7 @@ impl Connection {
     /// the connection ends (nothing that follows a Close or a violation is read).
     fn release_deferred(&mut self) {
         let now = self.now;
-        match self.deferred.take() {
+        match self.deferred.take().map(|what| *what) {
             None => {}
             Some(Deferred::Violation(err)) => {
                 let reason = err.to_string();
@@ -1047,12 +1098,13 @@ impl Connection {
         self.timers.stop(Timer::Handshake);
         self.arm_open_timers(now);
         self.events.push_back(Event::Connected {
-            subprotocol: self.subprotocol.clone(),
+            subprotocol: self.subprotocol.as_deref().map(String::from),
         });
         // Messages sent while the handshake ran go first.
-        self.early_bytes = 0;
-        while let Some(message) = self.early.pop_front() {
-            self.write_message(&message);
+        if let Some(early) = self.early.take() {
+            for message in &early.messages {
+                self.write_message(message);
+            }
         }
         // The handshake's input buffer is not kept unless frames came right behind it.
         self.recv.drop_if_empty();
@@ -1188,7 +1240,7 @@ impl Connection {
                     match self.recv.with_input(|input| hs.handle(input)) {
                         Ok(None) => return,
                         Ok(Some(response)) => {
-                            self.subprotocol = response.subprotocol().map(String::from);
+                            self.subprotocol = response.subprotocol().map(Box::from);
                             self.response = Some(Box::new(response));
                             self.become_open(now);
                         }
@@ -1265,7 +1317,7 @@ impl Connection {
     /// more must not hold the peer's Close for long). Nothing more is read meanwhile, and the
     /// heartbeat stops: the peer is done.
     fn defer(&mut self, now: Instant, what: Deferred) {
-        self.deferred = Some(what);
+        self.deferred = Some(Box::new(what));
         self.timers.stop(Timer::Ping);
         self.timers.stop(Timer::Pong);
         self.timers.stop(Timer::Idle);
@@ -1499,8 +1551,12 @@ impl Connection {
                 if self.inbox.is_empty() {
                     self.inbox = VecDeque::new();
                 }
-                if self.flights.is_empty() {
-                    self.flights = VecDeque::new();
+                if self
+                    .flights
+                    .as_ref()
+                    .is_some_and(|flights| flights.0.is_empty())
+                {
+                    self.flights = None;
                 }
             }
         }

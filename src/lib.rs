@@ -87,12 +87,16 @@
 //!         let timeout = conn.poll_timeout().map(|t| t - now());
 //!         sock.set_read_timeout(timeout.filter(|d| !d.is_zero()))?;
 //!         if conn.wants_read() {
+//!             // The buffer borrows the connection until it is committed (0 bytes: nothing).
 //!             let mut buf = conn.recv_buf();
-//!             match sock.read(&mut buf) {
+//!             let read = sock.read(&mut buf);
+//!             buf.commit(now(), *read.as_ref().unwrap_or(&0));
+//!             match read {
 //!                 Ok(0) => conn.handle_eof(now()),
-//!                 Ok(n) => buf.commit(now(), n),
-//!                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-//!                 Err(_) => conn.handle_eof(now()),
+//!                 Err(e) if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+//!                     conn.handle_eof(now());
+//!                 }
+//!                 _ => {}
 //!             }
 //!         }
 //!         conn.handle_timeout(now());

@@ -476,6 +476,32 @@ fn input_buffer_is_reused_while_busy_and_released_when_quiet() {
     );
 }
 
+/// An idle connection's driver polls its transport and usually finds nothing: on a quiet
+/// connection such a read leaves no buffer behind; while busy the buffer is kept for reuse.
+#[test]
+fn an_empty_read_on_a_quiet_connection_leaves_no_buffer() {
+    let mut conn = open(Role::Server, quiet());
+    let buf = conn.recv_buf();
+    assert!(!buf.is_empty());
+    drop(buf); // the read found nothing
+    assert_eq!(conn.buffer_memory(), 0);
+    conn.recv_buf().commit(T0, 0);
+    assert_eq!(conn.buffer_memory(), 0);
+    // Two messages within the linger make the connection busy.
+    let input = cframe(true, OpCode::Binary, &[7u8; 100]);
+    for i in 0..2u64 {
+        let mut buf = conn.recv_buf();
+        buf[..input.len()].copy_from_slice(&input);
+        buf.commit(T0 + std::time::Duration::from_millis(i), input.len());
+        assert!(matches!(conn.read(), Some(Data::Message(_))));
+    }
+    drop(conn.recv_buf());
+    assert!(conn.buffer_memory() > 0, "kept for reuse while busy");
+    conn.handle_timeout(T0 + std::time::Duration::from_secs(2));
+    drop(conn.recv_buf());
+    assert_eq!(conn.buffer_memory(), 0, "quiet again");
+}
+
 /// Server role: a large binary payload is queued as-is for a vectored write.
 #[test]
 fn server_sends_large_payloads_without_copy() {

@@ -30,7 +30,7 @@ pub(crate) struct Driver<R: Runtime> {
     /// The transport is closed and everyone was told.
     finished: bool,
     /// Dropped with the driver: e.g. a server's connection slot.
-    _guard: Option<Box<dyn Send + Sync>>,
+    _guard: Option<crate::server::Slot>,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -49,7 +49,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Keeps `guard` alive until the transport is closed.
-    pub(crate) fn hold(&mut self, guard: Box<dyn Send + Sync>) {
+    pub(crate) fn hold(&mut self, guard: crate::server::Slot) {
         self._guard = Some(guard);
     }
 

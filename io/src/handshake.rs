@@ -27,7 +27,7 @@ pub(crate) async fn drive<R, T, F>(
     stream: T,
     conn: Connection,
     decide: Option<F>,
-    guard: Option<Box<dyn Send + Sync>>,
+    guard: Option<crate::server::Slot>,
 ) -> Result<(WebSocket, Option<Response>), Error>
 where
     R: Runtime,

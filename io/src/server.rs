@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tether::Connection;
 use tether::handshake::{Accept, Reject, Request, write_reject};
+use tether::{Config, Connection};
 
 use crate::clock::{now, timeout};
 use crate::runtime::{Listener, Runtime, Transport};
@@ -55,7 +55,7 @@ where
     T: Transport,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    accept_guarded::<R, T, F>(stream, Arc::new(config), decide, None)
+    accept_guarded::<R, T, F>(stream, Arc::new(Settings::new(config)), decide, None)
 }
 
 /// Runs TLS (rustls) and then the opening handshake on an accepted transport, both within
@@ -79,9 +79,9 @@ pub fn accept_tls<R: Runtime, T: Transport>(
 /// holds a pointer while it runs, not its state for the rest of its life.
 fn accept_guarded<R, T, F>(
     stream: T,
-    config: Arc<ServerConfig>,
+    config: Arc<Settings>,
     decide: F,
-    guard: Option<Box<dyn Send + Sync>>,
+    guard: Option<Slot>,
 ) -> Pin<Box<impl Future<Output = Result<WebSocket, Error>>>>
 where
     R: Runtime,
@@ -89,16 +89,47 @@ where
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
     Box::pin(async move {
-        let mut core_config = config.config.clone();
-        core_config.streaming = false;
         // A server draws randomness only for its heartbeat payloads: the OS generator, which
         // takes no memory per connection (a client masks every frame and keeps a fast one).
         let rng = tether::rand_core::UnwrapErr(rand::rngs::SysRng);
-        let conn = Connection::server(core_config, config.policy.clone(), rng, now::<R>());
+        let conn = Connection::server(
+            Arc::clone(&config.core),
+            config.policy.clone(),
+            rng,
+            now::<R>(),
+        );
         let drive = crate::handshake::drive::<R, T, F>(stream, conn, Some(decide), guard);
         let (socket, _) = drive.await?;
         Ok(socket)
     })
+}
+
+/// A server's settings as its connections use them: the core's configuration is prepared
+/// once and shared by every connection (the core holds it behind an `Arc`), not copied into
+/// each.
+struct Settings {
+    server: ServerConfig,
+    core: Arc<Config>,
+}
+
+impl Settings {
+    fn new(server: ServerConfig) -> Settings {
+        let mut core = server.config.clone();
+        // The engine hands whole messages to the application.
+        core.streaming = false;
+        Settings {
+            core: Arc::new(core),
+            server,
+        }
+    }
+}
+
+impl std::ops::Deref for Settings {
+    type Target = ServerConfig;
+
+    fn deref(&self) -> &ServerConfig {
+        &self.server
+    }
 }
 
 /// A TCP listener that upgrades connections, with an optional connection limit.
@@ -112,7 +143,7 @@ pub struct Server<R: Runtime> {
     listener: R::Listener,
     /// Shared with every [`Connecting`]: a connection waiting for its handshake holds a
     /// pointer, not a copy.
-    config: Arc<ServerConfig>,
+    config: Arc<Settings>,
     active: Arc<AtomicUsize>,
     refusing: Arc<AtomicUsize>,
 }
@@ -150,7 +181,7 @@ impl<R: Runtime> Server<R> {
     pub fn from_listener(listener: R::Listener, config: ServerConfig) -> Server<R> {
         Server {
             listener,
-            config: Arc::new(config),
+            config: Arc::new(Settings::new(config)),
             active: Arc::new(AtomicUsize::new(0)),
             refusing: Arc::new(AtomicUsize::new(0)),
         }
@@ -229,7 +260,7 @@ fn accept_error(e: &io::Error) -> AcceptError {
 pub struct Connecting<R: Runtime> {
     stream: <R::Listener as Listener>::Stream,
     peer: SocketAddr,
-    config: Arc<ServerConfig>,
+    config: Arc<Settings>,
     slot: Slot,
 }
 
@@ -259,8 +290,7 @@ impl<R: Runtime> Connecting<R> {
     where
         F: FnOnce(&Request) -> Result<Accept, Reject>,
     {
-        let guard: Box<dyn Send + Sync> = Box::new(self.slot);
-        accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(guard))
+        accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(self.slot))
     }
 
     /// Gives up the WebSocket handshake and returns the raw stream (e.g. to answer a plain
@@ -277,7 +307,7 @@ pub struct SlotGuard(#[allow(dead_code)] Slot);
 
 /// One unit of a count with a limit.
 #[derive(Debug)]
-struct Slot(Arc<AtomicUsize>);
+pub(crate) struct Slot(Arc<AtomicUsize>);
 
 impl Slot {
     fn acquire(active: &Arc<AtomicUsize>, max: Option<usize>) -> Option<Slot> {

@@ -59,10 +59,9 @@ pub struct WsWriter {
     shared: Arc<Shared>,
     /// A message accepted by `Sink::start_send`, not yet queued in the core.
     pending: Option<Message>,
-    /// The close started by `Sink::poll_close`.
-    closing: Option<(CloseCode, String)>,
+    /// `Sink::poll_close` started the close handshake.
     close_started: bool,
-    subprotocol: Option<String>,
+    subprotocol: Option<Box<str>>,
 }
 
 impl WebSocket {
@@ -76,18 +75,21 @@ impl WebSocket {
     /// Queues a message, waiting while the output is over `Config::high_watermark` (until it
     /// drains under `Config::low_watermark`). It returns once the message is queued, not once
     /// it is written.
-    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
-        self.writer.send(message).await
+    pub fn send(&mut self, message: Message) -> impl Future<Output = Result<(), Error>> + '_ {
+        self.writer.send(message)
     }
 
     /// Sends a text message.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.writer.send_text(text).await
+    pub fn send_text(&mut self, text: &str) -> impl Future<Output = Result<(), Error>> + '_ {
+        self.writer.send_text(text)
     }
 
     /// Sends a binary message (not copied in the server role).
-    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.writer.send_binary(data).await
+    pub fn send_binary(
+        &mut self,
+        data: impl Into<Bytes>,
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
+        self.writer.send_binary(data)
     }
 
     /// Queues a message without waiting: a full buffer or any other refusal hands it back.
@@ -261,29 +263,34 @@ impl WsWriter {
         WsWriter {
             shared,
             pending: None,
-            closing: None,
             close_started: false,
-            subprotocol,
+            subprotocol: subprotocol.map(String::into_boxed_str),
         }
     }
 
     /// Queues a message; see [`WebSocket::send`].
-    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
-        self.settle().await?;
+    ///
+    /// One plain future (no nested `async` states): it lives in the caller's task for as long
+    /// as the caller waits, so its size is part of every connection's memory.
+    pub fn send(&mut self, message: Message) -> impl Future<Output = Result<(), Error>> + '_ {
         let mut slot = Some(message);
-        poll_fn(|cx| self.shared.poll_send(cx, &mut slot))
-            .await
-            .map_err(|(e, _)| e)
+        poll_fn(move |cx| {
+            std::task::ready!(self.poll_pending(cx))?;
+            self.shared.poll_send(cx, &mut slot).map_err(|(e, _)| e)
+        })
     }
 
     /// Sends a text message.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.send(Message::text(text.to_owned())).await
+    pub fn send_text(&mut self, text: &str) -> impl Future<Output = Result<(), Error>> + '_ {
+        self.send(Message::text(text.to_owned()))
     }
 
     /// Sends a binary message.
-    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.send(Message::Binary(data.into())).await
+    pub fn send_binary(
+        &mut self,
+        data: impl Into<Bytes>,
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
+        self.send(Message::Binary(data.into()))
     }
 
     /// Queues a message without waiting; a refusal hands it back. A message the `Sink`
@@ -425,11 +432,10 @@ impl Sink<Message> for WsWriter {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         std::task::ready!(this.poll_pending(cx))?;
-        if !this.close_started {
-            this.close_started = true;
-            this.closing = Some((CloseCode::NORMAL, String::new()));
-        }
-        match this.shared.poll_close(cx, &mut this.closing) {
+        // The first call starts the close; `Shared::poll_close` takes what it is given at once.
+        let mut start = (!this.close_started).then(|| (CloseCode::NORMAL, String::new()));
+        this.close_started = true;
+        match this.shared.poll_close(cx, &mut start) {
             Poll::Ready(Ok(closed)) if closed.clean => Poll::Ready(Ok(())),
             Poll::Ready(Ok(closed)) => Poll::Ready(Err(Error::Closed(Box::new(closed)))),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),

@@ -36,7 +36,9 @@ pub(crate) fn os_rng() -> std::io::Result<StdRng> {
 /// moves (quinn's `drive_timer`).
 pub(crate) struct CoreTimer<R: Runtime> {
     timer: Option<R::Timer>,
-    armed: Option<tether::Instant>,
+    /// The deadline the timer is armed for; `Instant::MAX` when none is (no `Option`: the
+    /// driver lives in every connection's task, where each word counts).
+    armed: tether::Instant,
     _runtime: PhantomData<R>,
 }
 
@@ -44,7 +46,7 @@ impl<R: Runtime> CoreTimer<R> {
     pub(crate) fn new() -> Self {
         CoreTimer {
             timer: None,
-            armed: None,
+            armed: tether::Instant::MAX,
             _runtime: PhantomData,
         }
     }
@@ -67,8 +69,8 @@ impl<R: Runtime> CoreTimer<R> {
         if at <= current {
             return Some(current);
         }
-        if self.armed.is_none_or(|armed| at < armed) {
-            self.armed = Some(at);
+        if at < self.armed {
+            self.armed = at;
             match runtime_deadline::<R>(at) {
                 Some(deadline) => self.timer.get_or_insert_with(R::timer).reset(deadline),
                 None => {
@@ -80,7 +82,7 @@ impl<R: Runtime> CoreTimer<R> {
         }
         let timer = self.timer.as_mut()?;
         if timer.poll_elapsed(cx).is_ready() {
-            self.armed = None;
+            self.armed = tether::Instant::MAX;
             return Some(now::<R>());
         }
         None
@@ -88,7 +90,7 @@ impl<R: Runtime> CoreTimer<R> {
 
     /// Arms the timer for `d` from now (a deadline of the engine's own).
     pub(crate) fn reset_after(&mut self, d: Duration) {
-        self.armed = None;
+        self.armed = tether::Instant::MAX;
         match after::<R>(d) {
             Some(at) => self.timer.get_or_insert_with(R::timer).reset(at),
             None => self.timer = None,

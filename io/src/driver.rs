@@ -4,9 +4,13 @@
 //! reader when input arrived. Nothing else: it never takes received data.
 
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
 
 use tether::{CloseCode, State, TransportAction};
 
@@ -169,6 +173,79 @@ impl<R: Runtime> Driver<R> {
             .stream
             .as_deref_mut()
             .expect("the transport is in the shared state while the driver runs")
+    }
+}
+
+/// A connection's handler and its driver, polled by one task (`Connecting::serve`); ready once
+/// both are done. The driver is polled only when something woke it (its own waker says so),
+/// so a message the handler receives and answers costs no round of the driver.
+pub(crate) struct Together<'a, R: Runtime, F> {
+    handler: Pin<&'a mut F>,
+    driver: Driver<R>,
+    wake: Arc<DriverWake>,
+    handled: bool,
+    driven: bool,
+}
+
+/// The driver's waker inside a [`Together`]: notes that the driver has work, then wakes the
+/// task.
+struct DriverWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for DriverWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<'a, R: Runtime, F> Together<'a, R, F> {
+    pub(crate) fn new(handler: Pin<&'a mut F>, driver: Driver<R>) -> Self {
+        Together {
+            handler,
+            driver,
+            // The first poll runs the driver, which registers its wakers.
+            wake: Arc::new(DriverWake {
+                woken: AtomicBool::new(true),
+                task: AtomicWaker::new(),
+            }),
+            handled: false,
+            driven: false,
+        }
+    }
+}
+
+// The handler is pinned behind its reference; the driver is polled through `&mut` anyway.
+impl<R: Runtime, F> Unpin for Together<'_, R, F> {}
+
+impl<R: Runtime, F: Future<Output = ()>> Future for Together<'_, R, F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.wake.task.register(cx.waker());
+        // The handler first: what it sent is then written in the driver's round.
+        if !this.handled {
+            this.handled = this.handler.as_mut().poll(cx).is_ready();
+        }
+        if !this.driven && this.wake.woken.swap(false, Ordering::AcqRel) {
+            let waker = Waker::from(Arc::clone(&this.wake));
+            this.driven = this
+                .driver
+                .poll_drive(&mut Context::from_waker(&waker))
+                .is_ready();
+        }
+        if this.handled && this.driven {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Driving a connection through its opening handshake inside the caller's future, then
-//! handing the transport to a driver task.
+//! handing the transport to the connection's driver (which the caller spawns, or runs beside
+//! its own work in one task: `Connecting::serve`).
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -20,15 +21,15 @@ enum Outcome {
     Ended(Closed),
 }
 
-/// Drives `conn` over `stream` until it is open (then spawns its driver and returns the
-/// handle) or ended. A server's request goes to `decide`. `guard` lives as long as the
-/// transport.
+/// Drives `conn` over `stream` until it is open (then returns the handle and the driver that
+/// must run from now on) or ended. A server's request goes to `decide`. `guard` lives as long
+/// as the transport.
 pub(crate) async fn drive<R, T, F>(
     stream: T,
     conn: Connection,
     decide: Option<F>,
     guard: Option<crate::server::Slot>,
-) -> Result<(WebSocket, Option<Response>), Error>
+) -> Result<(WebSocket, Option<Response>, Driver<R>), Error>
 where
     R: Runtime,
     T: Transport,
@@ -101,8 +102,7 @@ where
             if let Some(guard) = guard {
                 driver.hold(guard);
             }
-            driver.spawn();
-            Ok((socket, response))
+            Ok((socket, response, driver))
         }
         Outcome::Ended(closed) => Err(Error::from_handshake_end(closed)),
     }

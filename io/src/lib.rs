@@ -11,7 +11,10 @@
 //! applications use them, not this crate.
 //!
 //! ## How a connection runs
-//! One background task per connection drives the transport and the core's `Connection`: it
+//! A driver per connection drives the transport and the core's `Connection`, in a task of
+//! its own, or in the connection's own task beside the application's handler with
+//! [`Connecting::serve`] (one task per connection instead of two: less memory, no wake-up of
+//! another task; it is polled only when something woke it). It
 //! reads straight into the core's buffer (only once the transport is readable, so an idle
 //! connection holds no read buffer), writes the core's output with one vectored write per
 //! wake-up (sends made meanwhile are coalesced), obeys the core's transport actions and
@@ -20,8 +23,8 @@
 //! hop through the driver's: a receiver waiting in `recv` is woken by read readiness and reads
 //! itself (the transport's read side is always polled through one router waker, which wakes
 //! the driver instead while nobody waits), and a send with nothing left to read behind it (the
-//! reply in a request-response exchange) is written at once in the sender's task. So Pongs, the Close echo and heartbeats flow even while the user
-//! neither reads nor writes. Messages stay in the core until the user asks for the next one,
+//! reply in a request-response exchange) is written at once in the sender's task. So Pongs,
+//! the Close echo and heartbeats flow even while the user neither reads nor writes. Messages stay in the core until the user asks for the next one,
 //! so a peer's Close or protocol violation right behind messages is answered after the user's
 //! replies to them, as a peer that reads frame by frame would see it; flow control is the
 //! core's, in bytes.

@@ -15,6 +15,7 @@ use tether::handshake::{Accept, Reject, Request, write_reject};
 use tether::{Config, Connection};
 
 use crate::clock::{now, timeout};
+use crate::driver::{Driver, Together};
 use crate::runtime::{Listener, Runtime, Transport};
 use crate::{Error, ServerConfig, WebSocket};
 
@@ -75,14 +76,38 @@ pub fn accept_tls<R: Runtime, T: Transport>(
     })
 }
 
-/// The handshake as one boxed future: whoever awaits it (often a connection's whole task)
-/// holds a pointer while it runs, not its state for the rest of its life.
+/// The handshake, then a driver task for the open connection.
 fn accept_guarded<R, T, F>(
     stream: T,
     config: Arc<Settings>,
     decide: F,
     guard: Option<Slot>,
-) -> Pin<Box<impl Future<Output = Result<WebSocket, Error>>>>
+) -> impl Future<Output = Result<WebSocket, Error>>
+where
+    R: Runtime,
+    T: Transport,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    let open = open_guarded::<R, T, F>(stream, config, decide, guard);
+    async move {
+        let (socket, driver) = open.await?;
+        driver.spawn();
+        Ok(socket)
+    }
+}
+
+/// An open connection's handle and the driver that must run from now on.
+type Opened<R> = Result<(WebSocket, Driver<R>), Error>;
+
+/// The handshake as one boxed future: whoever awaits it (often a connection's whole task)
+/// holds a pointer while it runs, not its state for the rest of its life. The driver it
+/// returns must run from then on.
+fn open_guarded<R, T, F>(
+    stream: T,
+    config: Arc<Settings>,
+    decide: F,
+    guard: Option<Slot>,
+) -> Pin<Box<impl Future<Output = Opened<R>>>>
 where
     R: Runtime,
     T: Transport,
@@ -99,8 +124,8 @@ where
             now::<R>(),
         );
         let drive = crate::handshake::drive::<R, T, F>(stream, conn, Some(decide), guard);
-        let (socket, _) = drive.await?;
-        Ok(socket)
+        let (socket, _, driver) = drive.await?;
+        Ok((socket, driver))
     })
 }
 
@@ -291,6 +316,31 @@ impl<R: Runtime> Connecting<R> {
         F: FnOnce(&Request) -> Result<Accept, Reject>,
     {
         accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(self.slot))
+    }
+
+    /// Runs the opening handshake as [`handshake`](Connecting::handshake) does, then
+    /// `handler` with the open connection, with the connection's driver in this same future:
+    /// one task per connection instead of two. That is a few hundred bytes less per
+    /// connection (a task of its own and its timer) and no wake-up of another task for what
+    /// the driver does. Heartbeats, the close handshake and the timeouts run whenever the
+    /// task is polled, whatever `handler` is waiting for, so `handler` must not block the
+    /// thread (as in any task). The future ends once `handler` has returned and the
+    /// transport is closed (the handle dropped by `handler` closes with 1001, as ever); it
+    /// fails only when the handshake does. Spawn it as the connection's task.
+    pub fn serve<H, Fut>(self, handler: H) -> impl Future<Output = Result<(), Error>>
+    where
+        H: FnOnce(WebSocket) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let policy = self.config.policy.clone();
+        let decide = move |request: &Request| Ok(policy.accept_for(request));
+        let open = open_guarded::<R, _, _>(self.stream, self.config, decide, Some(self.slot));
+        async move {
+            let (socket, driver) = open.await?;
+            let handler = std::pin::pin!(handler(socket));
+            Together::new(handler, driver).await;
+            Ok(())
+        }
     }
 
     /// Gives up the WebSocket handshake and returns the raw stream (e.g. to answer a plain

@@ -287,3 +287,66 @@ fn the_close_echo_is_written_before_recv_reports_the_end() {
     assert!(clean, "the server got our Close echo");
     drop(ws);
 }
+
+/// `Connecting::serve` runs the handler and the connection's driver in one task: the future
+/// ends once the handler has returned and the close its dropped handle started (1001) is
+/// done; a failed handshake is its error.
+#[test]
+fn serve_ends_after_the_handler_and_its_close() {
+    let rt = runtime();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let connecting = server.accept().await.unwrap();
+            connecting
+                .serve(|mut ws| async move {
+                    let m = ws.recv().await.unwrap().unwrap();
+                    ws.send(m).await.unwrap();
+                })
+                .await
+        });
+        let mut ws = connect(addr, Config::default()).await;
+        ws.send_text("once").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text("once"));
+        match tokio::time::timeout(LIMIT, ws.recv())
+            .await
+            .expect("no close")
+        {
+            None => {}
+            other => panic!("expected a clean close, got {other:?}"),
+        }
+        assert_eq!(ws.closed().unwrap().code, tether::CloseCode::GOING_AWAY);
+        let result = tokio::time::timeout(LIMIT, served)
+            .await
+            .expect("serve never ends")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+
+        // A client that is not a WebSocket client: the handshake fails, the handler never runs.
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let connecting = server.accept().await.unwrap();
+            connecting
+                .serve(|_ws| async { panic!("no handler without a handshake") })
+                .await
+        });
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let result = tokio::time::timeout(LIMIT, served)
+            .await
+            .expect("serve never ends")
+            .unwrap();
+        assert!(
+            matches!(result, Err(Error::Rejected { status: 426 })),
+            "{result:?}"
+        );
+    });
+}

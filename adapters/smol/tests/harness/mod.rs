@@ -17,10 +17,16 @@ use tether_smol::{
     ServerConfig, WebSocket,
 };
 
-pub struct Smol;
+/// `SERVE`: the server runs each connection under `Connecting::serve` (the handler and the
+/// connection's driver in one task) instead of `handshake` and a driver task of its own.
+pub struct Smol<const SERVE: bool = false>;
 
-impl Adapter for Smol {
-    const NAME: &'static str = "tether-smol";
+impl<const SERVE: bool> Adapter for Smol<SERVE> {
+    const NAME: &'static str = if SERVE {
+        "tether-smol (serve)"
+    } else {
+        "tether-smol"
+    };
 
     fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) {
         let server = Server::from_std(listener, config).expect("serve on the listener");
@@ -30,6 +36,15 @@ impl Adapter for Smol {
                     continue;
                 };
                 let accepted = accepted.clone();
+                if SERVE {
+                    // The handler returns at once; the task goes on driving the connection
+                    // that the test uses from its own thread.
+                    smol::spawn(connecting.serve(move |ws| async move {
+                        accepted.deliver(Ws(ws));
+                    }))
+                    .detach();
+                    continue;
+                }
                 smol::spawn(async move {
                     if let Ok(ws) = connecting.handshake().await {
                         accepted.deliver(Ws(ws));

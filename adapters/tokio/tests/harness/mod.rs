@@ -26,10 +26,16 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
         .expect("a tokio runtime")
 });
 
-pub struct Tokio;
+/// `SERVE`: the server runs each connection under `Connecting::serve` (the handler and the
+/// connection's driver in one task) instead of `handshake` and a driver task of its own.
+pub struct Tokio<const SERVE: bool = false>;
 
-impl Adapter for Tokio {
-    const NAME: &'static str = "tether-tokio";
+impl<const SERVE: bool> Adapter for Tokio<SERVE> {
+    const NAME: &'static str = if SERVE {
+        "tether-tokio (serve)"
+    } else {
+        "tether-tokio"
+    };
 
     fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) {
         let _runtime = RUNTIME.enter();
@@ -40,6 +46,14 @@ impl Adapter for Tokio {
                     continue;
                 };
                 let accepted = accepted.clone();
+                if SERVE {
+                    // The handler returns at once; the task goes on driving the connection
+                    // that the test uses from its own thread.
+                    tokio::spawn(connecting.serve(move |ws| async move {
+                        accepted.deliver(Ws(ws));
+                    }));
+                    continue;
+                }
                 tokio::spawn(async move {
                     if let Ok(ws) = connecting.handshake().await {
                         accepted.deliver(Ws(ws));

@@ -1,0 +1,6 @@
+//! The adapter conformance suite run against tether-tokio with the server's connections under
+//! `Connecting::serve`: the connection's driver runs in the handler's task, not its own.
+
+mod harness;
+
+tether_conformance::conformance_tests!(harness::Tokio<true>, known_failing = []);

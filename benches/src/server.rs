@@ -76,16 +76,14 @@ async fn serve_tokio(lib: &str) {
             let Ok(connecting) = server.accept().await else {
                 continue;
             };
-            tokio::spawn(async move {
-                let Ok(mut ws) = connecting.handshake().await else {
-                    return;
-                };
+            // `serve`: the handler and the connection's driver in one task.
+            tokio::spawn(connecting.serve(|mut ws| async move {
                 while let Some(Ok(m)) = ws.recv().await {
                     if ws.send(m).await.is_err() {
                         break;
                     }
                 }
-            });
+            }));
         }
     }
     loop {
@@ -156,8 +154,8 @@ async fn serve_tokio(lib: &str) {
 }
 
 fn serve_tether_smol() {
-    // The adapter spawns its connection drivers on smol's global executor; the echo tasks go
-    // there too, so a message does not cross threads between the driver and the echo.
+    // Each connection is one task on smol's global executor (`serve`: the echo handler and
+    // the connection's driver together).
     let config =
         tether_smol::ServerConfig::new(tether_config(), tether::handshake::ServerPolicy::new());
     smol::block_on(async {
@@ -169,16 +167,13 @@ fn serve_tether_smol() {
             let Ok(connecting) = server.accept().await else {
                 continue;
             };
-            smol::spawn(async move {
-                let Ok(mut ws) = connecting.handshake().await else {
-                    return;
-                };
+            smol::spawn(connecting.serve(|mut ws| async move {
                 while let Some(Ok(m)) = ws.recv().await {
                     if ws.send(m).await.is_err() {
                         break;
                     }
                 }
-            })
+            }))
             .detach();
         }
     });

@@ -33,13 +33,14 @@
 //! let server = Server::bind("127.0.0.1:9001", ServerConfig::default().max_connections(1000)).await?;
 //! loop {
 //!     let connecting = server.accept().await?;
-//!     smol::spawn(async move {
-//!         let mut ws = connecting.handshake().await?;
-//!         while let Some(message) = ws.recv().await {
-//!             ws.send(message?).await?;
+//!     // One task per connection: the handler, and the connection's driver beside it.
+//!     smol::spawn(connecting.serve(|mut ws| async move {
+//!         while let Some(Ok(message)) = ws.recv().await {
+//!             if ws.send(message).await.is_err() {
+//!                 break;
+//!             }
 //!         }
-//!         Ok::<_, tether_smol::Error>(())
-//!     })
+//!     }))
 //!     .detach();
 //! }
 //! # }) }

@@ -32,13 +32,14 @@
 //! let server = Server::bind("127.0.0.1:9001", ServerConfig::default().max_connections(1000)).await?;
 //! loop {
 //!     let connecting = server.accept().await?;
-//!     tokio::spawn(async move {
-//!         let mut ws = connecting.handshake().await?;
-//!         while let Some(message) = ws.recv().await {
-//!             ws.send(message?).await?;
+//!     // One task per connection: the handler, and the connection's driver beside it.
+//!     tokio::spawn(connecting.serve(|mut ws| async move {
+//!         while let Some(Ok(message)) = ws.recv().await {
+//!             if ws.send(message).await.is_err() {
+//!                 break;
+//!             }
 //!         }
-//!         Ok::<_, tether_tokio::Error>(())
-//!     });
+//!     }));
 //! }
 //! # }
 //! ```
@@ -52,7 +53,7 @@
 //! - The handle: [`WebSocket`] (`send`, `recv`, `next_event`, `ping`, `close`, `split`), a
 //!   `futures` `Stream` of messages and `Sink` of messages.
 //!
-//! How a connection runs (a driver task per connection, flow control in bytes, what dropping
+//! How a connection runs (a driver per connection, flow control in bytes, what dropping
 //! does) is described in [`tether_io`]. TCP sockets opened or accepted by this crate get
 //! `TCP_NODELAY`; set it yourself on streams you pass to [`accept`] or [`connect_on`].
 //!

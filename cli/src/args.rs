@@ -50,8 +50,8 @@ pub struct DoctorArgs {
     /// Also trust the CA certificates in this PEM file.
     #[arg(long, value_name = "PEM")]
     pub cacert: Option<PathBuf>,
-    /// The origin of the page that will open this WebSocket in a browser
-    /// (https://app.example.com): checks for mixed content, and is sent as Origin unless
+    /// The origin of the page that will open this WebSocket in a browser, such as
+    /// `https://app.example.com`: checks for mixed content, and is sent as Origin unless
     /// --origin is given.
     #[arg(long, value_name = "ORIGIN")]
     pub page_origin: Option<String>,

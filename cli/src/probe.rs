@@ -740,7 +740,7 @@ impl<'a> Probe<'a> {
             | HandshakeError::HeadTooLarge { .. }
             | HandshakeError::TooManyHeaders { .. }
             | HandshakeError::UnsupportedVersion
-                if !head.as_ref().is_some_and(|h| h.status == 101) =>
+                if head.as_ref().is_none_or(|h| h.status != 101) =>
             {
                 let (summary, advice) = if looks_like_tls(captured) {
                     (

@@ -198,7 +198,11 @@ fn explain_certificate(error: &CertificateError, host: &str) -> (String, Vec<Str
         CertificateError::NotValidForNameContext { expected, presented } => (
             format!(
                 "the certificate is for {} but we asked for {}",
-                presented.join(", "),
+                presented
+                    .iter()
+                    .map(|name| bare_name(name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 expected.to_str()
             ),
             vec!["Connect with a name the certificate lists, or reissue it for this one.".into()],
@@ -208,6 +212,13 @@ fn explain_certificate(error: &CertificateError, host: &str) -> (String, Vec<Str
             vec!["Check the certificate chain the server sends.".into()],
         ),
     }
+}
+
+/// A presented name without rustls's debug wrapping: `DnsName("a.example")` is `a.example`.
+fn bare_name(name: &str) -> &str {
+    name.split_once("(\"")
+        .and_then(|(_, rest)| rest.strip_suffix("\")"))
+        .unwrap_or(name)
 }
 
 /// A Unix time as `YYYY-MM-DD hh:mm:ss UTC` (the civil calendar from days since 1970).
@@ -236,6 +247,12 @@ fn utc(time: UnixTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn presented_names() {
+        assert_eq!(bare_name("DnsName(\"example.org\")"), "example.org");
+        assert_eq!(bare_name("127.0.0.1"), "127.0.0.1");
+    }
 
     #[test]
     fn utc_dates() {

@@ -249,16 +249,16 @@ pub async fn run(options: &Options, watch: &WatchOptions) -> i32 {
         Stop::DurationReached => line(start, "stopping (--duration reached)"),
         Stop::GaveUp => {}
     }
-    if let Some(mut l) = live.take() {
-        if let Some(opened) = l.opened {
-            stats.connected_for += opened.elapsed();
-            let _ = l
-                .driver
-                .conn()
-                .close(now(), CloseCode::NORMAL, "watch ended");
-            let deadline = Instant::now() + options.timeout.min(Duration::from_secs(2));
-            while let Next::Event(_) = l.driver.next_event(Some(deadline)).await {}
-        }
+    if let Some(mut l) = live.take()
+        && let Some(opened) = l.opened
+    {
+        stats.connected_for += opened.elapsed();
+        let _ = l
+            .driver
+            .conn()
+            .close(now(), CloseCode::NORMAL, "watch ended");
+        let deadline = Instant::now() + options.timeout.min(Duration::from_secs(2));
+        while let Next::Event(_) = l.driver.next_event(Some(deadline)).await {}
     }
     summary(start.elapsed(), &stats);
     match stop {
@@ -295,7 +295,8 @@ fn describe_end(
             );
         }
         Some(c) if reason.was_open() => {
-            let why = if c.reason.is_empty() {
+            // A 1006's reason is this side's own account; the meaning says it already.
+            let why = if c.reason.is_empty() || c.code == CloseCode::ABNORMAL {
                 String::new()
             } else {
                 format!(": {}", c.reason)

@@ -379,6 +379,18 @@ async fn an_expired_certificate_is_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_for_another_name_is_named() {
+    let (addr, pem) = tls_echo_server(Cert::OtherName).await;
+    let file = temp_pem(&pem);
+    let url = format!("wss://{addr}/secure");
+    doctor(&[&url, "--cacert", file.to_str().unwrap()])
+        .await
+        .says("the certificate is for example.org but we asked for 127.0.0.1")
+        .expect("tls", 16);
+    let _ = std::fs::remove_file(file);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_to_a_plain_port_says_use_ws() {
     let addr = http_server("HTTP/1.1 400 Bad Request\r\n", "").await;
     doctor(&[&format!("wss://{addr}/"), "--timeout", "5"])

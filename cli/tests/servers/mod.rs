@@ -191,15 +191,19 @@ pub enum Cert {
     SelfSigned,
     /// Self-signed for 127.0.0.1 and localhost, valid only during the year 2000.
     Expired,
+    /// Self-signed for example.org only.
+    OtherName,
 }
 
 /// tether's echo server behind TLS (the engine's rustls); returns its address and its
 /// certificate in PEM.
 pub async fn tls_echo_server(cert: Cert) -> (SocketAddr, String) {
     let key = rcgen::KeyPair::generate().unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
+    let names = match cert {
+        Cert::OtherName => vec!["example.org".to_owned()],
+        _ => vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+    };
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
     if let Cert::Expired = cert {
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2001, 1, 1);

@@ -39,7 +39,8 @@ pub fn status_verdict(status: u16) -> Verdict {
 }
 
 /// What a refusing or non-upgrading status means, and what to do (one or two lines).
-pub fn status_advice(head: &Head) -> Vec<String> {
+/// `origin` is the Origin the request sent, if any.
+pub fn status_advice(head: &Head, origin: Option<&str>) -> Vec<String> {
     let status = head.status;
     let retry = head.get("retry-after").map(retry_after_words);
     let mut advice = match status {
@@ -70,11 +71,16 @@ pub fn status_advice(head: &Head) -> Vec<String> {
                 .map(|a| format!(" ({a})"))
                 .unwrap_or_default()
         )],
-        403 => vec![
-            "403 Forbidden: the server refuses this client, most often because of the Origin \
-             (try --origin https://your.site) or missing or wrong credentials."
+        403 => vec![match origin {
+            Some(origin) => format!(
+                "403 Forbidden: the server refuses this client: most often the Origin \
+                 ({origin}) is not on its list, or credentials are missing or wrong."
+            ),
+            None => "403 Forbidden: the server refuses this client, most often for its Origin \
+                     (a browser sends one: try --origin https://your.site) or missing or wrong \
+                     credentials."
                 .into(),
-        ],
+        }],
         404 | 410 => vec![
             "Nothing at this path: check the URL's path against the server's WebSocket route."
                 .into(),
@@ -208,9 +214,9 @@ mod tests {
         assert_eq!(status_verdict(301), Verdict::NotWebsocket);
         assert_eq!(status_verdict(403), Verdict::Rejected);
         assert_eq!(status_verdict(503), Verdict::Rejected);
-        let advice = status_advice(&head(429, &[("Retry-After", "30")]));
+        let advice = status_advice(&head(429, &[("Retry-After", "30")]), None);
         assert!(advice[1].contains("in 30 seconds"), "{advice:?}");
-        let advice = status_advice(&head(301, &[("Location", "https://x/ws")]));
+        let advice = status_advice(&head(301, &[("Location", "https://x/ws")]), None);
         assert!(advice[0].contains("wss://x/ws"), "{advice:?}");
     }
 

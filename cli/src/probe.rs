@@ -24,7 +24,7 @@ use crate::net::{
     ConnectFailure, Head, ProxyFailure, connect, looks_like_tls, parse_head, parse_proxy,
     proxy_connect, resolve,
 };
-use crate::report::{Outcome, Report, Step, Verdict, excerpt, human, millis};
+use crate::report::{Outcome, Report, Step, Verdict, body_excerpt, excerpt, human, millis};
 use crate::tls;
 
 /// The Ping payload the doctor sends and expects back.
@@ -170,6 +170,15 @@ impl<'a> Probe<'a> {
             steps: Vec::new(),
             deferred: None,
         }
+    }
+
+    /// The Origin header the request sends, if any.
+    fn origin(&self) -> Option<&str> {
+        self.options
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("origin"))
+            .map(|(_, value)| value.as_str())
     }
 
     fn push(&mut self, step: Step) {
@@ -394,7 +403,7 @@ impl<'a> Probe<'a> {
                 ));
                 step = add_headers(step, &head);
                 if !body.is_empty() {
-                    step = step.detail(format!("body: {}", excerpt(&body, BODY_EXCERPT)));
+                    step = step.detail(format!("body: {}", body_excerpt(&body, BODY_EXCERPT)));
                 }
                 let advice = match head.status {
                     407 => "The proxy wants credentials before it opens a tunnel \
@@ -692,10 +701,13 @@ impl<'a> Probe<'a> {
                     ),
                 );
                 step = add_headers(step, &head);
-                if !body.is_empty() {
-                    step = step.detail(format!("body: {}", excerpt(&body, BODY_EXCERPT)));
+                if head.version == 0 {
+                    step = step.detail("an HTTP/1.0 server: it cannot upgrade to WebSocket");
                 }
-                let mut advice = status_advice(&head);
+                if !body.is_empty() {
+                    step = step.detail(format!("body: {}", body_excerpt(&body, BODY_EXCERPT)));
+                }
+                let mut advice = status_advice(&head, self.origin());
                 if let Some(sign) = proxy_signs(&head) {
                     step = step.detail(format!("this answer looks like a proxy's page ({sign})"));
                     advice.insert(
@@ -732,7 +744,7 @@ impl<'a> Probe<'a> {
                 self.push(add_headers(step, &head));
                 Fail {
                     verdict: Verdict::NotWebsocket,
-                    advice: status_advice(&head),
+                    advice: status_advice(&head, self.origin()),
                 }
             }
             HandshakeError::UnexpectedEof

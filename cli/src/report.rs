@@ -251,6 +251,14 @@ pub fn excerpt(bytes: &[u8], max: usize) -> String {
     out
 }
 
+/// A short excerpt of a text body: UTF-8 (lossy), runs of whitespace shown as one space,
+/// control characters escaped, cut at `max` characters.
+pub fn body_excerpt(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    excerpt(words.join(" ").as_bytes(), max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +298,6 @@ mod tests {
     fn excerpts_escape_and_cut() {
         assert_eq!(excerpt(b"a\r\nb\x01", 10), "a\\r\\nb\\x01");
         assert_eq!(excerpt(b"abcdef", 3), "abc…");
+        assert_eq!(body_excerpt(b"<p>\n    hi\r\n</p>", 20), "<p> hi </p>");
     }
 }

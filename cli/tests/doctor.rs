@@ -218,7 +218,7 @@ async fn refusals_are_rejected_with_what_the_status_means() {
     let forbidden = http_server("HTTP/1.1 403 Forbidden\r\n", "origin not allowed").await;
     doctor(&[&ws(forbidden), "--origin", "https://evil.example"])
         .await
-        .says("Origin")
+        .says("the Origin (https://evil.example) is not on its list")
         .says("body: origin not allowed")
         .expect("rejected", 18);
 

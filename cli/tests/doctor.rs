@@ -277,6 +277,16 @@ async fn a_101_choosing_an_unoffered_subprotocol_is_a_bad_handshake() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_101_turning_on_an_unoffered_extension_is_a_bad_handshake() {
+    let addr = upgrade_server(Upgrade::Extension("permessage-deflate"), After::Nothing).await;
+    doctor(&[&ws(addr)])
+        .await
+        .says("Sec-WebSocket-Extensions: permessage-deflate")
+        .says("accepted extension \"permessage-deflate\", which we did not offer")
+        .expect("bad-handshake", 19);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_closes_with_1008_after_opening() {
     let addr = upgrade_server(Upgrade::Valid, After::Close(1008, "who are you")).await;
     doctor(&[&ws(addr)])

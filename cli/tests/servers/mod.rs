@@ -131,6 +131,8 @@ pub enum Upgrade {
     WrongAccept,
     /// A correct 101 that selects this subprotocol.
     Subprotocol(&'static str),
+    /// A correct 101 that turns on this extension.
+    Extension(&'static str),
 }
 
 /// What a raw server does once it has answered 101.

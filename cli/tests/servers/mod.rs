@@ -161,6 +161,10 @@ pub async fn upgrade_server(upgrade: Upgrade, after: After) -> SocketAddr {
             Upgrade::Subprotocol(p) => {
                 (accept_key(key), format!("Sec-WebSocket-Protocol: {p}\r\n"))
             }
+            Upgrade::Extension(e) => (
+                accept_key(key),
+                format!("Sec-WebSocket-Extensions: {e}\r\n"),
+            ),
         };
         let response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

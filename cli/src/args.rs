@@ -20,6 +20,7 @@ pub enum Command {
     /// Explain why a WebSocket connection fails: walks URL, DNS, TCP, TLS, the HTTP upgrade, a
     /// ping and the close, timing each, and ends with `verdict: KIND` (exit status 0 only for
     /// `ok`). With --watch, keep a connection open and report every drop.
+    #[command(after_help = crate::report::VERDICT_HELP)]
     Doctor(DoctorArgs),
 }
 

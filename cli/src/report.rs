@@ -90,6 +90,12 @@ impl Verdict {
     }
 }
 
+/// The verdicts and their exit statuses, for `--help`.
+pub const VERDICT_HELP: &str = "Verdicts (exit status): ok (0), bad-url (10), dns (11), \
+refused (12), connect-timeout (13), unreachable (14), proxy (15), tls (16), not-websocket (17), \
+rejected (18), bad-handshake (19), handshake-timeout (20), closed-after-open (21), no-pong (22), \
+protocol-error (23). Usage errors exit with 2.";
+
 /// How a step went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -289,6 +295,11 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         for v in all {
+            let listed = format!("{} ({})", v.as_str(), v.exit_code());
+            assert!(
+                VERDICT_HELP.contains(&listed),
+                "{listed} missing from --help"
+            );
             let json = serde_json::to_string(&v).unwrap();
             assert_eq!(json, format!("\"{}\"", v.as_str()));
         }

@@ -136,3 +136,56 @@ async fn a_server_that_is_down_is_retried() {
     assert!(out.contains("attempt 2 failed: refused"), "{out}");
     assert!(count(&out, "failed attempt(s)") >= 2, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_prints_the_summary() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+    let echo = echo_server().await;
+    let mut child = Command::new(TETHER)
+        .args([
+            "doctor",
+            "--watch",
+            &format!("ws://{echo}/"),
+            "--ping-interval",
+            "0.1",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    // Synchronise on the output: interrupt once a round trip has been measured.
+    let measured = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut line = String::new();
+        while stdout.read_line(&mut line).await.unwrap() > 0 {
+            seen.push_str(&line);
+            if line.contains("] rtt ") {
+                return true;
+            }
+            line.clear();
+        }
+        false
+    })
+    .await
+    .expect("a round trip within the limit");
+    assert!(measured, "{seen}");
+    let pid = child.id().unwrap().to_string();
+    // The shell's own `kill`, so no procps binary is needed.
+    let killed = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the watch ends on SIGINT")
+        .unwrap();
+    stdout.read_to_string(&mut seen).await.unwrap();
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert!(seen.contains("stopping (Ctrl-C)"), "{seen}");
+    assert!(seen.contains("1 connection(s), 0 drop(s)"), "{seen}");
+    assert!(seen.contains("rtt: "), "{seen}");
+}

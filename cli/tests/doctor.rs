@@ -438,6 +438,39 @@ async fn a_proxy_that_opens_the_tunnel_is_ok() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_through_a_proxy_tunnel() {
+    let (addr, pem) = tls_echo_server(Cert::SelfSigned).await;
+    let file = temp_pem(&pem);
+    let proxy = connect_proxy().await;
+    let (report, code) = doctor_json(&[
+        &format!("wss://{addr}/secure"),
+        "--proxy",
+        &format!("http://{proxy}"),
+        "--cacert",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    let _ = std::fs::remove_file(file);
+    assert_eq!(
+        (report["verdict"].as_str(), code),
+        (Some("ok"), 0),
+        "{report}"
+    );
+    let names: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "url", "dns", "tcp", "proxy", "tls", "http", "upgrade", "ping", "close"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_options_are_usage_errors() {
     let run = doctor(&["ws://127.0.0.1:9/", "--header", "no colon"]).await;
     assert_eq!(run.code, 2);

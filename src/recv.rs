@@ -367,7 +367,31 @@ impl Receiver {
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
             _ => {}
         }
-        if !self.streaming && !h.opcode.is_control() {
+        let compressed = if first_data {
+            h.rsv & allowed != 0
+        } else {
+            self.msg.as_ref().is_some_and(|m| m.compressed)
+        };
+        if compressed && !h.opcode.is_control() {
+            // Inflated as it arrives, never buffered whole: the inflated size is checked while
+            // inflating (in both modes). The compressed bytes are bounded as well, a little
+            // above the limit: incompressible data grows by a few bytes per block, and deflate
+            // can spend bytes on no output at all.
+            let max = self
+                .max_message
+                .saturating_add(self.max_message / 64 + 1024);
+            let total = self
+                .msg
+                .as_ref()
+                .map_or(0, |m| m.size)
+                .saturating_add(h.payload_len);
+            if total > max as u64 {
+                return Err(ProtocolError::MessageTooLarge {
+                    len: total,
+                    max: self.max_message,
+                });
+            }
+        } else if !self.streaming && !h.opcode.is_control() {
             if h.payload_len > self.max_frame as u64 {
                 return Err(ProtocolError::FrameTooLarge {
                     len: h.payload_len,

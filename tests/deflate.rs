@@ -565,3 +565,52 @@ fn bomb_stops_at_the_limit_with_1009() {
         );
     }
 }
+
+/// A compressed frame is inflated as it arrives, never buffered whole: the frame limit does not
+/// apply to it (incompressible data grows a little when compressed), the message limit does, to
+/// the inflated size and (with a little room) to the compressed bytes.
+#[test]
+fn compressed_frames_are_bounded_by_the_message_limit_only() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..8192)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    let mut c = Compress::new(Compression::default(), false);
+    let mut payload = Vec::with_capacity(9000);
+    c.compress_vec(&noise, &mut payload, FlushCompress::Sync)
+        .unwrap();
+    payload.truncate(payload.len() - 4);
+    assert!(payload.len() > noise.len(), "{}", payload.len());
+    for (max_message, ok) in [(8192, true), (8191, false)] {
+        let mut config = config(Some(eager()));
+        config.max_frame_payload = 1024;
+        config.max_message_size = max_message;
+        let mut conn = server_configured("permessage-deflate", config);
+        let frame = frame_rsv(true, 4, OpCode::Binary, &payload, Some(MASK));
+        feed(&mut conn, T0, &frame, &Chunking::Sizes(vec![1000]));
+        let messages = messages_of(&drain_data(&mut conn));
+        let events = drain_events(&mut conn);
+        if ok {
+            assert_eq!(messages, [Message::Binary(noise.clone().into())]);
+            assert!(events.is_empty(), "{events:?}");
+        } else {
+            assert_eq!(terminal(&events).code, CloseCode::MESSAGE_TOO_BIG);
+        }
+    }
+    // Compressed bytes far past the limit fail at the header, whatever they would inflate to.
+    let mut conn = server_with("permessage-deflate", eager());
+    let header = frame_rsv(true, 4, OpCode::Binary, &[], Some(MASK));
+    let mut big = vec![header[0], 0x80 | 127];
+    big.extend(((64u64 << 20) * 2).to_be_bytes());
+    big.extend(MASK);
+    feed(&mut conn, T0, &big, &Chunking::Whole);
+    assert_eq!(
+        terminal(&drain_events(&mut conn)).code,
+        CloseCode::MESSAGE_TOO_BIG
+    );
+}

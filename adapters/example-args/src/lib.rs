@@ -410,7 +410,10 @@ mod tests {
     fn deflate_flag_selects_a_mode() {
         let config = |args: &[&str]| client(args).unwrap().client.connection.config().deflate;
         assert_eq!(config(&["ws://h/"]), None);
-        assert_eq!(config(&["ws://h/", "--deflate"]), Some(DeflateConfig::default()));
+        assert_eq!(
+            config(&["ws://h/", "--deflate"]),
+            Some(DeflateConfig::default())
+        );
         assert_eq!(
             config(&["ws://h/", "--deflate", "low-memory"]),
             Some(DeflateConfig::low_memory())

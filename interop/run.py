@@ -2,7 +2,7 @@
 """Interop runner: tether's adapters against Python `websockets` and Node `ws`.
 
     python3 interop/run.py [--adapters tokio,smol,std] [--peers python,node]
-                           [--target-dir DIR] [--no-build]
+                           [--target-dir DIR] [--no-build] [--deflate]
 
 For each adapter:
   server role: the adapter's `echo_server` against the Python and Node clients
@@ -11,6 +11,10 @@ For each adapter:
   client role: the adapter's `interop_client` against the Python and Node echo servers, run
                twice: plainly (the same checks) and with --expect-server-close (counted for
                its `server-close` check: the peer closes with 4002 "asked" on `close-me`).
+--deflate: permessage-deflate on at both ends (the examples' `--deflate`, the peers'
+INTEROP_DEFLATE=1), with one more check, `deflate`: it was negotiated (the peer client says so
+in the server role; the peer server's answer is read from its log in the client role).
+
 Prints one line per (adapter, role, peer), then `N passed, M failed` (one unit per check);
 exits 1 if anything failed. Install the peers first: bash scripts/install-peers.sh
 """
@@ -44,8 +48,13 @@ PEERS = {
 }
 
 
+DEFLATE = False  # --deflate
+
+
 def peer_env():
     env = dict(os.environ)
+    if DEFLATE:
+        env["INTEROP_DEFLATE"] = "1"
     node_modules = os.path.join(common.INTEROP_DIR, "node", "node_modules")
     env["NODE_PATH"] = node_modules + (os.pathsep + env["NODE_PATH"] if env.get("NODE_PATH") else "")
     env.setdefault("RUST_BACKTRACE", "1")
@@ -127,6 +136,8 @@ def server_role(children, tally, crate, target_dir, peers, logs):
             tally.line(crate, "server", peer, all_failed(PEER_CHECKS, "echo_server example not built"))
         return
     cmd = [binary, "127.0.0.1:0", "--subprotocol", "chat.v2", "--subprotocol", "chat.v1"]
+    if DEFLATE:
+        cmd.append("--deflate")
     server = children.start(f"{crate} echo_server", cmd, os.path.join(logs, f"{crate}-echo_server.log"), env=peer_env())
     try:
         addr = server.wait_listening(LISTEN_TIMEOUT)
@@ -141,7 +152,7 @@ def server_role(children, tally, crate, target_dir, peers, logs):
             code, out = common.run_bounded(
                 cmd, RUN_TIMEOUT, env=peer_env(), log_path=os.path.join(logs, f"{crate}-server-{peer}-client.log")
             )
-            rows = score(out, code, PEER_CHECKS)
+            rows = score(out, code, (["deflate"] if DEFLATE else []) + PEER_CHECKS)
             note = None
             if not server.alive():
                 rows.append(("server-alive", False, "echo_server exited during the run"))
@@ -180,7 +191,10 @@ def client_role(children, tally, crate, target_dir, peers, logs):
                 mode = "server-close" if extra else "plain"
                 client_log = os.path.join(logs, f"{crate}-interop_client-{peer}-{mode}.log")
                 code, out = common.run_bounded(
-                    [binary, f"ws://{addr}/"] + extra, RUN_TIMEOUT, env=peer_env(), log_path=client_log
+                    [binary, f"ws://{addr}/"] + extra + (["--deflate"] if DEFLATE else []),
+                    RUN_TIMEOUT,
+                    env=peer_env(),
+                    log_path=client_log,
                 )
                 got = score(out, code, expected)
                 if extra:
@@ -195,6 +209,10 @@ def client_role(children, tally, crate, target_dir, peers, logs):
                             notes.append(f"interop_client {' '.join(extra)} stderr:\n{tail}")
                     except OSError:
                         pass
+            if DEFLATE:
+                answers = [l for l in server.log_text().splitlines() if l.startswith("extensions: ")]
+                agreed = bool(answers) and all("permessage-deflate" in l for l in answers)
+                rows.insert(0, ("deflate", agreed, f"the {peer} server answered {answers[:3]}"))
             note = "\n".join(notes) or None
             tally.line(crate, "client", peer, rows, note=note)
         finally:
@@ -208,7 +226,10 @@ def main():
     ap.add_argument("--roles", default="server,client", help="comma-separated: server,client (default: both)")
     ap.add_argument("--target-dir", default=common.default_target_dir(), help="cargo target directory")
     ap.add_argument("--no-build", action="store_true", help="use the examples built by an earlier run")
+    ap.add_argument("--deflate", action="store_true", help="permessage-deflate on at both ends")
     args = ap.parse_args()
+    global DEFLATE
+    DEFLATE = args.deflate
 
     crates = common.parse_adapters(args.adapters)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]

@@ -2,6 +2,7 @@
 
 use core::time::Duration;
 
+use crate::deflate::DeflateConfig;
 use crate::handshake::HandshakeLimits;
 
 /// How a connection behaves. Every field has a documented default; change fields on
@@ -72,6 +73,12 @@ pub struct Config {
     /// can return what a dead transport never took (a reconnecting supervisor sends it again).
     /// Costs a copy of text given as `&str`, and a reference otherwise. Default `false`.
     pub retain_unsent: bool,
+    /// permessage-deflate (RFC 7692): `None` (the default) neither offers nor accepts it; `Some`
+    /// offers it as a client and accepts a client's offer as a server, with these settings. It
+    /// takes effect only in a build with the `deflate` feature. A compressed message's inflated
+    /// size counts against [`max_message_size`](Config::max_message_size) in streaming mode
+    /// too. See [`deflate`](crate::deflate) for the memory each mode costs.
+    pub deflate: Option<DeflateConfig>,
 }
 
 /// Heartbeat settings (see [`Config::heartbeat`]).
@@ -115,6 +122,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             handshake_limits: HandshakeLimits::DEFAULT,
             retain_unsent: false,
+            deflate: None,
         }
     }
 }

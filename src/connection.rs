@@ -13,11 +13,12 @@ use rand_core::Rng;
 
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN, truncate_reason};
 use crate::config::Config;
+use crate::deflate::Codec;
 use crate::error::{CloseError, ProtocolError, SendError, SendErrorKind};
 use crate::event::{CloseCause, Closed, Data, Event, Initiator, TransportAction};
 use crate::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::handshake::{
-    Accept, AcceptError, ClientHandshake, ClientRequest, Reject, Request, Response,
+    Accept, AcceptError, ClientHandshake, ClientRequest, HandshakeError, Reject, Request, Response,
     ServerHandshake, ServerPolicy,
 };
 use crate::message::{DataKind, Message};
@@ -118,7 +119,12 @@ struct Flights(VecDeque<(u64, Message)>);
 struct OutMessage {
     kind: DataKind,
     utf8: Utf8Validator,
+    /// Its fragments are compressed (permessage-deflate).
+    compressed: bool,
 }
+
+/// RSV1, which marks a compressed message's first frame (RFC 7692 §6).
+const RSV1: u8 = 0b100;
 
 /// Heartbeat bookkeeping: the outstanding Ping and round-trip estimates.
 #[derive(Debug, Default)]
@@ -189,6 +195,8 @@ pub struct Connection {
     emptied_at: Option<Instant>,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
+    /// permessage-deflate, once negotiated (RFC 7692); `None` costs nothing.
+    deflate: Option<Box<Codec>>,
 }
 
 /// The spare input buffer to read transport bytes into, from [`Connection::recv_buf`]: a
@@ -302,6 +310,7 @@ impl Connection {
             opened_at: None,
             emptied_at: None,
             now,
+            deflate: None,
         }
     }
 
@@ -334,6 +343,9 @@ impl Connection {
         let config = config.into();
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
+        let request = crate::deflate::offers(&config)
+            .into_iter()
+            .fold(request, ClientRequest::with_offer);
         let handshake = ClientHandshake::new(request, nonce, &config.handshake_limits);
         let mut conn = Connection::new(
             Role::Client,
@@ -657,7 +669,7 @@ impl Connection {
             // Held or remembered: it needs a shared copy anyway.
             return self.send(Message::text(text));
         }
-        self.queue_frame(OpCode::Text, true, text.as_bytes(), None);
+        self.queue_message(OpCode::Text, text.as_bytes(), None);
         Ok(())
     }
 
@@ -683,20 +695,24 @@ impl Connection {
         if let Err(kind) = self.check_room(data.len()) {
             return Err(SendError { kind, data });
         }
-        let (opcode, mut utf8) = match &self.out_msg {
+        let (opcode, mut utf8, compressed) = match &self.out_msg {
             Some(m) if m.kind != kind => {
                 return Err(SendError {
                     kind: SendErrorKind::KindMismatch,
                     data,
                 });
             }
-            Some(m) => (OpCode::Continuation, m.utf8.clone()),
+            Some(m) => (OpCode::Continuation, m.utf8.clone(), m.compressed),
             None => (
                 match kind {
                     DataKind::Text => OpCode::Text,
                     DataKind::Binary => OpCode::Binary,
                 },
                 Utf8Validator::new(),
+                // The first fragment's size decides for the whole message.
+                self.deflate
+                    .as_deref()
+                    .is_some_and(|d| d.should_compress(data.len())),
             ),
         };
         if kind == DataKind::Text {
@@ -708,8 +724,24 @@ impl Connection {
                 });
             }
         }
-        self.queue_frame(opcode, fin, &data, Some(&data));
-        self.out_msg = (!fin).then_some(OutMessage { kind, utf8 });
+        match self.deflate.as_deref_mut() {
+            // RFC 7692 §6.1: RSV1 on the first frame only.
+            Some(d) if compressed => {
+                let payload = Bytes::from(d.compress_fragment(&data, fin));
+                let rsv = if opcode == OpCode::Continuation {
+                    0
+                } else {
+                    RSV1
+                };
+                self.queue_frame_rsv(opcode, fin, rsv, &payload, Some(&payload));
+            }
+            _ => self.queue_frame(opcode, fin, &data, Some(&data)),
+        }
+        self.out_msg = (!fin).then_some(OutMessage {
+            kind,
+            utf8,
+            compressed,
+        });
         Ok(())
     }
 
@@ -783,12 +815,20 @@ impl Connection {
 
     /// Server role: accepts the request surfaced by [`Event::Request`], writing the 101
     /// response. Frames the client pipelined after its request are processed now.
-    pub fn accept(&mut self, now: Instant, accept: Accept) -> Result<(), AcceptError> {
+    ///
+    /// With [`Config::deflate`] the core answers the client's permessage-deflate offers itself
+    /// (the first acceptable one), unless `accept` already lists permessage-deflate.
+    pub fn accept(&mut self, now: Instant, mut accept: Accept) -> Result<(), AcceptError> {
         let Phase::AwaitingAccept(request) = &self.phase else {
             return Err(AcceptError::NotAwaiting);
         };
+        let deflate = crate::deflate::server_codec(&self.config, request, &mut accept);
         let mut head = bytes::BytesMut::new();
         crate::handshake::write_accept(request, &accept, &mut head)?;
+        if deflate.is_some() {
+            self.recv.allow_compression();
+            self.deflate = deflate;
+        }
         let now = self.tick(now);
         self.queue_raw(&head);
         self.subprotocol = accept.subprotocol.map(String::into_boxed_str);
@@ -998,9 +1038,21 @@ impl Connection {
 
     /// Queues one frame, keeping the output offset and the flow-control state up to date.
     fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], shared: Option<&Bytes>) {
+        self.queue_frame_rsv(opcode, fin, 0, payload, shared);
+    }
+
+    /// Queues one frame with RSV bits (RSV1 marks a compressed message, RFC 7692 §6).
+    fn queue_frame_rsv(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        payload: &[u8],
+        shared: Option<&Bytes>,
+    ) {
         let before = self.send.len();
         self.send
-            .write_frame(self.role, opcode, fin, payload, shared, &mut *self.rng);
+            .write_frame(self.role, opcode, fin, rsv, payload, shared, &mut *self.rng);
         self.queued_total += (self.send.len() - before) as u64;
         self.update_outbound();
     }
@@ -1020,13 +1072,65 @@ impl Connection {
             Message::Text(t) => (OpCode::Text, t.shared()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
-        self.queue_frame(opcode, true, payload, Some(payload));
+        self.queue_message(opcode, payload, Some(payload));
         if self.config.retain_unsent {
             let end = self.queued_total;
             self.flights
                 .get_or_insert_default()
                 .0
                 .push_back((end, message.clone()));
+        }
+    }
+
+    /// Queues a whole data message in one frame, compressed when permessage-deflate was
+    /// negotiated and the message reaches its threshold (RFC 7692 §6: RSV1 set).
+    fn queue_message(&mut self, opcode: OpCode, payload: &[u8], shared: Option<&Bytes>) {
+        match self.deflate.as_deref_mut() {
+            Some(d) if d.should_compress(payload.len()) => {
+                let compressed = Bytes::from(d.compress_message(payload));
+                self.queue_frame_rsv(opcode, true, RSV1, &compressed, Some(&compressed));
+            }
+            _ => self.queue_frame(opcode, true, payload, shared),
+        }
+    }
+
+    /// Client role: sets up permessage-deflate from the server's response, or says why the
+    /// response must fail the connection (RFC 7692 §5.1).
+    fn negotiate_deflate(&mut self, response: &Response) -> Result<(), HandshakeError> {
+        if self.config.deflate.is_none() {
+            return Ok(());
+        }
+        let codec = crate::deflate::client_codec(&self.config, response)
+            .map_err(HandshakeError::Deflate)?;
+        if codec.is_some() {
+            self.recv.allow_compression();
+            self.deflate = codec;
+        }
+        Ok(())
+    }
+
+    /// A piece of a compressed message arrived: inflate it (RFC 7692 §7.2.2) and hand the
+    /// result on, or fail the connection (1007 for bad data, 1009 past the size limit).
+    fn on_compressed(
+        &mut self,
+        now: Instant,
+        kind: DataKind,
+        data: &[u8],
+        first: bool,
+        last: bool,
+    ) {
+        let streaming = self.config.streaming;
+        let max = self.config.max_message_size;
+        let result = match self.deflate.as_deref_mut() {
+            Some(d) => d.receive(kind, data, first, last, streaming, max),
+            None => Err(ProtocolError::ReservedBits(RSV1)),
+        };
+        match result {
+            Ok(out) => out.into_iter().for_each(|data| self.push_data(data)),
+            Err(err) => {
+                let reason = err.to_string();
+                self.fail(now, err.close_code(), reason, CloseCause::Protocol(err));
+            }
         }
     }
 
@@ -1240,6 +1344,19 @@ impl Connection {
                     match self.recv.with_input(|input| hs.handle(input)) {
                         Ok(None) => return,
                         Ok(Some(response)) => {
+                            if let Err(err) = self.negotiate_deflate(&response) {
+                                self.end(
+                                    Closed {
+                                        code: CloseCode::ABNORMAL,
+                                        reason: err.to_string(),
+                                        initiator: Initiator::Remote,
+                                        clean: false,
+                                        cause: CloseCause::HandshakeFailed(err),
+                                    },
+                                    Transport::Close,
+                                );
+                                return;
+                            }
                             self.subprotocol = response.subprotocol().map(Box::from);
                             self.response = Some(Box::new(response));
                             self.become_open(now);
@@ -1422,6 +1539,14 @@ impl Connection {
                 data,
                 first,
                 last,
+                compressed: true,
+            } => self.on_compressed(now, kind, &data, first, last),
+            Incoming::Chunk {
+                kind,
+                data,
+                first,
+                last,
+                compressed: false,
             } => {
                 if first {
                     self.push_data(Data::MessageStart(kind));

@@ -57,6 +57,10 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
+    /// A compressed message (permessage-deflate, RFC 7692) whose payload is not valid deflate
+    /// data.
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// A Close payload of exactly one byte (RFC 6455 §5.5.1).
     #[error("close frame with a 1-byte payload")]
     InvalidCloseLength,
@@ -73,9 +77,9 @@ impl ProtocolError {
     #[must_use]
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }

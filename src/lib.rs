@@ -132,6 +132,8 @@
 //! ## Features
 //! - `std` (default): conversion from `std::time::Instant` and `std::error::Error` impls.
 //!   Without it the crate is `no_std` + `alloc`.
+//! - `deflate`: permessage-deflate (RFC 7692) compression, over zlib-rs; needs `std`. The
+//!   negotiation in [`deflate`] is there without it, but nothing is offered or accepted.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -143,6 +145,7 @@ extern crate std;
 pub mod close;
 mod config;
 mod connection;
+pub mod deflate;
 pub mod error;
 mod event;
 pub mod frame;

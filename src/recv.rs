@@ -45,6 +45,9 @@ pub(crate) enum Incoming {
         data: Bytes,
         first: bool,
         last: bool,
+        /// A piece of a compressed message's payload (RFC 7692), to inflate: delivered this
+        /// way in both modes.
+        compressed: bool,
     },
     Ping(Bytes),
     Pong(Bytes),
@@ -75,6 +78,8 @@ struct InMessage {
     parts: BytesMut,
     /// Whether a chunk was already reported (streaming mode).
     started: bool,
+    /// RSV1 was set on its first frame: the payload is compressed (RFC 7692 §6.1).
+    compressed: bool,
 }
 
 #[derive(Debug)]
@@ -97,6 +102,8 @@ pub(crate) struct Receiver {
     max_frame: usize,
     max_message: usize,
     streaming: bool,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 §6).
+    compression: bool,
     /// The largest slice offered when no frame needs more.
     read_size: usize,
     /// The size offered next: it doubles when a read fills the slice and halves when reads use
@@ -120,10 +127,22 @@ impl Receiver {
             max_frame: config.max_frame_payload,
             max_message: config.max_message_size,
             streaming: config.streaming,
+            compression: false,
             read_size: config.read_buffer_size.max(MIN_READ),
             read_hint: (4 << 10).min(config.read_buffer_size.max(MIN_READ)),
             offered: 0,
         }
+    }
+
+    /// permessage-deflate was negotiated: RSV1 on a message's first frame is allowed from now on.
+    pub(crate) fn allow_compression(&mut self) {
+        self.compression = true;
+    }
+
+    /// Whether the data frame being received is passed on in pieces as it arrives: in
+    /// streaming mode, and for compressed messages, which are inflated as they come.
+    fn in_pieces(&self) -> bool {
+        self.streaming || self.msg.as_ref().is_some_and(|m| m.compressed)
     }
 
     /// Makes the spare part of the input buffer ready for a read: at least the adaptive hint,
@@ -135,7 +154,7 @@ impl Receiver {
     /// a quiet time (or a read that finds nothing) leaves at most that much allocated.
     pub(crate) fn prepare(&mut self, quiet: bool) {
         let need = match &self.frame {
-            Some(f) if !self.streaming => f.remaining.saturating_sub(self.len() as u64),
+            Some(f) if !self.in_pieces() => f.remaining.saturating_sub(self.len() as u64),
             _ => 0,
         };
         let hint = if quiet && self.filled == 0 {
@@ -323,8 +342,15 @@ impl Receiver {
     }
 
     fn check_header(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
-        // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them.
-        if h.rsv != 0 {
+        // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them. RFC 7692 §6.1:
+        // permessage-deflate defines RSV1 on the first frame of a data message only.
+        let first_data = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        let allowed = if self.compression && first_data {
+            0b100
+        } else {
+            0
+        };
+        if h.rsv & !allowed != 0 {
             return Err(ProtocolError::ReservedBits(h.rsv));
         }
         // RFC 6455 §5.1: clients mask every frame, servers mask none.
@@ -341,7 +367,31 @@ impl Receiver {
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
             _ => {}
         }
-        if !self.streaming && !h.opcode.is_control() {
+        let compressed = if first_data {
+            h.rsv & allowed != 0
+        } else {
+            self.msg.as_ref().is_some_and(|m| m.compressed)
+        };
+        if compressed && !h.opcode.is_control() {
+            // Inflated as it arrives, never buffered whole: the inflated size is checked while
+            // inflating (in both modes). The compressed bytes are bounded as well, a little
+            // above the limit: incompressible data grows by a few bytes per block, and deflate
+            // can spend bytes on no output at all.
+            let max = self
+                .max_message
+                .saturating_add(self.max_message / 64 + 1024);
+            let total = self
+                .msg
+                .as_ref()
+                .map_or(0, |m| m.size)
+                .saturating_add(h.payload_len);
+            if total > max as u64 {
+                return Err(ProtocolError::MessageTooLarge {
+                    len: total,
+                    max: self.max_message,
+                });
+            }
+        } else if !self.streaming && !h.opcode.is_control() {
             if h.payload_len > self.max_frame as u64 {
                 return Err(ProtocolError::FrameTooLarge {
                     len: h.payload_len,
@@ -385,6 +435,7 @@ impl Receiver {
                         size: 0,
                         parts: BytesMut::new(),
                         started: false,
+                        compressed: header.rsv & 0b100 != 0,
                     });
                 }
                 let mut text = false;
@@ -392,7 +443,8 @@ impl Receiver {
                     && let Some(m) = self.msg.as_mut()
                 {
                     m.size = m.size.saturating_add(header.payload_len);
-                    text = m.kind == DataKind::Text;
+                    // Compressed text is checked once inflated.
+                    text = m.kind == DataKind::Text && !m.compressed;
                 }
                 self.frame = Some(InFrame {
                     header,
@@ -403,6 +455,7 @@ impl Receiver {
                 });
             }
             let buffered = self.len();
+            let in_pieces = self.in_pieces();
             let Some(f) = self.frame.as_mut() else {
                 continue;
             };
@@ -418,7 +471,7 @@ impl Receiver {
                 let whole = f.ready == 0
                     && avail as u64 == f.remaining
                     && f.header.fin
-                    && !self.streaming
+                    && !in_pieces
                     && self.msg.as_ref().is_some_and(|m| m.parts.is_empty());
                 if f.text && !whole {
                     self.utf8
@@ -428,7 +481,7 @@ impl Receiver {
                 f.ready = avail;
             }
             let control = f.header.opcode.is_control();
-            if self.streaming && !control {
+            if in_pieces && !control {
                 if avail == 0 && f.remaining > 0 {
                     return Ok(None);
                 }
@@ -449,10 +502,11 @@ impl Receiver {
                 };
                 let kind = m.kind;
                 let first = !m.started;
+                let compressed = m.compressed;
                 m.started = true;
                 if last {
                     self.msg = None;
-                    if kind == DataKind::Text {
+                    if kind == DataKind::Text && !compressed {
                         self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                     }
                 }
@@ -464,6 +518,7 @@ impl Receiver {
                     data,
                     first,
                     last,
+                    compressed,
                 }));
             }
             if (avail as u64) < f.remaining {

@@ -41,14 +41,17 @@ impl Sender {
         self.len == 0
     }
 
-    /// Queues one frame. The client role masks with a fresh key from `rng` (RFC 6455 §5.3),
-    /// leaving `payload` itself untouched. When the payload is also available as `shared`
-    /// `Bytes`, a large unmasked payload is queued without a copy.
+    /// Queues one frame with the RSV bits `rsv` (RSV1 = 0b100). The client role masks with a
+    /// fresh key from `rng` (RFC 6455 §5.3), leaving `payload` itself untouched. When the
+    /// payload is also available as `shared` `Bytes`, a large unmasked payload is queued
+    /// without a copy.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_frame(
         &mut self,
         role: Role,
         opcode: OpCode,
         fin: bool,
+        rsv: u8,
         payload: &[u8],
         shared: Option<&Bytes>,
         rng: &mut dyn Rng,
@@ -59,7 +62,7 @@ impl Sender {
         };
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: payload.len() as u64,

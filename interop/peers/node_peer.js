@@ -9,6 +9,10 @@
 // closing with 4002 "asked". It exits by itself after SERVER_LIFETIME_MS.
 //
 // Client: prints `ok NAME` or `FAIL NAME: WHY` per check and exits 0 only if all pass.
+//
+// With INTEROP_DEFLATE=1 both offer and accept permessage-deflate (compressing every message,
+// however short): the server prints `extensions: VALUE` per connection, and the client adds the
+// check `deflate` (the server accepted permessage-deflate).
 'use strict';
 
 const crypto = require('crypto');
@@ -28,13 +32,15 @@ const MAX_MESSAGE = 64 * 1024 * 1024;
 const LARGE = 16 * 1024 * 1024;
 const STEP_TIMEOUT_MS = 30000;
 const SERVER_LIFETIME_MS = 600000;
+const DEFLATE = process.env.INTEROP_DEFLATE === '1';
+const PER_MESSAGE_DEFLATE = DEFLATE ? { threshold: 0 } : false;
 
 function runServer() {
   const wss = new WebSocketServer({
     host: '127.0.0.1',
     port: 0,
     maxPayload: MAX_MESSAGE,
-    perMessageDeflate: false,
+    perMessageDeflate: PER_MESSAGE_DEFLATE,
     handleProtocols: (offered) => {
       for (const name of ['chat.v2', 'chat.v1']) {
         if (offered.has(name)) return name;
@@ -46,6 +52,7 @@ function runServer() {
     process.stdout.write(`listening on 127.0.0.1:${wss.address().port}\n`);
   });
   wss.on('connection', (ws) => {
+    if (DEFLATE) process.stdout.write(`extensions: ${ws.extensions}\n`);
     ws.on('error', () => {});
     ws.on('message', (data, isBinary) => {
       if (!isBinary && data.toString() === 'close-me') {
@@ -119,9 +126,10 @@ async function expectEcho(next, sent, binary) {
 
 async function runClient(url) {
   const names = ['text', 'binary', 'large', 'fragmented', 'ping', 'subprotocol', 'close'];
+  if (DEFLATE) names.unshift('deflate');
   const ws = new WebSocket(url, ['chat.v2', 'chat.v1'], {
     maxPayload: MAX_MESSAGE,
-    perMessageDeflate: false,
+    perMessageDeflate: PER_MESSAGE_DEFLATE,
     handshakeTimeout: STEP_TIMEOUT_MS,
   });
   const next = watch(ws);
@@ -136,6 +144,8 @@ async function runClient(url) {
     return 1;
   }
   const checks = {
+    deflate: async () =>
+      ws.extensions.includes('permessage-deflate') ? null : `permessage-deflate not negotiated (server answered ${JSON.stringify(ws.extensions)})`,
     text: async () => {
       const text = 'héllo wörld ✓ 日本語 🦀';
       ws.send(text);

@@ -9,6 +9,10 @@ picks subprotocol chat.v2 (else chat.v1) when offered, and answers the text `clo
 closing with 4002 "asked". It exits by itself after SERVER_LIFETIME seconds.
 
 Client: prints `ok NAME` or `FAIL NAME: WHY` per check and exits 0 only if all pass.
+
+With INTEROP_DEFLATE=1 both offer and accept permessage-deflate: the server prints
+`extensions: VALUE` (its Sec-WebSocket-Extensions answer) per connection, and the client adds
+the check `deflate` (the server accepted permessage-deflate).
 """
 
 import asyncio
@@ -22,6 +26,8 @@ from websockets.exceptions import ConnectionClosed
 MAX_MESSAGE = 64 * 1024 * 1024
 LARGE = 16 * 1024 * 1024
 STEP_TIMEOUT = 30.0
+DEFLATE = os.environ.get("INTEROP_DEFLATE") == "1"
+COMPRESSION = "deflate" if DEFLATE else None
 SERVER_LIFETIME = 600.0
 PREFERENCE = ("chat.v2", "chat.v1")
 
@@ -34,6 +40,8 @@ def choose_subprotocol(_connection, offered):
 
 
 async def echo(ws):
+    if DEFLATE:
+        print(f"extensions: {ws.response.headers.get('Sec-WebSocket-Extensions')}", flush=True)
     try:
         async for message in ws:
             if message == "close-me":
@@ -50,7 +58,7 @@ async def run_server():
         "127.0.0.1",
         0,
         select_subprotocol=choose_subprotocol,
-        compression=None,
+        compression=COMPRESSION,
         max_size=MAX_MESSAGE,
         ping_interval=None,
     ) as server:
@@ -107,6 +115,13 @@ async def check_subprotocol(ws):
     return None
 
 
+async def check_deflate(ws):
+    answer = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+    if "permessage-deflate" not in answer:
+        return f"permessage-deflate not negotiated (server answered {answer!r})"
+    return None
+
+
 async def check_close(ws):
     await asyncio.wait_for(ws.close(4001, "bye"), STEP_TIMEOUT)
     await asyncio.wait_for(ws.wait_closed(), STEP_TIMEOUT)
@@ -130,12 +145,14 @@ async def run_client(url):
         ("subprotocol", check_subprotocol),
         ("close", check_close),
     ]
+    if DEFLATE:
+        checks.insert(0, ("deflate", check_deflate))
     failed = 0
     try:
         ws = await connect(
             url,
             subprotocols=["chat.v2", "chat.v1"],
-            compression=None,
+            compression=COMPRESSION,
             max_size=MAX_MESSAGE,
             ping_interval=None,
             open_timeout=STEP_TIMEOUT,

@@ -90,6 +90,12 @@ impl ClientRequest {
         Ok(self)
     }
 
+    /// Adds an offer the core built itself (permessage-deflate from the configuration).
+    pub(crate) fn with_offer(mut self, offer: String) -> Self {
+        self.extensions.push(offer);
+        self
+    }
+
     /// Adds a header field (repeatable; order is kept).
     pub fn header(
         mut self,

@@ -71,6 +71,10 @@ pub enum HandshakeError {
     /// The server accepted an extension we did not offer (RFC 6455 §4.1, item 5).
     #[error("server accepted extension {0:?}, which we did not offer")]
     UnofferedExtension(String),
+    /// The server's permessage-deflate answer is invalid (RFC 7692 §5.1: the client fails the
+    /// connection).
+    #[error("invalid permessage-deflate response: {0}")]
+    Deflate(crate::deflate::NegotiationError),
     /// The response head is over [`HandshakeLimits::max_head_size`](super::HandshakeLimits).
     #[error("response head exceeds {limit} bytes")]
     HeadTooLarge {

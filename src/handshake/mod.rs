@@ -33,7 +33,7 @@ mod request;
 mod response;
 mod server;
 mod status;
-mod tokens;
+pub(crate) mod tokens;
 mod url;
 mod validate;
 

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches, Parser, ValueEnum};
+use tether::deflate::DeflateConfig;
 use tether::handshake::ServerPolicy;
 use tether::reconnect::{Jitter, ReconnectConfig, SessionConfig};
 use tether::{Config, Heartbeat};
@@ -66,6 +67,34 @@ pub struct ConnectionArgs {
     /// reconnecting_client and tokio's echo_server, 64MiB in the others]
     #[arg(long, value_name = "BYTES", value_parser = bytes)]
     pub max_frame_payload: Option<usize>,
+    /// permessage-deflate (RFC 7692): offered by a client, accepted by a server. `--deflate`
+    /// alone means `default` (context takeover, 15-bit windows); `low-memory` keeps no
+    /// compression state between messages [default: off]
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "default")]
+    pub deflate: Option<DeflateMode>,
+}
+
+/// The permessage-deflate settings `--deflate` selects.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeflateMode {
+    /// No compression.
+    Off,
+    /// [`DeflateConfig::default`]: context takeover, 15-bit windows.
+    Default,
+    /// [`DeflateConfig::low_memory`]: no context takeover either way.
+    LowMemory,
+}
+
+impl DeflateMode {
+    /// The core setting for this mode.
+    #[must_use]
+    pub fn config(self) -> Option<DeflateConfig> {
+        match self {
+            DeflateMode::Off => None,
+            DeflateMode::Default => Some(DeflateConfig::default()),
+            DeflateMode::LowMemory => Some(DeflateConfig::low_memory()),
+        }
+    }
 }
 
 impl ConnectionArgs {
@@ -110,6 +139,9 @@ impl ConnectionArgs {
         }
         if let Some(n) = self.max_frame_payload {
             config.max_frame_payload = n;
+        }
+        if let Some(mode) = self.deflate {
+            config.deflate = mode.config();
         }
     }
 }
@@ -372,6 +404,22 @@ mod tests {
         assert_eq!(args.client.connection.config_from(base.clone()), base);
         assert_eq!(args.reconnect_config(), ReconnectConfig::default());
         assert_eq!(args.session_config(), SessionConfig::default());
+    }
+
+    #[test]
+    fn deflate_flag_selects_a_mode() {
+        let config = |args: &[&str]| client(args).unwrap().client.connection.config().deflate;
+        assert_eq!(config(&["ws://h/"]), None);
+        assert_eq!(
+            config(&["ws://h/", "--deflate"]),
+            Some(DeflateConfig::default())
+        );
+        assert_eq!(
+            config(&["ws://h/", "--deflate", "low-memory"]),
+            Some(DeflateConfig::low_memory())
+        );
+        assert_eq!(config(&["ws://h/", "--deflate=off"]), None);
+        assert!(client(&["ws://h/", "--deflate", "maybe"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Headless Chromium against the tokio adapter: the browser's own WebSocket client exchanges
-//! text and binary with an echo endpoint, closes with 4005, and reports what it saw.
+//! text and binary with an echo endpoint, closes with 4005, and reports what it saw. With the
+//! `deflate` feature the endpoint accepts the permessage-deflate the browser offers, and a
+//! 10 KB text makes the round trip compressed both ways.
 //!
 //! Needs Chromium (`/usr/bin/chromium`, installed by `scripts/install-peers.sh`); run it with
 //! `cargo test -p tether-tokio --test browser -- --ignored`. Without Chromium it fails.
@@ -26,7 +28,11 @@ const out = {};
 const ws = new WebSocket("ws://" + location.host + "/echo");
 ws.binaryType = "arraybuffer";
 let stage = 0;
-ws.onopen = () => ws.send("hello from chromium \u2713");
+const long = "chat message \u2713 ".repeat(700);
+ws.onopen = () => {
+  out.extensions = ws.extensions;
+  ws.send("hello from chromium \u2713");
+};
 ws.onmessage = (event) => {
   if (stage === 0) {
     out.text = event.data;
@@ -35,6 +41,10 @@ ws.onmessage = (event) => {
   } else if (stage === 1) {
     out.binary = Array.from(new Uint8Array(event.data));
     stage = 2;
+    ws.send(long);
+  } else if (stage === 2) {
+    out.long = event.data === long;
+    stage = 3;
     ws.close(4005, "page done");
   }
 };
@@ -97,7 +107,13 @@ async fn chromium_round_trip_and_close_code() {
                 }
                 let path = head.path.clone();
                 let stream = http::Replay::new(head.bytes, stream);
-                let Ok(mut ws) = tether_tokio::accept(stream, ServerConfig::default()).await else {
+                #[allow(unused_mut)]
+                let mut config = ServerConfig::default();
+                #[cfg(feature = "deflate")]
+                {
+                    config.config.deflate = Some(tether::deflate::DeflateConfig::default());
+                }
+                let Ok(mut ws) = tether_tokio::accept(stream, config).await else {
                     return;
                 };
                 if path == "/report" {
@@ -160,6 +176,10 @@ async fn chromium_round_trip_and_close_code() {
         report.contains(r#""binary":[0,1,2,253,254,255]"#),
         "{report}"
     );
+    assert!(report.contains(r#""long":true"#), "{report}");
+    // The browser offers permessage-deflate; with the codec built in, it was agreed.
+    let deflate = report.contains(r#""extensions":"permessage-deflate"#);
+    assert_eq!(deflate, cfg!(feature = "deflate"), "{report}");
     assert!(report.contains(r#""code":4005"#), "{report}");
     assert!(report.contains(r#""wasClean":true"#), "{report}");
     assert!(!report.contains("error"), "{report}");

@@ -1,0 +1,347 @@
+//! The permessage-deflate codec over zlib-rs (through flate2): whole-message and fragment
+//! compression, bounded incremental inflation (RFC 7692 §7.2).
+
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use bytes::Bytes;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::{DeflateConfig, DeflateParams};
+use crate::connection::Role;
+use crate::error::ProtocolError;
+use crate::event::Data;
+use crate::message::{DataKind, Message, Utf8Bytes};
+use crate::utf8::Utf8Validator;
+
+/// The empty stored block a sync flush ends with, removed by the sender and appended again by
+/// the receiver (RFC 7692 §7.2.1, §7.2.2).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// The most inflated output produced in one step: what a streaming receiver gets per chunk,
+/// and how far past the message limit an assembled message can grow (one byte) before it fails.
+const STEP: usize = 64 << 10;
+
+std::thread_local! {
+    /// Per-thread compressor for connections without context takeover on their side: a whole
+    /// message is compressed within one call, so the state is free again when the call ends.
+    static SHARED_COMPRESS: RefCell<Option<(u8, u8, Compress)>> = const { RefCell::new(None) };
+    /// Per-thread decompressor for messages (without the peer's context takeover) whose
+    /// compressed bytes all arrived in one read.
+    static SHARED_INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
+}
+
+/// The negotiated permessage-deflate state of one connection.
+pub(crate) struct Deflate {
+    level: u8,
+    /// Our compressor's window (8: the peer asked for a window zlib cannot make, so nothing
+    /// is compressed).
+    own_window: u8,
+    /// Our compressor starts every message afresh.
+    own_reset: bool,
+    /// The peer's window, our decompressor's.
+    peer_window: u8,
+    /// The peer starts every message afresh.
+    peer_reset: bool,
+    threshold: usize,
+    /// Our compressor: kept with context takeover, and while a fragmented message is sent.
+    compressor: Option<Compress>,
+    /// Our decompressor: kept with the peer's context takeover, and while a message arrives
+    /// over several reads.
+    inflater: Option<Decompress>,
+    /// Inflated bytes of the message being received.
+    inflated: usize,
+    /// The message being assembled (assembled mode).
+    assembly: Vec<u8>,
+    /// Incremental UTF-8 check of a streamed text message.
+    utf8: Utf8Validator,
+}
+
+impl core::fmt::Debug for Deflate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Deflate")
+            .field("own_window", &self.own_window)
+            .field("own_reset", &self.own_reset)
+            .field("peer_window", &self.peer_window)
+            .field("peer_reset", &self.peer_reset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deflate {
+    /// The state for what was agreed, from `role`'s side.
+    pub(crate) fn new(role: Role, config: &DeflateConfig, agreed: &DeflateParams) -> Self {
+        let server_window = agreed.server_max_window_bits.unwrap_or(15);
+        let client_window = agreed.client_max_window_bits.flatten().unwrap_or(15);
+        let (own_window, own_reset, peer_window, peer_reset) = match role {
+            Role::Server => (
+                server_window,
+                agreed.server_no_context_takeover,
+                client_window,
+                agreed.client_no_context_takeover,
+            ),
+            Role::Client => (
+                client_window,
+                agreed.client_no_context_takeover,
+                server_window,
+                agreed.server_no_context_takeover,
+            ),
+        };
+        Deflate {
+            level: config.level.min(9),
+            own_window: own_window.min(config.own_window()),
+            own_reset: own_reset || config.no_context_takeover,
+            // zlib has no 8-bit decoder window; a 9-bit one reads what an 8-bit encoder wrote.
+            peer_window: peer_window.clamp(9, 15),
+            peer_reset,
+            threshold: config.threshold,
+            compressor: None,
+            inflater: None,
+            inflated: 0,
+            assembly: Vec::new(),
+            utf8: Utf8Validator::new(),
+        }
+    }
+
+    /// Whether a message (or a fragmented message whose first fragment is) `len` bytes long
+    /// is sent compressed.
+    pub(crate) fn should_compress(&self, len: usize) -> bool {
+        self.own_window >= 9 && len >= self.threshold
+    }
+
+    /// Compresses a whole message: the payload of a frame with RSV1 set.
+    pub(crate) fn compress_message(&mut self, payload: &[u8]) -> Vec<u8> {
+        if self.own_reset {
+            let (level, window) = (self.level, self.own_window);
+            return SHARED_COMPRESS.with(|shared| {
+                let mut shared = shared.borrow_mut();
+                let fresh = !matches!(&*shared, Some((l, w, _)) if *l == level && *w == window);
+                if fresh {
+                    *shared = Some((level, window, new_compressor(level, window)));
+                }
+                let Some((_, _, c)) = shared.as_mut() else {
+                    unreachable!("set above")
+                };
+                let out = compress(c, payload, true);
+                c.reset();
+                out
+            });
+        }
+        let c = self
+            .compressor
+            .get_or_insert_with(|| new_compressor(self.level, self.own_window));
+        compress(c, payload, true)
+    }
+
+    /// Compresses one fragment of a message sent in pieces: the first fragment's frame has
+    /// RSV1 set, the others not (RFC 7692 §6.1). Only the last fragment loses the sync-flush
+    /// tail; the earlier ones keep it, an empty stored block the receiver reads through.
+    pub(crate) fn compress_fragment(&mut self, payload: &[u8], fin: bool) -> Vec<u8> {
+        let c = self
+            .compressor
+            .get_or_insert_with(|| new_compressor(self.level, self.own_window));
+        let out = compress(c, payload, fin);
+        if fin && self.own_reset {
+            self.compressor = None;
+        }
+        out
+    }
+
+    /// Receives a piece of a compressed message's payload (`first` and `last` say where it
+    /// sits in the message) and returns what the application gets: the assembled message at
+    /// its end, or (`streaming`) its start, the inflated chunks (at most [`STEP`] bytes each)
+    /// and its end.
+    ///
+    /// The inflated size counts against `max` while inflating, in both modes: a message that
+    /// would grow past it fails with 1009 (`MessageTooLarge`) once one byte over, never
+    /// allocating more. Data that is not valid deflate fails with 1007.
+    pub(crate) fn receive(
+        &mut self,
+        kind: DataKind,
+        data: &[u8],
+        first: bool,
+        last: bool,
+        streaming: bool,
+        max: usize,
+    ) -> Result<Vec<Data>, ProtocolError> {
+        let mut out = Vec::new();
+        if first {
+            self.inflated = 0;
+            self.utf8.reset();
+            if streaming {
+                out.push(Data::MessageStart(kind));
+            }
+        }
+        let shared = first && last && self.peer_reset;
+        let result = if shared {
+            SHARED_INFLATE.with(|d| {
+                let mut d = d.borrow_mut();
+                let d = d.get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
+                let result = self.inflate_all(d, kind, data, last, streaming, max, &mut out);
+                d.reset(false);
+                result
+            })
+        } else {
+            let window = self.peer_window;
+            let mut d = self
+                .inflater
+                .take()
+                .unwrap_or_else(|| Decompress::new_with_window_bits(false, window));
+            let result = self.inflate_all(&mut d, kind, data, last, streaming, max, &mut out);
+            // Kept for the rest of the message, and for the next with context takeover.
+            if !(last && self.peer_reset) && result.is_ok() {
+                self.inflater = Some(d);
+            }
+            result
+        };
+        if let Err(err) = result {
+            self.assembly = Vec::new();
+            self.inflater = None;
+            return Err(err);
+        }
+        if last {
+            if streaming {
+                if kind == DataKind::Text {
+                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                out.push(Data::MessageEnd);
+            } else {
+                let data = Bytes::from(core::mem::take(&mut self.assembly));
+                out.push(Data::Message(match kind {
+                    DataKind::Text => Message::Text(
+                        Utf8Bytes::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?,
+                    ),
+                    DataKind::Binary => Message::Binary(data),
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inflates `data` (and, at the message's `last` piece, the tail) in steps of at most
+    /// [`STEP`] output bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn inflate_all(
+        &mut self,
+        d: &mut Decompress,
+        kind: DataKind,
+        data: &[u8],
+        last: bool,
+        streaming: bool,
+        max: usize,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ProtocolError> {
+        let mut ended = self.inflate(d, kind, data, streaming, max, out)?;
+        if last && !ended {
+            ended = self.inflate(d, kind, &TAIL, streaming, max, out)?;
+        }
+        if ended {
+            // The peer ended the deflate stream (a block with BFINAL): the next message starts
+            // a new one.
+            d.reset(false);
+        }
+        Ok(())
+    }
+
+    /// Inflates `input` completely; returns whether the deflate stream ended.
+    fn inflate(
+        &mut self,
+        d: &mut Decompress,
+        kind: DataKind,
+        mut input: &[u8],
+        streaming: bool,
+        max: usize,
+        out: &mut Vec<Data>,
+    ) -> Result<bool, ProtocolError> {
+        loop {
+            // Never room for more than one byte past the limit: reaching it is the failure.
+            let left = max.saturating_sub(self.inflated).saturating_add(1);
+            let mut chunk = Vec::new();
+            let buf = if streaming {
+                chunk.reserve_exact(left.min(STEP));
+                &mut chunk
+            } else {
+                // Grows by doubling from one step, but never past the limit.
+                let grow = self.assembly.len().max(STEP).min(left);
+                if self.assembly.capacity() - self.assembly.len() < grow {
+                    self.assembly.reserve_exact(grow);
+                }
+                &mut self.assembly
+            };
+            let room = buf.capacity() - buf.len();
+            let before_out = buf.len();
+            let before_in = d.total_in();
+            let status = d
+                .decompress_vec(input, buf, FlushDecompress::Sync)
+                .map_err(|_| ProtocolError::InvalidCompressedData)?;
+            let produced = buf.len() - before_out;
+            let consumed = (d.total_in() - before_in) as usize;
+            input = &input[consumed.min(input.len())..];
+            self.inflated = self.inflated.saturating_add(produced);
+            if self.inflated > max {
+                return Err(ProtocolError::MessageTooLarge {
+                    len: self.inflated as u64,
+                    max,
+                });
+            }
+            if streaming && produced > 0 {
+                if kind == DataKind::Text {
+                    self.utf8
+                        .feed(&chunk)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                out.push(Data::MessageChunk(Bytes::from(chunk)));
+            }
+            if status == Status::StreamEnd {
+                return Ok(true);
+            }
+            // Output room left over means the input is used up; no progress at all means
+            // zlib wants input that is not there.
+            if (produced < room && input.is_empty()) || (consumed == 0 && produced == 0) {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+fn new_compressor(level: u8, window: u8) -> Compress {
+    Compress::new_with_window_bits(Compression::new(u32::from(level)), false, window)
+}
+
+/// Compresses `payload` with a sync flush; at the end of a message, the flush's empty-block
+/// tail is removed (RFC 7692 §7.2.1) and the payload is never empty.
+fn compress(c: &mut Compress, payload: &[u8], end: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    let mut input = payload;
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(256));
+        }
+        let before_in = c.total_in();
+        // Compression of memory into memory with a sync flush cannot fail; an error would mean
+        // a corrupted state, and the output so far is still what zlib produced.
+        if c.compress_vec(input, &mut out, FlushCompress::Sync)
+            .is_err()
+        {
+            break;
+        }
+        let consumed = (c.total_in() - before_in) as usize;
+        input = &input[consumed.min(input.len())..];
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if end {
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        // Nothing new since the last flush (zlib writes nothing then): an empty stored block's
+        // first byte, which the receiver completes with the tail it appends (RFC 7692
+        // §7.2.3.6). An empty payload would make the appended tail itself look like a block
+        // header.
+        if out.is_empty() {
+            out.push(0x00);
+        }
+    }
+    out
+}

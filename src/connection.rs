@@ -1341,22 +1341,19 @@ impl Connection {
         loop {
             match &mut self.phase {
                 Phase::ClientHandshake(hs) => {
-                    match self.recv.with_input(|input| hs.handle(input)) {
+                    // A response the extension negotiation refuses fails like any bad 101.
+                    let result =
+                        self.recv
+                            .with_input(|input| hs.handle(input))
+                            .and_then(|response| match response {
+                                Some(response) => {
+                                    self.negotiate_deflate(&response).map(|()| Some(response))
+                                }
+                                None => Ok(None),
+                            });
+                    match result {
                         Ok(None) => return,
                         Ok(Some(response)) => {
-                            if let Err(err) = self.negotiate_deflate(&response) {
-                                self.end(
-                                    Closed {
-                                        code: CloseCode::ABNORMAL,
-                                        reason: err.to_string(),
-                                        initiator: Initiator::Remote,
-                                        clean: false,
-                                        cause: CloseCause::HandshakeFailed(err),
-                                    },
-                                    Transport::Close,
-                                );
-                                return;
-                            }
                             self.subprotocol = response.subprotocol().map(Box::from);
                             self.response = Some(Box::new(response));
                             self.become_open(now);

@@ -13,6 +13,7 @@
 //! to `target/bench/latest.md` and the JSON lines to `target/bench/latest.jsonl`.
 
 mod decode;
+mod deflate;
 mod encode;
 mod mask;
 mod measure;
@@ -47,7 +48,7 @@ pub struct Opts {
     pub child_mask: Option<String>,
     /// Restricts the network scenarios to these servers.
     pub libs: Option<Vec<String>>,
-    /// Restricts the echo scenario to cases whose name contains this.
+    /// Restricts the echo and deflate scenarios to cases whose name contains this.
     pub case: Option<String>,
 }
 
@@ -107,7 +108,7 @@ fn parse_args() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "tether-bench [--quick] [--only decode,encode,mask,echo,memory,handshake] [--no-native] [--build-native] [--reps N] [--libs tether-tokio,..]"
+                    "tether-bench [--quick] [--only decode,encode,deflate,mask,echo,memory,handshake] [--no-native] [--build-native] [--reps N] [--libs tether-tokio,..]"
                 );
                 std::process::exit(0);
             }
@@ -248,7 +249,8 @@ fn profile(what: &str, case: &str, lib: &str, n: u64) {
             let mut r = encode::make(lib, len, text, frag);
             r(n)
         }
-        _ => panic!("--profile decode|encode CASE LIB N"),
+        "deflate" => deflate::profile(case, lib, n),
+        _ => panic!("--profile decode|encode|deflate CASE LIB N"),
     };
     println!("{what} {case} {lib}: {msgs} messages, {bytes} bytes");
 }
@@ -286,6 +288,10 @@ fn main() {
     if opts.wants("encode") {
         encode::run(&opts, &mut report);
         stamp("encode");
+    }
+    if opts.wants("deflate") {
+        deflate::run(&opts, &mut report);
+        stamp("deflate");
     }
     if opts.wants("mask") {
         mask::run(&opts, &mut report, "default");

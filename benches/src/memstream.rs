@@ -6,6 +6,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -15,6 +16,8 @@ pub struct MemStream {
     pos: usize,
     chunk: usize,
     pub written: u64,
+    /// A copy of `written` readable from outside (for libraries that hide their stream).
+    tally: Option<Arc<AtomicU64>>,
 }
 
 impl MemStream {
@@ -24,6 +27,22 @@ impl MemStream {
             pos: 0,
             chunk,
             written: 0,
+            tally: None,
+        }
+    }
+
+    /// A sink whose written byte count `tally` follows.
+    pub fn counting_sink(tally: Arc<AtomicU64>) -> Self {
+        MemStream {
+            tally: Some(tally),
+            ..MemStream::sink()
+        }
+    }
+
+    fn wrote(&mut self, n: usize) {
+        self.written += n as u64;
+        if let Some(t) = &self.tally {
+            t.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 
@@ -55,12 +74,12 @@ impl io::Read for MemStream {
 
 impl io::Write for MemStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.written += buf.len() as u64;
+        self.wrote(buf.len());
         Ok(buf.len())
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let n: usize = bufs.iter().map(|b| b.len()).sum();
-        self.written += n as u64;
+        self.wrote(n);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -97,7 +116,7 @@ impl AsyncWrite for MemStream {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.written += buf.len() as u64;
+        self.wrote(buf.len());
         Poll::Ready(Ok(buf.len()))
     }
     fn poll_write_vectored(
@@ -106,7 +125,7 @@ impl AsyncWrite for MemStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let n: usize = bufs.iter().map(|b| b.len()).sum();
-        self.written += n as u64;
+        self.wrote(n);
         Poll::Ready(Ok(n))
     }
     fn is_write_vectored(&self) -> bool {

@@ -22,6 +22,12 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// and how far past the message limit an assembled message can grow (one byte) before it fails.
 const STEP: usize = 64 << 10;
 
+/// Assembled messages up to this long are copied out of a kept buffer.
+const KEEP: usize = 4 << 10;
+
+/// Last pieces up to this many compressed bytes are inflated together with the tail.
+const SMALL: usize = 512;
+
 std::thread_local! {
     /// Per-thread compressor for connections without context takeover on their side: a whole
     /// message is compressed within one call, so the state is free again when the call ends.
@@ -206,7 +212,7 @@ impl Deflate {
                 }
                 out.push(Data::MessageEnd);
             } else {
-                let data = Bytes::from(core::mem::take(&mut self.assembly));
+                let data = self.take_assembly();
                 out.push(Data::Message(match kind {
                     DataKind::Text => Message::Text(
                         Utf8Bytes::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?,
@@ -216,6 +222,18 @@ impl Deflate {
             }
         }
         Ok(out)
+    }
+
+    /// The assembled message. A short one is copied out and its buffer kept for the next
+    /// (with the peer's context takeover, while the connection holds its decompressor anyway),
+    /// which spares an allocation and a free per message; a long one is handed over as is.
+    fn take_assembly(&mut self) -> Bytes {
+        if self.assembly.len() > KEEP || self.assembly.capacity() > 4 * KEEP || self.peer_reset {
+            return Bytes::from(core::mem::take(&mut self.assembly));
+        }
+        let data = Bytes::copy_from_slice(&self.assembly);
+        self.assembly.clear();
+        data
     }
 
     /// Inflates `data` (and, at the message's `last` piece, the tail) in steps of at most
@@ -231,10 +249,23 @@ impl Deflate {
         max: usize,
         out: &mut Vec<Data>,
     ) -> Result<(), ProtocolError> {
-        let mut ended = self.inflate(d, kind, data, streaming, max, out)?;
-        if last && !ended {
-            ended = self.inflate(d, kind, &TAIL, streaming, max, out)?;
-        }
+        let ended = if last && data.len() <= SMALL {
+            // A short last piece goes to zlib with its tail in one call: chat-sized messages
+            // cost one inflate call, not two. Input after the end of a deflate stream is
+            // ignored either way.
+            let mut joined = [0u8; SMALL + TAIL.len()];
+            joined[..data.len()].copy_from_slice(data);
+            joined[data.len()..data.len() + TAIL.len()].copy_from_slice(&TAIL);
+            let input = &joined[..data.len() + TAIL.len()];
+            self.inflate(d, kind, input, streaming, max, out)?
+        } else {
+            let ended = self.inflate(d, kind, data, streaming, max, out)?;
+            if last && !ended {
+                self.inflate(d, kind, &TAIL, streaming, max, out)?
+            } else {
+                ended
+            }
+        };
         if ended {
             // The peer ended the deflate stream (a block with BFINAL): the next message starts
             // a new one.
@@ -253,28 +284,34 @@ impl Deflate {
         max: usize,
         out: &mut Vec<Data>,
     ) -> Result<bool, ProtocolError> {
+        // Output room must be initialised memory, so every byte offered to zlib is written
+        // twice: the first offer is sized from the input (chat-sized messages inflate to a few
+        // times their compressed size), later ones are a whole step.
+        let mut offer = input.len().saturating_mul(4).clamp(256, STEP);
         loop {
             // Never room for more than one byte past the limit: reaching it is the failure.
             let left = max.saturating_sub(self.inflated).saturating_add(1);
+            let room = offer.min(left);
+            offer = STEP;
             let mut chunk = Vec::new();
             let buf = if streaming {
-                chunk.reserve_exact(left.min(STEP));
+                chunk.reserve_exact(room);
                 &mut chunk
             } else {
-                // Grows by doubling from one step, but never past the limit.
-                let grow = self.assembly.len().max(STEP).min(left);
-                if self.assembly.capacity() - self.assembly.len() < grow {
-                    self.assembly.reserve_exact(grow);
+                // Grows by doubling, but never past the limit.
+                if self.assembly.capacity() - self.assembly.len() < room {
+                    let grow = self.assembly.len().max(room).min(left);
+                    self.assembly.reserve_exact(grow.max(room));
                 }
                 &mut self.assembly
             };
-            let room = buf.capacity() - buf.len();
             let before_out = buf.len();
-            let before_in = d.total_in();
-            let status = d
-                .decompress_vec(input, buf, FlushDecompress::Sync)
-                .map_err(|_| ProtocolError::InvalidCompressedData)?;
-            let produced = buf.len() - before_out;
+            buf.resize(before_out + room, 0);
+            let (before_in, before_total) = (d.total_in(), d.total_out());
+            let status = d.decompress(input, &mut buf[before_out..], FlushDecompress::Sync);
+            let produced = (d.total_out() - before_total) as usize;
+            buf.truncate(before_out + produced);
+            let status = status.map_err(|_| ProtocolError::InvalidCompressedData)?;
             let consumed = (d.total_in() - before_in) as usize;
             input = &input[consumed.min(input.len())..];
             self.inflated = self.inflated.saturating_add(produced);
@@ -311,25 +348,26 @@ fn new_compressor(level: u8, window: u8) -> Compress {
 /// Compresses `payload` with a sync flush; at the end of a message, the flush's empty-block
 /// tail is removed (RFC 7692 §7.2.1) and the payload is never empty.
 fn compress(c: &mut Compress, payload: &[u8], end: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    // Output room must be initialised memory: offer about what chat-like text compresses to,
+    // then grow by doubling.
+    let mut out = Vec::new();
+    let mut room = (payload.len() / 2).max(64);
     let mut input = payload;
     loop {
-        if out.capacity() - out.len() < 64 {
-            out.reserve(out.capacity().max(256));
-        }
-        let before_in = c.total_in();
+        let filled = out.len();
+        out.resize(filled + room, 0);
+        let (before_in, before_out) = (c.total_in(), c.total_out());
         // Compression of memory into memory with a sync flush cannot fail; an error would mean
         // a corrupted state, and the output so far is still what zlib produced.
-        if c.compress_vec(input, &mut out, FlushCompress::Sync)
-            .is_err()
-        {
-            break;
-        }
+        let result = c.compress(input, &mut out[filled..], FlushCompress::Sync);
+        let produced = (c.total_out() - before_out) as usize;
+        out.truncate(filled + produced);
         let consumed = (c.total_in() - before_in) as usize;
         input = &input[consumed.min(input.len())..];
-        if input.is_empty() && out.len() < out.capacity() {
+        if result.is_err() || (input.is_empty() && produced < room) {
             break;
         }
+        room = out.len().max(256);
     }
     if end {
         if out.ends_with(&TAIL) {

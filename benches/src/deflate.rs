@@ -239,6 +239,21 @@ pub fn client_input(texts: &[String]) -> Arc<[u8]> {
     Arc::from(out)
 }
 
+/// `text` compressed on its own (a fresh raw deflate stream, sync flush, tail removed): a
+/// message payload valid with or without context takeover.
+pub fn compress_fresh(text: &[u8]) -> Vec<u8> {
+    let mut c = Compress::new_with_window_bits(Compression::new(1), false, 15);
+    let mut z = Vec::with_capacity(text.len() + 64);
+    c.compress_vec(text, &mut z, FlushCompress::Sync)
+        .expect("compress");
+    assert!(
+        z.ends_with(&[0, 0, 0xff, 0xff]),
+        "room for the whole output"
+    );
+    z.truncate(z.len() - 4);
+    z
+}
+
 type Runner = Box<dyn FnMut(u64) -> (u64, u64)>;
 
 /// A compress runner; `written` follows the bytes it puts on the wire.

@@ -108,7 +108,7 @@ fn parse_args() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "tether-bench [--quick] [--only decode,encode,deflate,mask,echo,memory,handshake] [--no-native] [--build-native] [--reps N] [--libs tether-tokio,..]"
+                    "tether-bench [--quick] [--only decode,encode,deflate,mask,echo,memory,deflate-memory,handshake] [--no-native] [--build-native] [--reps N] [--libs tether-tokio,..]"
                 );
                 std::process::exit(0);
             }
@@ -311,6 +311,15 @@ fn main() {
     if opts.wants("memory") {
         net::run_memory(&opts, &mut report, &libs);
         stamp("memory");
+    }
+    if opts.wants("deflate-memory") {
+        let dlibs: Vec<&str> = net::all_libs()
+            .into_iter()
+            .filter(|l| ["tether-tokio", "tether-smol", "yawc", "sockudo-ws"].contains(l))
+            .filter(|l| opts.libs.as_ref().is_none_or(|o| o.iter().any(|x| x == l)))
+            .collect();
+        net::run_deflate_memory(&opts, &mut report, &dlibs);
+        stamp("deflate-memory");
     }
     if opts.wants("handshake") {
         net::run_handshake(&opts, &mut report, &libs);

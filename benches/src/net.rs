@@ -124,6 +124,16 @@ impl Drop for ServerProc {
 /// Connects from a rotating source address in 127.0.0.2-127.0.0.251, so repeated runs do not run
 /// out of ephemeral ports, and performs the opening handshake by hand.
 async fn connect(addr: SocketAddr, i: usize) -> std::io::Result<TcpStream> {
+    connect_offering(addr, i, None).await
+}
+
+/// [`connect`], offering `extensions` (`Sec-WebSocket-Extensions`); the 101 must agree to
+/// permessage-deflate when it is offered.
+async fn connect_offering(
+    addr: SocketAddr,
+    i: usize,
+    extensions: Option<&str>,
+) -> std::io::Result<TcpStream> {
     let sock = tokio::net::TcpSocket::new_v4()?;
     let src = Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8);
     sock.bind(SocketAddr::V4(SocketAddrV4::new(src, 0)))?;
@@ -131,7 +141,10 @@ async fn connect(addr: SocketAddr, i: usize) -> std::io::Result<TcpStream> {
     s.set_nodelay(true)?;
     let req = format!(
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{}\r\n",
+        extensions.map_or(String::new(), |e| format!(
+            "Sec-WebSocket-Extensions: {e}\r\n"
+        ))
     );
     s.write_all(req.as_bytes()).await?;
     let mut head = Vec::with_capacity(256);
@@ -146,15 +159,31 @@ async fn connect(addr: SocketAddr, i: usize) -> std::io::Result<TcpStream> {
     if !head.starts_with(b"HTTP/1.1 101") {
         return Err(std::io::Error::other("handshake refused"));
     }
+    let agreed = String::from_utf8_lossy(&head)
+        .to_ascii_lowercase()
+        .contains("permessage-deflate");
+    if extensions.is_some() && !agreed {
+        return Err(std::io::Error::other("permessage-deflate not agreed"));
+    }
     Ok(s)
 }
 
 async fn connect_many(addr: SocketAddr, n: usize, start: usize) -> Vec<TcpStream> {
+    connect_many_offering(addr, n, start, None).await
+}
+
+async fn connect_many_offering(
+    addr: SocketAddr,
+    n: usize,
+    start: usize,
+    extensions: Option<&str>,
+) -> Vec<TcpStream> {
     let mut out = Vec::with_capacity(n);
     let mut i = 0;
     while i < n {
         let batch = (n - i).min(64);
-        let res = join_all((0..batch).map(|j| connect(addr, start + i + j))).await;
+        let res =
+            join_all((0..batch).map(|j| connect_offering(addr, start + i + j, extensions))).await;
         let mut failed = None;
         for r in res {
             match r {
@@ -523,6 +552,114 @@ async fn one_64k(s: &mut TcpStream) -> Result<(), String> {
         got += n;
     }
     Ok(())
+}
+
+/// The permessage-deflate memory scenario: idle connections that agreed permessage-deflate,
+/// after one 16 KiB compressed JSON text each way, per mode. The libraries run their own
+/// servers with the mode (`LIB+deflate`, `LIB+deflate-shared`); the client offers exactly the
+/// mode's parameters and checks the 101 agreed.
+pub fn run_deflate_memory(opts: &Opts, report: &mut Report, libs: &[&str]) {
+    pin(CPU);
+    let rt = runtime();
+    let conns_n = if opts.quick { 500 } else { 10_000 };
+    let reps = if opts.quick { 2 } else { 3 };
+    let settle = Duration::from_millis(if opts.quick { 50 } else { 150 });
+    let text = crate::deflate::json_text(16 << 10, 7);
+    let mut frame = Vec::new();
+    let compressed = crate::deflate::compress_fresh(text.as_bytes());
+    wire::put_frame(
+        &mut frame,
+        true,
+        wire::OP_TEXT,
+        Some([9, 8, 7, 6]),
+        &compressed,
+    );
+    frame[0] |= 0x40;
+    for (suffix, offer) in [
+        (
+            "deflate-shared",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        ),
+        ("deflate", "permessage-deflate"),
+    ] {
+        let case = format!("{suffix}-idle-after-16KiB-json-{conns_n}");
+        report.add_cell(CellSpec {
+            scenario: "memory".into(),
+            case: case.clone(),
+            metric: "bytes_per_conn",
+            higher_is_better: false,
+            reference_only: vec![],
+        });
+        for rep in 0..reps {
+            for i in 0..libs.len() {
+                let lib = libs[(i + rep) % libs.len()];
+                let Some(srv) = ServerProc::start(&format!("{lib}+{suffix}")) else {
+                    continue;
+                };
+                let res: Result<f64, String> = rt.block_on(async {
+                    {
+                        let mut warm =
+                            connect_many_offering(srv.addr, 1, rep * 7 + i, Some(offer)).await;
+                        for s in &mut warm {
+                            one_frame(s, &frame).await?;
+                        }
+                    }
+                    tokio::time::sleep(settle).await;
+                    let rss0 = srv.rss();
+                    let mut conns =
+                        connect_many_offering(srv.addr, conns_n, rep * 13 + i, Some(offer)).await;
+                    if conns.len() != conns_n {
+                        return Err(format!("only {} connections", conns.len()));
+                    }
+                    for chunk in conns.chunks_mut(64) {
+                        for r in join_all(chunk.iter_mut().map(|s| one_frame(s, &frame))).await {
+                            r?;
+                        }
+                    }
+                    tokio::time::sleep(settle).await;
+                    let rss1 = srv.rss();
+                    drop(conns);
+                    Ok((rss1 as f64 - rss0 as f64) / conns_n as f64)
+                });
+                match res {
+                    Ok(v) => report.push(Sample {
+                        scenario: "memory".into(),
+                        case: case.clone(),
+                        lib: lib.into(),
+                        rep,
+                        value: v,
+                        extra: vec![],
+                    }),
+                    Err(e) => eprintln!("# memory {lib}+{suffix}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Writes one prepared frame and reads one whole frame back (an echo, compressed or not).
+async fn one_frame(s: &mut TcpStream, frame: &[u8]) -> Result<(), String> {
+    s.write_all(frame).await.map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    let mut b = vec![0u8; 16 << 10];
+    loop {
+        if let Some((_, op, len, hl)) = wire::parse_server_header(&got) {
+            if op != wire::OP_TEXT {
+                return Err(format!("opcode {op} back"));
+            }
+            if got.len() >= hl + len {
+                return Ok(());
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b))
+            .await
+            .map_err(|_| "timeout".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed".to_string());
+        }
+        got.extend_from_slice(&b[..n]);
+    }
 }
 
 /// Scenario 6: completed server handshakes per second, one at a time and 100 concurrent.

@@ -415,6 +415,10 @@ impl Connection {
     /// handshake this ends the connection with 1006.
     pub fn handle_eof(&mut self, now: Instant) {
         self.tick(now);
+        // What arrived before the end is inflated and handed on first.
+        while self.inflating() && matches!(self.phase, Phase::Open | Phase::Closing) {
+            self.continue_inflation(now, true);
+        }
         if self.deferred.is_some() {
             // The peer's Close (or violation) arrived before its end of stream: act on it now,
             // and close once what we answer is written.
@@ -472,8 +476,15 @@ impl Connection {
     /// Time passed: fire every timer due at `now`. Harmless when called early, late or twice.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.tick(now);
-        while let Some(timer) = self.timers.take_expired(now) {
+        // One inflation step per call at most: a step re-arms its timer at `now`, and the
+        // driver's turn in between is the point of stepping.
+        let step = self.timers.get(Timer::Inflate).is_some_and(|t| t <= now);
+        while let Some(timer) = self.timers.take_expired(now, Timer::Inflate) {
             self.on_timer(now, timer);
+        }
+        if step && self.timers.get(Timer::Inflate).is_some_and(|t| t <= now) {
+            self.timers.stop(Timer::Inflate);
+            self.on_timer(now, Timer::Inflate);
         }
     }
 
@@ -577,7 +588,7 @@ impl Connection {
         if matches!(self.phase, Phase::Ended) {
             return true;
         }
-        !self.in_paused && !self.replies_pause() && self.deferred.is_none()
+        !self.in_paused && !self.replies_pause() && self.deferred.is_none() && !self.inflating()
     }
 
     // ----- received data ------------------------------------------------------------------
@@ -594,6 +605,10 @@ impl Connection {
     /// the close timeout) once the application has taken everything and is only answering.
     /// Data received before the end stays readable after [`Event::Closed`].
     pub fn read(&mut self) -> Option<Data> {
+        if self.inbox.is_empty() && self.inflating() {
+            // Everything inflated so far is taken: the next step, at once.
+            self.continue_inflation(self.now, false);
+        }
         if let Some(data) = self.inbox.pop_front() {
             if self.inbox.is_empty() && self.quiet() {
                 // A quiet connection keeps no queue memory (a busy one reuses it).
@@ -1110,27 +1125,66 @@ impl Connection {
     }
 
     /// A piece of a compressed message arrived: inflate it (RFC 7692 §7.2.2) and hand the
-    /// result on, or fail the connection (1007 for bad data, 1009 past the size limit).
+    /// result on, or fail the connection (1007 for bad data, 1009 past the size limit). A piece
+    /// that inflates to more than one step's budget is finished in later steps
+    /// ([`continue_inflation`](Connection::continue_inflation)); frames behind it wait.
     fn on_compressed(
         &mut self,
         now: Instant,
         kind: DataKind,
-        data: &[u8],
+        data: Bytes,
         first: bool,
         last: bool,
     ) {
         let streaming = self.config.streaming;
         let max = self.config.max_message_size;
+        let mut out = Vec::new();
         let result = match self.deflate.as_deref_mut() {
-            Some(d) => d.receive(kind, data, first, last, streaming, max),
+            Some(d) => d.receive(kind, data, first, last, streaming, max, &mut out),
             None => Err(ProtocolError::ReservedBits(RSV1)),
         };
+        self.after_inflation(now, out, result);
+    }
+
+    /// Whether a received compressed piece is only partly inflated.
+    fn inflating(&self) -> bool {
+        self.deflate.as_deref().is_some_and(|d| d.is_inflating())
+    }
+
+    /// Hands inflated data on; arms the next step while the piece is unfinished.
+    fn after_inflation(&mut self, now: Instant, out: Vec<Data>, result: Result<(), ProtocolError>) {
+        out.into_iter().for_each(|data| self.push_data(data));
         match result {
-            Ok(out) => out.into_iter().for_each(|data| self.push_data(data)),
+            Ok(()) if self.inflating() => self.timers.set(Timer::Inflate, now),
+            Ok(()) => {}
             Err(err) => {
                 let reason = err.to_string();
                 self.fail(now, err.close_code(), reason, CloseCause::Protocol(err));
             }
+        }
+    }
+
+    /// The next step of a partly inflated piece (the driver's turn came, or the application
+    /// read everything before it), then the frames that waited behind it. A streamed message
+    /// waits while its unread chunks are over the high watermark; reading resumes it.
+    fn continue_inflation(&mut self, now: Instant, forced: bool) {
+        if !matches!(self.phase, Phase::Open | Phase::Closing) || !self.inflating() {
+            return;
+        }
+        self.update_inbound();
+        if self.in_paused && !forced {
+            return;
+        }
+        let max = self.config.max_message_size;
+        let mut out = Vec::new();
+        let result = match self.deflate.as_deref_mut() {
+            Some(d) => d.step(max, &mut out),
+            None => Ok(()),
+        };
+        self.after_inflation(now, out, result);
+        if !self.inflating() {
+            self.timers.stop(Timer::Inflate);
+            self.on_frames(now);
         }
     }
 
@@ -1460,7 +1514,9 @@ impl Connection {
         {
             self.timers.set(Timer::Ping, now + hb.interval);
         }
-        while matches!(self.phase, Phase::Open | Phase::Closing) {
+        // A partly inflated piece holds back the frames behind it (they stay buffered, and
+        // reading waits) until its last step.
+        while matches!(self.phase, Phase::Open | Phase::Closing) && !self.inflating() {
             match self.recv.poll() {
                 Ok(None) => break,
                 // Let the application see (and answer) what came before the peer's Close.
@@ -1537,7 +1593,7 @@ impl Connection {
                 first,
                 last,
                 compressed: true,
-            } => self.on_compressed(now, kind, &data, first, last),
+            } => self.on_compressed(now, kind, data, first, last),
             Incoming::Chunk {
                 kind,
                 data,
@@ -1666,6 +1722,7 @@ impl Connection {
                 Transport::Close,
             ),
             Timer::Deferred => self.release_deferred(),
+            Timer::Inflate => self.continue_inflation(now, false),
             Timer::Linger => self.close_transport(),
             Timer::InputBuffer => {
                 // Quiet for a while: give back what only a busy connection reuses.

@@ -24,9 +24,11 @@ pub(crate) enum Timer {
     /// The connection is busy (input keeps coming) until then: its buffers are kept for reuse
     /// (the input buffer without zeroing it again); at the deadline they are given back.
     InputBuffer,
+    /// A received compressed piece is inflated in steps: the next one is due (at once).
+    Inflate,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 
 impl Timer {
     pub(crate) const ALL: [Timer; COUNT] = [
@@ -38,6 +40,7 @@ impl Timer {
         Timer::Linger,
         Timer::Deferred,
         Timer::InputBuffer,
+        Timer::Inflate,
     ];
 }
 
@@ -79,11 +82,11 @@ impl TimerTable {
         (at != Instant::MAX).then_some(at)
     }
 
-    /// Stops and returns the earliest timer due at `now`, if any.
-    pub(crate) fn take_expired(&mut self, now: Instant) -> Option<Timer> {
+    /// Stops and returns the earliest timer other than `except` due at `now`, if any.
+    pub(crate) fn take_expired(&mut self, now: Instant, except: Timer) -> Option<Timer> {
         let timer = Timer::ALL
             .into_iter()
-            .filter(|t| self.get(*t).is_some_and(|d| d <= now))
+            .filter(|t| *t != except && self.get(*t).is_some_and(|d| d <= now))
             .min_by_key(|t| self.deadlines[*t as usize])?;
         self.stop(timer);
         Some(timer)

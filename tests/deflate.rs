@@ -614,3 +614,137 @@ fn compressed_frames_are_bounded_by_the_message_limit_only() {
         CloseCode::MESSAGE_TOO_BIG
     );
 }
+
+/// Raw deflate of `data` with a sync flush and the tail removed: one message's payload.
+fn deflated(data: &[u8]) -> Vec<u8> {
+    let mut c = Compress::new(Compression::default(), false);
+    let mut out = Vec::with_capacity(data.len() / 100 + 1024);
+    while c.total_in() < data.len() as u64 || out.len() < 4 || !out.ends_with(&[0, 0, 0xff, 0xff]) {
+        let at = c.total_in() as usize;
+        out.reserve(1 << 16);
+        c.compress_vec(&data[at..], &mut out, FlushCompress::Sync)
+            .unwrap();
+    }
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// Steps of the inflation a read started, driven as a driver does: while the core's next
+/// deadline is now, fire it. Returns how many steps it took.
+fn run_steps(conn: &mut Connection) -> usize {
+    let mut steps = 0;
+    while conn.poll_timeout() == Some(T0) {
+        conn.handle_timeout(T0);
+        steps += 1;
+        assert!(steps < 10_000, "inflation never ends");
+    }
+    steps
+}
+
+/// A small read that inflates to megabytes is inflated in steps of bounded output, each at
+/// the driver's next turn (a deadline of "now"); reading waits meanwhile, and the frames
+/// behind it (here a text and a Ping) are handled after it, in order.
+#[test]
+fn a_large_inflation_runs_in_bounded_steps_in_order() {
+    let zeros = vec![0u8; 5 << 20];
+    let payload = deflated(&zeros);
+    assert!(payload.len() < 64 << 10, "{}", payload.len());
+    let mut wire = frame_rsv(true, 4, OpCode::Binary, &payload, Some(MASK));
+    wire.extend(frame(true, OpCode::Text, b"after", Some(MASK)));
+    wire.extend(frame(true, OpCode::Ping, b"p", Some(MASK)));
+    let mut conn = server_with("permessage-deflate", eager());
+    feed(&mut conn, T0, &wire, &Chunking::Whole);
+    // One step ran: the message is not complete, the Ping not answered, reading waits.
+    assert!(!conn.has_unread_data());
+    assert!(!conn.wants_read());
+    assert_eq!(conn.poll_timeout(), Some(T0));
+    assert!(parse_frames(&drain_output(&mut conn)).is_empty());
+    // 5 MiB in steps of at most 1 MiB.
+    let steps = run_steps(&mut conn);
+    assert!(steps >= 4, "{steps} steps");
+    assert!(conn.has_unread_data());
+    let (messages, events) = read_all(&mut conn);
+    assert_eq!(
+        messages,
+        [Message::Binary(zeros.into()), text("after")],
+        "in order"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Ping(_))),
+        "{events:?}"
+    );
+    let out = parse_frames(&drain_output(&mut conn));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1, OpCode::Pong);
+}
+
+/// Streaming: each step hands on chunks of at most the budget, and while the unread chunks
+/// are over the high watermark the next step waits for the application to read.
+#[test]
+fn streamed_inflation_waits_for_the_reader() {
+    let zeros = vec![0u8; 6 << 20];
+    let payload = deflated(&zeros);
+    let mut config = config(Some(eager()));
+    config.streaming = true;
+    config.high_watermark = 2 << 20;
+    config.low_watermark = 512 << 10;
+    let mut conn = server_configured("permessage-deflate", config);
+    feed(
+        &mut conn,
+        T0,
+        &frame_rsv(true, 4, OpCode::Binary, &payload, Some(MASK)),
+        &Chunking::Whole,
+    );
+    run_steps(&mut conn);
+    // Steps stopped at the high watermark (plus at most one step's budget), not at 6 MiB:
+    // no step is due until the application reads.
+    assert!(conn.poll_timeout().is_none_or(|t| t > T0));
+    let mut data = Vec::new();
+    let mut buffered = 0;
+    while conn.has_unread_data() {
+        let d = conn.read().unwrap();
+        buffered += d.len();
+        data.push(d);
+    }
+    assert!(
+        (2 << 20..=3 << 20).contains(&buffered),
+        "{buffered} bytes inflated ahead of the reader"
+    );
+    // Reading on resumes the steps until the message ends.
+    let mut unread = buffered;
+    loop {
+        run_steps(&mut conn);
+        match conn.read() {
+            Some(d) => {
+                unread += d.len();
+                data.push(d);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(unread, 6 << 20);
+    assert!(matches!(
+        data.first(),
+        Some(Data::MessageStart(DataKind::Binary))
+    ));
+    assert!(matches!(data.last(), Some(Data::MessageEnd)));
+}
+
+/// What arrived before the transport's end is inflated and readable, however large, before
+/// the connection reports its end.
+#[test]
+fn inflation_left_at_the_end_of_stream_is_delivered() {
+    let zeros = vec![0u8; 3 << 20];
+    let payload = deflated(&zeros);
+    let mut conn = server_with("permessage-deflate", eager());
+    feed(
+        &mut conn,
+        T0,
+        &frame_rsv(true, 4, OpCode::Binary, &payload, Some(MASK)),
+        &Chunking::Whole,
+    );
+    conn.handle_eof(T0);
+    let (messages, events) = read_all(&mut conn);
+    assert_eq!(messages, [Message::Binary(zeros.into())]);
+    assert_eq!(terminal(&events).code, CloseCode::ABNORMAL);
+}

@@ -13,7 +13,8 @@
 //!   whole, UTF-8-checked text messages to the caller, who checks their length.
 //!
 //! - tether: the core `Connection` after an in-memory handshake that agreed permessage-deflate
-//!   (`send_text` + `poll_transmit`/`advance`; `recv_buf`/`commit` + `read`).
+//!   (`send_text` + `poll_transmit`/`advance`; `recv_buf`/`commit` + `read`, driven as a
+//!   driver does: reading only when `wants_read`, running inflation steps that are due).
 //! - yawc: `WebSocket::from_stream_with_extensions(.., "permessage-deflate", ..)` with level 1
 //!   and UTF-8 validation on (`with_utf8`); `SinkExt::send` / `StreamExt::next`.
 //! - sockudo-ws: `CompressedWebSocketStream::server` with level 1 and threshold 0;
@@ -342,9 +343,14 @@ pub fn make_decompress(lib: &str, input: Arc<[u8]>, len: usize) -> Runner {
             Box::new(move |n| {
                 let (mut msgs, mut bytes) = (0, 0);
                 while msgs < n {
-                    let mut buf = conn.recv_buf();
-                    let k = s.read_into(&mut buf);
-                    buf.commit(NOW, k);
+                    // As a driver: inflation steps due now run before more is read.
+                    if conn.poll_timeout().is_some_and(|t| t <= NOW) {
+                        conn.handle_timeout(NOW);
+                    } else if conn.wants_read() {
+                        let mut buf = conn.recv_buf();
+                        let k = s.read_into(&mut buf);
+                        buf.commit(NOW, k);
+                    }
                     while let Some(d) = conn.read() {
                         match d {
                             Data::Message(m @ Message::Text(_)) => {

@@ -192,7 +192,15 @@ fuzz_target!(|input: Input| {
         };
         let fresh = !ended && !conn.has_unread_data() && !mid_message;
         let mut rest = &bytes[..];
-        while !rest.is_empty() && conn.wants_read() {
+        // As a driver: inflation steps that are due run before more is read.
+        loop {
+            if conn.poll_timeout() == Some(Instant::ZERO) {
+                conn.handle_timeout(Instant::ZERO);
+                continue;
+            }
+            if rest.is_empty() || !conn.wants_read() {
+                break;
+            }
             let want = usize::from(
                 input
                     .cuts
@@ -207,11 +215,17 @@ fuzz_target!(|input: Input| {
             rest = &rest[n..];
         }
         let mut got = Vec::new();
-        while let Some(d) = conn.read() {
-            if let Data::Message(m) = &d {
-                assert!(m.len() <= MAX_MESSAGE);
+        loop {
+            while let Some(d) = conn.read() {
+                if let Data::Message(m) = &d {
+                    assert!(m.len() <= MAX_MESSAGE);
+                }
+                got.push(d);
             }
-            got.push(d);
+            if conn.poll_timeout() != Some(Instant::ZERO) {
+                break;
+            }
+            conn.handle_timeout(Instant::ZERO);
         }
         assert!(conn.buffer_memory() <= 1 << 23, "{}", conn.buffer_memory());
         let mut closed = None;

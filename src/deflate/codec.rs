@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::{DeflateConfig, DeflateParams};
@@ -24,6 +24,11 @@ const STEP: usize = 64 << 10;
 
 /// Assembled messages up to this long are copied out of a kept buffer.
 const KEEP: usize = 4 << 10;
+
+/// The most inflated output one step produces (less with a message limit under 4 MiB: a
+/// quarter of it, at least [`STEP`]): the rest of the piece waits for the next step (the
+/// driver's next turn, or the application's next read).
+pub(crate) const BUDGET: usize = 1 << 20;
 
 /// Last pieces up to this many compressed bytes are inflated together with the tail.
 const SMALL: usize = 512;
@@ -61,6 +66,8 @@ pub(crate) struct Deflate {
     assembly: Vec<u8>,
     /// Incremental UTF-8 check of a streamed text message.
     utf8: Utf8Validator,
+    /// A received piece the last step left partly inflated.
+    pending: Option<Pending>,
 }
 
 impl core::fmt::Debug for Deflate {
@@ -106,6 +113,7 @@ impl Deflate {
             inflated: 0,
             assembly: Vec::new(),
             utf8: Utf8Validator::new(),
+            pending: None,
         }
     }
 
@@ -154,23 +162,27 @@ impl Deflate {
     }
 
     /// Receives a piece of a compressed message's payload (`first` and `last` say where it
-    /// sits in the message) and returns what the application gets: the assembled message at
-    /// its end, or (`streaming`) its start, the inflated chunks (at most [`STEP`] bytes each)
-    /// and its end.
+    /// sits in the message) and appends to `out` what the application gets: the assembled
+    /// message at its end, or (`streaming`) its start, the inflated chunks (at most [`STEP`]
+    /// bytes each) and its end.
     ///
-    /// The inflated size counts against `max` while inflating, in both modes: a message that
-    /// would grow past it fails with 1009 (`MessageTooLarge`) once one byte over, never
-    /// allocating more. Data that is not valid deflate fails with 1007.
+    /// Inflating stops once a step has produced [`BUDGET`] bytes: the rest of the piece is
+    /// kept ([`is_inflating`](Deflate::is_inflating)) and inflated by the next calls of
+    /// [`step`](Deflate::step), so a small read never turns into an unbounded amount of work
+    /// or memory at once. The inflated size counts against `max` while inflating, in both
+    /// modes: a message that would grow past it fails with 1009 (`MessageTooLarge`) once one
+    /// byte over, never allocating more. Data that is not valid deflate fails with 1007.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn receive(
         &mut self,
         kind: DataKind,
-        data: &[u8],
+        data: Bytes,
         first: bool,
         last: bool,
         streaming: bool,
         max: usize,
-    ) -> Result<Vec<Data>, ProtocolError> {
-        let mut out = Vec::new();
+        out: &mut Vec<Data>,
+    ) -> Result<(), ProtocolError> {
         if first {
             self.inflated = 0;
             self.utf8.reset();
@@ -178,13 +190,45 @@ impl Deflate {
                 out.push(Data::MessageStart(kind));
             }
         }
-        let shared = first && last && self.peer_reset;
-        let result = if shared {
-            SHARED_INFLATE.with(|d| {
-                let mut d = d.borrow_mut();
-                let d = d.get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
-                let result = self.inflate_all(d, kind, data, last, streaming, max, &mut out);
-                d.reset(false);
+        // A whole message without the peer's context takeover needs no decompressor of this
+        // connection's own, unless it takes more than one step.
+        let shared = first && last && self.peer_reset && self.inflater.is_none();
+        self.pending = Some(Pending {
+            kind,
+            input: data,
+            last,
+            tail: last,
+            streaming,
+            shared,
+        });
+        self.step(max, out)
+    }
+
+    /// Whether a received piece is only partly inflated: [`step`](Deflate::step) goes on.
+    pub(crate) fn is_inflating(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Inflates the kept rest of a piece, one step of at most [`BUDGET`] output bytes.
+    pub(crate) fn step(&mut self, max: usize, out: &mut Vec<Data>) -> Result<(), ProtocolError> {
+        let Some(mut p) = self.pending.take() else {
+            return Ok(());
+        };
+        // A quarter of the message limit (at least a chunk): a message near the limit takes
+        // a few steps whatever the limit.
+        let mut budget = BUDGET.min((max / 4).max(STEP));
+        let result = if p.shared {
+            SHARED_INFLATE.with(|slot| {
+                let mut slot = slot.borrow_mut();
+                let d = slot.get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
+                let result = self.run(d, &mut p, max, &mut budget, out);
+                if matches!(result, Ok(false)) {
+                    // Not done within the step: its state moves to this connection.
+                    self.inflater = slot.take();
+                    p.shared = false;
+                } else {
+                    d.reset(false);
+                }
                 result
             })
         } else {
@@ -193,35 +237,46 @@ impl Deflate {
                 .inflater
                 .take()
                 .unwrap_or_else(|| Decompress::new_with_window_bits(false, window));
-            let result = self.inflate_all(&mut d, kind, data, last, streaming, max, &mut out);
+            let result = self.run(&mut d, &mut p, max, &mut budget, out);
             // Kept for the rest of the message, and for the next with context takeover.
-            if !(last && self.peer_reset) && result.is_ok() {
+            let keep = match result {
+                Ok(done) => !(done && p.last && self.peer_reset),
+                Err(_) => false,
+            };
+            if keep {
                 self.inflater = Some(d);
             }
             result
         };
-        if let Err(err) = result {
-            self.assembly = Vec::new();
-            self.inflater = None;
-            return Err(err);
-        }
-        if last {
-            if streaming {
-                if kind == DataKind::Text {
-                    self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        match result {
+            Err(err) => {
+                self.assembly = Vec::new();
+                self.inflater = None;
+                Err(err)
+            }
+            Ok(false) => {
+                self.pending = Some(p);
+                Ok(())
+            }
+            Ok(true) if !p.last => Ok(()),
+            Ok(true) => {
+                if p.streaming {
+                    if p.kind == DataKind::Text {
+                        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                    out.push(Data::MessageEnd);
+                } else {
+                    let data = self.take_assembly();
+                    out.push(Data::Message(match p.kind {
+                        DataKind::Text => Message::Text(
+                            Utf8Bytes::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?,
+                        ),
+                        DataKind::Binary => Message::Binary(data),
+                    }));
                 }
-                out.push(Data::MessageEnd);
-            } else {
-                let data = self.take_assembly();
-                out.push(Data::Message(match kind {
-                    DataKind::Text => Message::Text(
-                        Utf8Bytes::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?,
-                    ),
-                    DataKind::Binary => Message::Binary(data),
-                }));
+                Ok(())
             }
         }
-        Ok(out)
     }
 
     /// The assembled message. A short one is copied out and its buffer kept for the next
@@ -236,45 +291,61 @@ impl Deflate {
         data
     }
 
-    /// Inflates `data` (and, at the message's `last` piece, the tail) in steps of at most
-    /// [`STEP`] output bytes.
-    #[allow(clippy::too_many_arguments)]
-    fn inflate_all(
+    /// Inflates what is left of the piece `p` (its bytes, then at the message's end the
+    /// sync-flush tail) within `budget`; returns whether the piece is done.
+    fn run(
         &mut self,
         d: &mut Decompress,
-        kind: DataKind,
-        data: &[u8],
-        last: bool,
-        streaming: bool,
+        p: &mut Pending,
         max: usize,
+        budget: &mut usize,
         out: &mut Vec<Data>,
-    ) -> Result<(), ProtocolError> {
-        let ended = if last && data.len() <= SMALL {
-            // A short last piece goes to zlib with its tail in one call: chat-sized messages
-            // cost one inflate call, not two. Input after the end of a deflate stream is
-            // ignored either way.
-            let mut joined = [0u8; SMALL + TAIL.len()];
-            joined[..data.len()].copy_from_slice(data);
-            joined[data.len()..data.len() + TAIL.len()].copy_from_slice(&TAIL);
-            let input = &joined[..data.len() + TAIL.len()];
-            self.inflate(d, kind, input, streaming, max, out)?
-        } else {
-            let ended = self.inflate(d, kind, data, streaming, max, out)?;
-            if last && !ended {
-                self.inflate(d, kind, &TAIL, streaming, max, out)?
+    ) -> Result<bool, ProtocolError> {
+        loop {
+            let (consumed, stop) = if p.tail && p.input.len() <= SMALL {
+                // A short last piece goes to zlib with its tail in one call: chat-sized
+                // messages cost one inflate call, not two.
+                let mut joined = [0u8; SMALL + TAIL.len()];
+                let n = p.input.len();
+                joined[..n].copy_from_slice(&p.input);
+                joined[n..n + TAIL.len()].copy_from_slice(&TAIL);
+                let (used, stop) = self.inflate(
+                    d,
+                    p.kind,
+                    &joined[..n + TAIL.len()],
+                    p.streaming,
+                    max,
+                    budget,
+                    out,
+                )?;
+                p.tail = false;
+                // Kept only when the step ran out (a small piece can inflate a lot).
+                p.input = Bytes::copy_from_slice(&joined[used.min(n + TAIL.len())..n + TAIL.len()]);
+                (0, stop)
             } else {
-                ended
+                self.inflate(d, p.kind, &p.input, p.streaming, max, budget, out)?
+            };
+            p.input.advance(consumed.min(p.input.len()));
+            match stop {
+                Stop::Ended => {
+                    // The peer ended the deflate stream (a block with BFINAL): the next
+                    // message starts a new one; what follows it in the piece is ignored.
+                    d.reset(false);
+                    return Ok(true);
+                }
+                Stop::Budget => return Ok(false),
+                Stop::UsedUp if p.tail => {
+                    p.tail = false;
+                    p.input = Bytes::from_static(&TAIL);
+                }
+                Stop::UsedUp => return Ok(true),
             }
-        };
-        if ended {
-            // The peer ended the deflate stream (a block with BFINAL): the next message starts
-            // a new one.
-            d.reset(false);
         }
-        Ok(())
     }
 
-    /// Inflates `input` completely; returns whether the deflate stream ended.
+    /// Inflates `input` until it is used up, the deflate stream ends or `budget` output bytes
+    /// were produced; returns how much input was consumed and why it stopped.
+    #[allow(clippy::too_many_arguments)]
     fn inflate(
         &mut self,
         d: &mut Decompress,
@@ -282,16 +353,21 @@ impl Deflate {
         mut input: &[u8],
         streaming: bool,
         max: usize,
+        budget: &mut usize,
         out: &mut Vec<Data>,
-    ) -> Result<bool, ProtocolError> {
+    ) -> Result<(usize, Stop), ProtocolError> {
+        let given = input.len();
         // Output room must be initialised memory, so every byte offered to zlib is written
         // twice: the first offer is sized from the input (chat-sized messages inflate to a few
         // times their compressed size), later ones are a whole step.
         let mut offer = input.len().saturating_mul(4).clamp(256, STEP);
         loop {
+            if *budget == 0 {
+                return Ok((given - input.len(), Stop::Budget));
+            }
             // Never room for more than one byte past the limit: reaching it is the failure.
             let left = max.saturating_sub(self.inflated).saturating_add(1);
-            let room = offer.min(left);
+            let room = offer.min(left).min(*budget);
             offer = STEP;
             let mut chunk = Vec::new();
             let buf = if streaming {
@@ -314,6 +390,7 @@ impl Deflate {
             let status = status.map_err(|_| ProtocolError::InvalidCompressedData)?;
             let consumed = (d.total_in() - before_in) as usize;
             input = &input[consumed.min(input.len())..];
+            *budget = budget.saturating_sub(produced);
             self.inflated = self.inflated.saturating_add(produced);
             if self.inflated > max {
                 return Err(ProtocolError::MessageTooLarge {
@@ -330,15 +407,41 @@ impl Deflate {
                 out.push(Data::MessageChunk(Bytes::from(chunk)));
             }
             if status == Status::StreamEnd {
-                return Ok(true);
+                return Ok((given - input.len(), Stop::Ended));
             }
             // Output room left over means the input is used up; no progress at all means
             // zlib wants input that is not there.
             if (produced < room && input.is_empty()) || (consumed == 0 && produced == 0) {
-                return Ok(false);
+                return Ok((given - input.len(), Stop::UsedUp));
             }
         }
     }
+}
+
+/// Why [`Deflate::inflate`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// The input is used up (and zlib holds no output back).
+    UsedUp,
+    /// The deflate stream ended (BFINAL).
+    Ended,
+    /// The step's output budget is spent.
+    Budget,
+}
+
+/// The rest of a received compressed piece that a step's budget left uninflated.
+#[derive(Debug)]
+struct Pending {
+    kind: DataKind,
+    /// Its compressed bytes not inflated yet.
+    input: Bytes,
+    /// The piece ends its message.
+    last: bool,
+    /// The sync-flush tail (the message's end) is still to be inflated after `input`.
+    tail: bool,
+    streaming: bool,
+    /// It is inflated by the thread's shared decompressor (one step so far).
+    shared: bool,
 }
 
 fn new_compressor(level: u8, window: u8) -> Compress {

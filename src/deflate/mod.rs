@@ -27,7 +27,26 @@
 //! Without context takeover nothing is kept between messages: a whole message is compressed
 //! with one compressor per thread, and a message whose compressed bytes arrive in one read is
 //! inflated with one decompressor per thread; only a message that arrives over several reads
-//! (or is sent in fragments) holds state of its own, until it ends.
+//! (or is sent in fragments) holds state of its own, until it ends. Over loopback at 10,000
+//! idle connections after one 16 KiB JSON text each way (`tether-bench --only
+//! deflate-memory`), a tokio server holds about 3.5 KB per connection in this mode, and
+//! 362 KB with context takeover and 15-bit windows.
+//!
+//! zlib's memory level is not a setting: flate2 (the backend's safe interface) always uses 8,
+//! and reaching zlib-rs's own `memLevel` takes its C-style interface, which is `unsafe`; the
+//! shared mode above is the memory answer instead.
+//!
+//! ## Bounds
+//!
+//! The inflated size counts against [`Config::max_message_size`](crate::Config) while
+//! inflating: a bomb stops one byte past the limit with 1009 and never allocates more. A read
+//! never turns into unbounded work either: one step inflates at most 1 MiB (a quarter of the
+//! message limit when that is smaller, at least 64 KiB); the rest of the compressed bytes wait,
+//! with the frames behind them and further reading, for the next step, which
+//! [`Connection::poll_timeout`](crate::Connection::poll_timeout) schedules at once (the
+//! driver's next turn) and [`Connection::read`](crate::Connection::read) also takes when
+//! everything inflated so far was read. A streamed message waits, besides, while its unread
+//! chunks are over the high watermark.
 
 mod params;
 
@@ -136,15 +155,29 @@ impl Codec {
         match *self {}
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn receive(
         &mut self,
         _kind: crate::DataKind,
-        _data: &[u8],
+        _data: bytes::Bytes,
         _first: bool,
         _last: bool,
         _streaming: bool,
         _max: usize,
-    ) -> Result<alloc::vec::Vec<crate::Data>, crate::ProtocolError> {
+        _out: &mut alloc::vec::Vec<crate::Data>,
+    ) -> Result<(), crate::ProtocolError> {
+        match *self {}
+    }
+
+    pub(crate) fn is_inflating(&self) -> bool {
+        match *self {}
+    }
+
+    pub(crate) fn step(
+        &mut self,
+        _max: usize,
+        _out: &mut alloc::vec::Vec<crate::Data>,
+    ) -> Result<(), crate::ProtocolError> {
         match *self {}
     }
 }

@@ -134,6 +134,7 @@ define_test_macros! {
         handshake_and_echo_server_role,
         handshake_and_echo_client_role,
         echo_between_two_adapter_ends,
+        compressed_echo_between_two_adapter_ends,
         close_from_adapter_server_role,
         close_from_adapter_client_role,
         close_from_peer_server_role,

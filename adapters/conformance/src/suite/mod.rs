@@ -22,7 +22,8 @@ pub use flow::{
     ping_flood_from_a_peer_that_never_reads_is_bounded, send_waits_for_a_peer_that_never_reads,
 };
 pub use handshake::{
-    echo_between_two_adapter_ends, handshake_and_echo_client_role, handshake_and_echo_server_role,
+    compressed_echo_between_two_adapter_ends, echo_between_two_adapter_ends,
+    handshake_and_echo_client_role, handshake_and_echo_server_role,
 };
 pub use many::thousand_concurrent_connections;
 pub use reconnect::{

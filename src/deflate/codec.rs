@@ -30,6 +30,10 @@ const KEEP: usize = 4 << 10;
 /// driver's next turn, or the application's next read).
 pub(crate) const BUDGET: usize = 1 << 20;
 
+/// The most compressed bytes of a message without the peer's context takeover held until its
+/// end (instead of a decompressor of the connection's own, about 40 KiB).
+const HOLD: usize = 16 << 10;
+
 /// Last pieces up to this many compressed bytes are inflated together with the tail.
 const SMALL: usize = 512;
 
@@ -68,6 +72,9 @@ pub(crate) struct Deflate {
     utf8: Utf8Validator,
     /// A received piece the last step left partly inflated.
     pending: Option<Pending>,
+    /// The compressed pieces so far of a message without the peer's context takeover that
+    /// arrives in pieces: inflated at its end by the thread's decompressor.
+    held: Vec<u8>,
 }
 
 impl core::fmt::Debug for Deflate {
@@ -114,6 +121,7 @@ impl Deflate {
             assembly: Vec::new(),
             utf8: Utf8Validator::new(),
             pending: None,
+            held: Vec::new(),
         }
     }
 
@@ -190,9 +198,24 @@ impl Deflate {
                 out.push(Data::MessageStart(kind));
             }
         }
-        // A whole message without the peer's context takeover needs no decompressor of this
-        // connection's own, unless it takes more than one step.
-        let shared = first && last && self.peer_reset && self.inflater.is_none();
+        // A message without the peer's context takeover needs no decompressor of this
+        // connection's own: the thread's inflates it whole, unless it takes more than one
+        // step. Its compressed bytes are held until its end when it arrives in pieces (over
+        // several reads or frames), up to HOLD bytes; past that it gets a decompressor.
+        let mut data = data;
+        let holding =
+            self.peer_reset && self.inflater.is_none() && (first || !self.held.is_empty());
+        let mut shared = holding;
+        if holding && (!last || !self.held.is_empty()) {
+            if !last && self.held.len() + data.len() <= HOLD {
+                self.held.extend_from_slice(&data);
+                return Ok(());
+            }
+            let mut joined = core::mem::take(&mut self.held);
+            joined.extend_from_slice(&data);
+            data = Bytes::from(joined);
+            shared = last;
+        }
         self.pending = Some(Pending {
             kind,
             input: data,
@@ -251,6 +274,7 @@ impl Deflate {
         match result {
             Err(err) => {
                 self.assembly = Vec::new();
+                self.held = Vec::new();
                 self.inflater = None;
                 Err(err)
             }

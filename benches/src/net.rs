@@ -149,7 +149,7 @@ async fn connect(addr: SocketAddr, i: usize) -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
-async fn connect_many(addr: SocketAddr, n: usize, start: usize) -> Vec<TcpStream> {
+pub async fn connect_many(addr: SocketAddr, n: usize, start: usize) -> Vec<TcpStream> {
     let mut out = Vec::with_capacity(n);
     let mut i = 0;
     while i < n {

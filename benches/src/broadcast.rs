@@ -3,8 +3,8 @@
 //! tether-tokio through `Broadcast` (framed once, the bytes shared, `serve`: one task per
 //! connection); tokio-websockets and tokio-tungstenite have no broadcast primitive, so their
 //! servers use the usual per-connection send loop (a `tokio::sync::broadcast` channel, each
-//! connection's task receiving from it and sending with `SinkExt::send`, which encodes per
-//! connection). fastwebsockets is left out: its connection cannot wait for a read and a channel
+//! connection's task receiving from it, encoding per connection, and batching like tether's
+//! output does: every message already in the channel is `feed`, then one `flush`). fastwebsockets is left out: its connection cannot wait for a read and a channel
 //! at once without splitting through its own unsplit API.
 //!
 //! Metrics: messages delivered per server CPU-second with 1,000 and 10,000 subscribers (20-byte
@@ -71,7 +71,17 @@ pub async fn serve(lib: &str) {
                         _ => break,
                     },
                     r = rx.recv() => match r {
-                        Ok(m) => if ws.send(m).await.is_err() { break },
+                        Ok(m) => {
+                            // Batched like tether's output: every message already in the
+                            // channel is fed, then one flush.
+                            let mut failed = ws.feed(m).await.is_err();
+                            while let (false, Ok(m)) = (failed, rx.try_recv()) {
+                                failed = ws.feed(m).await.is_err();
+                            }
+                            if failed || ws.flush().await.is_err() {
+                                break;
+                            }
+                        }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(_) => break,
                     },

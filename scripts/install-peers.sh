@@ -2,10 +2,10 @@
 # Installs the programs the interop and Autobahn harnesses talk to. Idempotent: everything
 # lands under target/interop/ (ignored by git) and a second run only checks what is there.
 #
-#   bash scripts/install-peers.sh              # peers: Python websockets, Node ws, chromium
+#   bash scripts/install-peers.sh              # peers: Python websockets, Node ws, chromium, redis-server
 #   bash scripts/install-peers.sh autobahn     # Autobahn|Testsuite (wstest, Python 2.7)
 #   bash scripts/install-peers.sh all          # both
-#   bash scripts/install-peers.sh py node      # any subset of: py node chromium autobahn
+#   bash scripts/install-peers.sh py node      # any subset of: py node chromium redis autobahn
 #
 # Python 2.7 for wstest: $PYTHON2 if set, else pyenv's 2.7.x, else python2.7 on PATH.
 set -euo pipefail
@@ -64,6 +64,20 @@ install_chromium() {
   say "installed $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
 }
 
+# The chat's tests (chat/tests/nodes.rs) start their own redis-server on a free port; the
+# package's service is not used.
+install_redis() {
+  if [ -x /usr/bin/redis-server ]; then
+    say "found $(/usr/bin/redis-server --version 2>/dev/null | cut -d' ' -f1-3) at /usr/bin/redis-server"
+    return
+  fi
+  command -v apt-get >/dev/null || die "/usr/bin/redis-server is missing and apt-get is not available"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  [ -x /usr/bin/redis-server ] || die "apt-get installed redis-server but /usr/bin/redis-server is missing"
+  say "installed $(/usr/bin/redis-server --version 2>/dev/null | cut -d' ' -f1-3)"
+}
+
 find_python2() {
   if [ -n "${PYTHON2:-}" ]; then echo "$PYTHON2"; return; fi
   local roots=()
@@ -107,12 +121,13 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(peers)
 for t in "${targets[@]}"; do
   case "$t" in
-    peers) install_py; install_node; install_chromium ;;
-    all) install_py; install_node; install_chromium; install_autobahn ;;
+    peers) install_py; install_node; install_chromium; install_redis ;;
+    all) install_py; install_node; install_chromium; install_redis; install_autobahn ;;
     py|python) install_py ;;
     node) install_node ;;
     chromium) install_chromium ;;
+    redis) install_redis ;;
     autobahn|wstest) install_autobahn ;;
-    *) die "unknown target '$t' (expected: peers all py node chromium autobahn)" ;;
+    *) die "unknown target '$t' (expected: peers all py node chromium redis autobahn)" ;;
   esac
 done

@@ -22,6 +22,7 @@ use crate::handshake::{
     ServerHandshake, ServerPolicy,
 };
 use crate::message::{DataKind, Message};
+use crate::prepared::PreparedMessage;
 use crate::recv::{Incoming, Receiver};
 use crate::send::{Sender, Transmit};
 use crate::time::Instant;
@@ -685,6 +686,39 @@ impl Connection {
             return self.send(Message::text(text));
         }
         self.queue_message(OpCode::Text, text.as_bytes(), None);
+        Ok(())
+    }
+
+    /// Sends a message framed once for many connections (a broadcast, see
+    /// [`PreparedMessage`]): in the server role its frame is queued as it is, by reference when
+    /// large, never encoded or compressed again (with permessage-deflate it goes out
+    /// uncompressed, which RFC 7692 §6.1 allows per message). In the client role, and with
+    /// [`Config::retain_unsent`], it is sent as its [`Message`] (see
+    /// [`send`](Connection::send)). The same refusals as `send`; the message comes back in the
+    /// error.
+    pub fn send_prepared(
+        &mut self,
+        prepared: &PreparedMessage,
+    ) -> Result<(), SendError<PreparedMessage>> {
+        let refuse = |kind| {
+            Err(SendError {
+                kind,
+                data: prepared.clone(),
+            })
+        };
+        if self.role == Role::Client || self.config.retain_unsent {
+            return match self.send(prepared.message().clone()) {
+                Ok(()) => Ok(()),
+                Err(e) => refuse(e.kind),
+            };
+        }
+        if let Err(kind) = self.check_data(prepared.len()) {
+            return refuse(kind);
+        }
+        let frame = prepared.frame();
+        self.send.write_frame_bytes(frame);
+        self.queued_total += frame.len() as u64;
+        self.update_outbound();
         Ok(())
     }
 

@@ -152,6 +152,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 mod message;
+mod prepared;
 pub mod reconnect;
 mod recv;
 mod send;
@@ -165,6 +166,7 @@ pub use connection::{Connection, RecvBuf, Role, State};
 pub use error::{CloseError, ProtocolError, SendError, SendErrorKind};
 pub use event::{CloseCause, Closed, Data, Event, Initiator, TransportAction};
 pub use message::{DataKind, Message, Utf8Bytes};
+pub use prepared::PreparedMessage;
 pub use send::Transmit;
 pub use time::Instant;
 

@@ -83,6 +83,20 @@ impl Sender {
         }
     }
 
+    /// Queues an encoded frame (a prepared message): a large one by reference, a small one
+    /// copied into the tail with its neighbours.
+    pub(crate) fn write_frame_bytes(&mut self, frame: &Bytes) {
+        self.len += frame.len();
+        if frame.len() >= ZERO_COPY_MIN {
+            if !self.tail.is_empty() {
+                self.queue.push_back(self.tail.split().freeze());
+            }
+            self.queue.push_back(frame.clone());
+        } else {
+            self.tail.extend_from_slice(frame);
+        }
+    }
+
     /// Queues bytes as they are (an HTTP handshake head).
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
         self.len += bytes.len();

@@ -12,6 +12,7 @@
 //! `bench <scenario> tether=<x> best_peer=<name>:<y> ratio=<x/y>` line per cell; the table goes
 //! to `target/bench/latest.md` and the JSON lines to `target/bench/latest.jsonl`.
 
+mod broadcast;
 mod decode;
 mod deflate;
 mod encode;
@@ -108,7 +109,7 @@ fn parse_args() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "tether-bench [--quick] [--only decode,encode,deflate,mask,echo,memory,deflate-memory,handshake] [--no-native] [--build-native] [--reps N] [--libs tether-tokio,..]"
+                    "tether-bench [--quick] [--only decode,encode,deflate,mask,echo,memory,deflate-memory,handshake,broadcast] [--no-native] [--build-native] [--reps N] [--libs tether-tokio,..]"
                 );
                 std::process::exit(0);
             }
@@ -324,6 +325,10 @@ fn main() {
     if opts.wants("handshake") {
         net::run_handshake(&opts, &mut report, &libs);
         stamp("handshake");
+    }
+    if opts.wants("broadcast") {
+        broadcast::run(&opts, &mut report, &libs);
+        stamp("broadcast");
     }
     let header = format!(
         "## tether-bench ({} run, {} repetitions, {} s, {} CPUs)",

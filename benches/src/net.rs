@@ -168,7 +168,7 @@ async fn connect_offering(
     Ok(s)
 }
 
-async fn connect_many(addr: SocketAddr, n: usize, start: usize) -> Vec<TcpStream> {
+pub async fn connect_many(addr: SocketAddr, n: usize, start: usize) -> Vec<TcpStream> {
     connect_many_offering(addr, n, start, None).await
 }
 

@@ -30,7 +30,7 @@ fn exit_when_parent_goes() {
     });
 }
 
-fn announce(addr: SocketAddr) {
+pub fn announce(addr: SocketAddr) {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "listening on {addr}");
     let _ = out.flush();
@@ -55,7 +55,7 @@ pub fn split_mode(lib: &str) -> (&str, Deflate) {
     }
 }
 
-fn tether_config(mode: Deflate) -> tether::Config {
+pub fn tether_config(mode: Deflate) -> tether::Config {
     let mut c = tether::Config::default();
     c.max_frame_payload = 16 << 20;
     c.max_message_size = 64 << 20;
@@ -112,7 +112,10 @@ pub fn serve(lib: &str, cpu: Option<usize>) {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            rt.block_on(serve_tokio(lib, mode));
+            match lib.strip_prefix("broadcast-") {
+                Some(lib) => rt.block_on(crate::broadcast::serve(lib)),
+                None => rt.block_on(serve_tokio(lib, mode)),
+            }
         }
     }
 }

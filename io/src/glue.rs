@@ -12,8 +12,8 @@ macro_rules! adapter_reexports {
         pub use $crate::tether::reconnect::{self, ReconnectEvent};
         pub use $crate::tether::{self, handshake};
         pub use $crate::tether::{
-            Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, SendError,
-            SendErrorKind, State, Utf8Bytes,
+            Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, PreparedMessage,
+            SendError, SendErrorKind, State, Utf8Bytes,
         };
         pub use $crate::{
             self as tether_io, ClientConfig, Error, Incoming, ServerConfig, SlotGuard,
@@ -38,6 +38,9 @@ macro_rules! adapter_api {
     (runtime = $rt:ty, wrap = $wrap:path, stream = [$($bound:tt)+]) => {
         $crate::adapter_reexports!();
         pub use $crate::{ReconnectingClient, WebSocket, WsReader, WsWriter};
+        pub use $crate::broadcast::{
+            self, Broadcast, BroadcastConfig, Published, SlowConsumer, Subscriber,
+        };
 
         /// The stream [`connect`] opens: plain TCP for `ws://`, TLS for `wss://`.
         pub type MaybeTlsStream = $crate::ClientStream<$rt>;

@@ -39,6 +39,7 @@
 // `Error` carries the core's terminal information and handshake errors by value.
 #![allow(clippy::result_large_err)]
 
+pub mod broadcast;
 mod client;
 mod clock;
 mod config;
@@ -54,6 +55,9 @@ mod socket;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
+pub use broadcast::{
+    Broadcast, BroadcastConfig, Published, SlowConsumer, Subscribable, Subscriber,
+};
 pub use client::{connect, connect_on, connect_request};
 pub use clock::timeout;
 pub use config::{ClientConfig, ServerConfig};

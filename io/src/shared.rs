@@ -126,6 +126,8 @@ pub(crate) struct Inner {
     flush_needed: bool,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
+    /// Broadcast messages waiting for room in the output, once the connection subscribed.
+    pub(crate) mailbox: Option<Box<crate::broadcast::Mailbox>>,
 }
 
 /// Wakers to call once the lock is released.
@@ -174,6 +176,7 @@ impl Shared {
                 flush_needed: false,
                 read_waker: None,
                 write_waker: None,
+                mailbox: None,
             }),
         })
     }
@@ -532,7 +535,7 @@ impl Inner {
     /// no more replies are coming right behind this one to be written together), it is
     /// written now, in the caller's task, and the driver is not woken for it. The wakers to
     /// call once the lock is released.
-    fn queued(&mut self, idle: bool) -> Wake {
+    pub(crate) fn queued(&mut self, idle: bool) -> Wake {
         let mut wake = Wake::default();
         if idle && (self.conn.has_unread_data() || !self.write_inline(&mut wake)) {
             wake.driver = self.driver_waker.clone();
@@ -564,6 +567,7 @@ impl Inner {
         };
         let mut progress = false;
         let mut failed = false;
+        crate::broadcast::pump(&mut self.conn, self.mailbox.as_deref_mut());
         while let Some(transmit) = self.conn.poll_transmit() {
             let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
             let count = transmit.io_slices(&mut slices);
@@ -577,6 +581,7 @@ impl Inner {
                     self.conn.advance(n);
                     self.flush_needed = true;
                     progress = true;
+                    crate::broadcast::pump(&mut self.conn, self.mailbox.as_deref_mut());
                 }
                 Poll::Pending => break,
             }
@@ -621,11 +626,18 @@ impl Inner {
         if wake.write.is_none() && self.conn.is_writable() {
             wake.write = self.write_waker.take();
         }
+        if self.mailbox_waiting() {
+            // Broadcast messages wait for this room: the driver moves them in.
+            wake.driver = self.driver_waker.clone();
+        }
     }
 
     /// The driver finished with the transport: wake everyone.
     pub(crate) fn finish(&mut self, wake: &mut Wake) {
         self.transport_closed = true;
+        if let Some(mailbox) = self.mailbox.as_deref_mut() {
+            mailbox.release();
+        }
         self.wake_all(wake);
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
-use tether::{CloseCode, Closed, DataKind, Message, SendError, State};
+use tether::{CloseCode, Closed, DataKind, Message, PreparedMessage, SendError, State};
 
 use crate::Error;
 use crate::shared::{Incoming, Receiving, Shared};
@@ -95,6 +95,16 @@ impl WebSocket {
     /// Queues a message without waiting: a full buffer or any other refusal hands it back.
     pub fn try_send(&mut self, message: Message) -> Result<(), SendError<Message>> {
         self.writer.try_send(message)
+    }
+
+    /// Sends a message framed once for many connections (see [`PreparedMessage`]), waiting
+    /// for room like [`send`](WebSocket::send).
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.writer.send_prepared(message).await
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.writer.shared
     }
 
     /// Sends one fragment of a message (RFC 6455 §5.4): the first starts a message of `kind`,
@@ -217,6 +227,10 @@ impl WsReader {
     pub fn closed(&self) -> Option<Closed> {
         self.shared.lock().conn.closed().cloned()
     }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
 }
 
 /// [`WsReader::next_event`]'s future: reads in the caller's task; dropped while waiting, it
@@ -329,6 +343,22 @@ impl WsWriter {
         })
         .await
         .map_err(|(e, _)| e)
+    }
+
+    /// Sends a prepared message; see [`WebSocket::send_prepared`].
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.settle().await?;
+        let mut slot = Some(message.clone());
+        poll_fn(|cx| {
+            self.shared
+                .poll_command(cx, &mut slot, |conn, m| conn.send_prepared(&m))
+        })
+        .await
+        .map_err(|(e, _)| e)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Sends a Ping; see [`WebSocket::ping`].

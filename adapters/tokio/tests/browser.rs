@@ -6,7 +6,7 @@
 //! Needs Chromium (`/usr/bin/chromium`, installed by `scripts/install-peers.sh`); run it with
 //! `cargo test -p tether-tokio --test browser -- --ignored`. Without Chromium it fails.
 
-#[path = "../examples/chat_server/http.rs"]
+#[path = "../../../chat/src/http.rs"]
 #[allow(dead_code)]
 mod http;
 

@@ -1,7 +1,9 @@
 //! Scenario 7, broadcast: one message to many subscribers on one node. Each library's server
 //! (`--serve broadcast-LIB`) relays every data message a connection sends to every connection:
 //! tether-tokio through `Broadcast` (framed once, the bytes shared, `serve`: one task per
-//! connection); tokio-websockets and tokio-tungstenite have no broadcast primitive, so their
+//! connection); sockudo-ws through its `PubSub` (topics routing a shared `Message` into each
+//! subscriber's unbounded channel; encoded per connection); tokio-websockets and
+//! tokio-tungstenite have no broadcast primitive, so their
 //! servers use the usual per-connection send loop (a `tokio::sync::broadcast` channel, each
 //! connection's task receiving from it, encoding per connection, and batching like tether's
 //! output does: every message already in the channel is `feed`, then one `flush`). fastwebsockets is left out: its connection cannot wait for a read and a channel
@@ -25,7 +27,12 @@ use crate::net::{ServerProc, connect_many, pin, runtime};
 use crate::report::{CellSpec, Report, Sample};
 use crate::wire;
 
-pub const LIBS: [&str; 3] = ["tether-tokio", "tokio-websockets", "tokio-tungstenite"];
+pub const LIBS: [&str; 4] = [
+    "tether-tokio",
+    "sockudo-ws",
+    "tokio-websockets",
+    "tokio-tungstenite",
+];
 const TOPIC: &str = "all";
 /// How long one phase may take before it counts as failed.
 const PHASE_LIMIT: Duration = Duration::from_secs(60);
@@ -122,6 +129,63 @@ pub async fn serve(lib: &str) {
                     };
                     relay!(ws, tx, |m: &tungstenite::Message| m.is_text()
                         || m.is_binary());
+                });
+            }
+        }
+        "sockudo-ws" => {
+            // Its own topic primitive: `PubSub` routes each published `Message` (shared bytes,
+            // encoded per connection) into every subscriber's unbounded channel; each
+            // connection's task writes what its channel holds, batched like the others.
+            let pubsub = std::sync::Arc::new(sockudo_ws::PubSub::new());
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let pubsub = pubsub.clone();
+                tokio::spawn(async move {
+                    let Some((tcp, leftover, _)) =
+                        crate::server::sockudo_handshake(tcp, crate::server::Deflate::Off).await
+                    else {
+                        return;
+                    };
+                    let mut ws = sockudo_ws::WebSocketStream::from_raw_with_leftover(
+                        tcp,
+                        sockudo_ws::Role::Server,
+                        sockudo_ws::Config::default(),
+                        leftover,
+                    );
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                    let id = pubsub.create_subscriber(tx);
+                    pubsub.subscribe(id, TOPIC);
+                    loop {
+                        tokio::select! {
+                            m = ws.next() => match m {
+                                Some(Ok(m)) => {
+                                    if matches!(
+                                        m,
+                                        sockudo_ws::Message::Text(_) | sockudo_ws::Message::Binary(_)
+                                    ) {
+                                        pubsub.publish(TOPIC, m);
+                                    }
+                                }
+                                _ => break,
+                            },
+                            m = rx.recv() => match m {
+                                Some(m) => {
+                                    let mut failed = ws.feed(m).await.is_err();
+                                    while let (false, Ok(m)) = (failed, rx.try_recv()) {
+                                        failed = ws.feed(m).await.is_err();
+                                    }
+                                    if failed || ws.flush().await.is_err() {
+                                        break;
+                                    }
+                                }
+                                None => break,
+                            },
+                        }
+                    }
+                    pubsub.remove_subscriber(id);
                 });
             }
         }

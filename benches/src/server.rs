@@ -261,33 +261,10 @@ async fn serve_tokio(lib: &str, mode: Deflate) {
 /// sockudo-ws: its HTTP/1 handshake helpers, with permessage-deflate negotiated by its own
 /// `negotiate_server_deflate` (its `WebSocketServer::accept` answers without extensions),
 /// then the README's loop: `feed` each reply; `next()` flushes before it waits for input.
-async fn serve_sockudo(mut tcp: tokio::net::TcpStream, mode: Deflate) {
-    use sockudo_ws::handshake::{build_response, generate_accept_key, parse_request};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = bytes::BytesMut::with_capacity(4096);
-    let (response, leftover, agreed) = loop {
-        if buf.len() > 16 << 10 || !matches!(tcp.read_buf(&mut buf).await, Ok(n) if n > 0) {
-            return;
-        }
-        let Ok(parsed) = parse_request(&buf) else {
-            return;
-        };
-        if let Some((req, used)) = parsed {
-            let agreed = match (sockudo_deflate(mode), req.extensions) {
-                (Some(policy), Some(offers)) => {
-                    sockudo_ws::deflate::negotiate_server_deflate(offers, &policy)
-                }
-                _ => None,
-            };
-            let header = agreed.as_ref().map(|a| a.to_response_header());
-            let response = build_response(&generate_accept_key(req.key), None, header.as_deref());
-            let leftover = (used < buf.len()).then(|| buf.split_off(used).freeze());
-            break (response, leftover, agreed.map(|a| a.config));
-        }
-    };
-    if tcp.write_all(&response).await.is_err() {
+async fn serve_sockudo(tcp: tokio::net::TcpStream, mode: Deflate) {
+    let Some((tcp, leftover, agreed)) = sockudo_handshake(tcp, mode).await else {
         return;
-    }
+    };
     let config = sockudo_ws::Config::default();
     macro_rules! echo {
         ($ws:expr) => {{
@@ -314,6 +291,40 @@ async fn serve_sockudo(mut tcp: tokio::net::TcpStream, mode: Deflate) {
             leftover
         )),
     }
+}
+
+/// sockudo-ws's HTTP/1 upgrade, with permessage-deflate agreed by its own
+/// `negotiate_server_deflate` when `mode` offers it: the transport, the bytes read past the
+/// request and the agreed codec configuration.
+pub async fn sockudo_handshake(
+    mut tcp: tokio::net::TcpStream,
+    mode: Deflate,
+) -> Option<(
+    tokio::net::TcpStream,
+    Option<bytes::Bytes>,
+    Option<sockudo_ws::DeflateConfig>,
+)> {
+    use sockudo_ws::handshake::{build_response, generate_accept_key, parse_request};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = bytes::BytesMut::with_capacity(4096);
+    let (response, leftover, agreed) = loop {
+        if buf.len() > 16 << 10 || !matches!(tcp.read_buf(&mut buf).await, Ok(n) if n > 0) {
+            return None;
+        }
+        let (req, used) = parse_request(&buf).ok()??;
+        let agreed = match (sockudo_deflate(mode), req.extensions) {
+            (Some(policy), Some(offers)) => {
+                sockudo_ws::deflate::negotiate_server_deflate(offers, &policy)
+            }
+            _ => None,
+        };
+        let header = agreed.as_ref().map(|a| a.to_response_header());
+        let response = build_response(&generate_accept_key(req.key), None, header.as_deref());
+        let leftover = (used < buf.len()).then(|| buf.split_off(used).freeze());
+        break (response, leftover, agreed.map(|a| a.config));
+    };
+    tcp.write_all(&response).await.ok()?;
+    Some((tcp, leftover, agreed))
 }
 
 fn serve_tether_smol(mode: Deflate) {

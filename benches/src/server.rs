@@ -311,7 +311,9 @@ pub async fn sockudo_handshake(
         if buf.len() > 16 << 10 || !matches!(tcp.read_buf(&mut buf).await, Ok(n) if n > 0) {
             return None;
         }
-        let (req, used) = parse_request(&buf).ok()??;
+        let Some((req, used)) = parse_request(&buf).ok()? else {
+            continue;
+        };
         let agreed = match (sockudo_deflate(mode), req.extensions) {
             (Some(policy), Some(offers)) => {
                 sockudo_ws::deflate::negotiate_server_deflate(offers, &policy)

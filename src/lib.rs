@@ -154,6 +154,7 @@ pub mod mask;
 mod message;
 pub mod reconnect;
 mod recv;
+pub mod resume;
 mod send;
 mod time;
 mod timer;

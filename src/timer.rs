@@ -24,9 +24,11 @@ pub(crate) enum Timer {
     /// The connection is busy (input keeps coming) until then: its buffers are kept for reuse
     /// (the input buffer without zeroing it again); at the deadline they are given back.
     InputBuffer,
+    /// Received messages must be acknowledged by then (`tether-resume`).
+    Ack,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 
 impl Timer {
     pub(crate) const ALL: [Timer; COUNT] = [
@@ -38,6 +40,7 @@ impl Timer {
         Timer::Linger,
         Timer::Deferred,
         Timer::InputBuffer,
+        Timer::Ack,
     ];
 }
 

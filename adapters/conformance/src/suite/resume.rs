@@ -145,3 +145,50 @@ pub fn resumed_session_survives_a_black_hole_both_ways<A: Adapter>() {
         );
     }
 }
+
+/// A peer without the extension (here a raw WebSocket server that answers no extension): a
+/// client with resumption on sees plain WebSocket, and after the peer drops the connection
+/// reconnects as a plain reconnecting client does, with no session event at all.
+pub fn resume_falls_back_to_plain_reconnect_with_another_peer<A: Adapter>() {
+    let listener = crate::setup::listener(None);
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    let mut core = Config::default();
+    core.resume = Some(ResumeConfig::default());
+    let mut reconnect = ReconnectConfig::default();
+    reconnect.backoff.initial = Duration::from_millis(20);
+    reconnect.backoff.jitter = Jitter::None;
+    reconnect.backoff.first_delay_max = Some(Duration::from_millis(20));
+    let request = ClientRequest::new(&url).expect("a valid URL");
+    let config = ClientConfig::new(core).connect_timeout(Duration::from_secs(2));
+    let mut client = A::reconnecting(request, config, reconnect, SessionConfig::default())
+        .unwrap_or_else(|e| panic!("{}: starting the reconnecting client: {e}", A::NAME));
+    for round in 0..2 {
+        let (mut peer, head) = crate::raw::RawPeer::accept(&listener, LIMIT, |_| None);
+        let offered = head.header("sec-websocket-extensions").unwrap_or_default();
+        assert!(
+            offered.contains("tether-resume") && !offered.contains("session="),
+            "{}: round {round}: the client offers a new session each time: {offered:?}",
+            A::NAME
+        );
+        let text = format!("hello {round}");
+        client.send(Message::text(text.clone())).expect("send");
+        let frame = peer.read_frame(LIMIT);
+        assert_eq!(frame.payload, text.as_bytes(), "{}", A::NAME);
+        peer.send(crate::frame::op::TEXT, b"back");
+        let mut got = false;
+        while let Some(event) = client.recv(Duration::from_millis(500)) {
+            match event {
+                ReconnectEvent::Session(e) => panic!("{}: a session event: {e:?}", A::NAME),
+                ReconnectEvent::Message(m) => {
+                    assert_eq!(m.as_bytes(), b"back", "{}", A::NAME);
+                    got = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert!(got, "{}: round {round}: no message from the peer", A::NAME);
+        // The peer vanishes without a close: a plain reconnect follows.
+        drop(peer);
+    }
+}

@@ -211,6 +211,8 @@ struct Resume {
     active: bool,
     /// What to report (and replay) when the connection opens.
     outcome: Option<SessionEvent>,
+    /// This connection resumed the session.
+    resumed: bool,
 }
 
 /// The spare input buffer to read transport bytes into, from [`Connection::recv_buf`]: a
@@ -400,6 +402,7 @@ impl Connection {
                 session,
                 active: false,
                 outcome: None,
+                resumed: false,
             })
         });
         let mut head = bytes::BytesMut::new();
@@ -970,6 +973,7 @@ impl Connection {
             session,
             active: true,
             outcome: Some(outcome),
+            resumed,
         }));
         self.recv.allow_acks();
         let result = self.accept(now, accept);
@@ -1127,6 +1131,13 @@ impl Connection {
         self.resume.as_deref().map(|r| &r.session)
     }
 
+    /// `tether-resume`: whether this connection resumed a session (the application sees the
+    /// same in [`Event::Session`]).
+    #[must_use]
+    pub fn resumed(&self) -> bool {
+        self.resume.as_deref().is_some_and(|r| r.resumed)
+    }
+
     /// `tether-resume`: takes the session back once the connection has ended, to resume it on
     /// the next connection (client, [`client_resuming`](Connection::client_resuming)) or to
     /// park it in a [`SessionStore`] (server). `None` without a session, before the end, and
@@ -1201,6 +1212,7 @@ impl Connection {
                     )));
                 }
                 r.session.acknowledge(count);
+                r.resumed = true;
                 SessionEvent::Resumed {
                     replayed: r.session.unacked_messages(),
                 }

@@ -449,6 +449,7 @@ fn a_session_is_resumed_with_the_missing_messages() {
     let session = cut_with_unacked(&mut store, "alice", 3);
     assert_eq!(session.unacked_messages(), 3);
     let (mut client, mut server) = connect(Some(session), resume_config(), &mut store, "alice", 9);
+    assert!(client.resumed() && server.resumed());
     assert_eq!(
         session_events(&mut client),
         [SessionEvent::Resumed { replayed: 3 }]
@@ -554,6 +555,7 @@ fn a_peer_without_the_extension_gets_plain_websocket() {
 fn acks_free_the_log() {
     let mut store = MemoryStore::default();
     let (mut client, mut server) = connect(None, resume_config(), &mut store, "", 25);
+    assert!(!client.resumed() && !server.resumed());
     for i in 0..200 {
         client.send_text(&format!("{i}")).unwrap();
     }

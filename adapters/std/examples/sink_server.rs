@@ -32,6 +32,9 @@ fn main() {
     let _ = writeln!(stdout, "listening on {local}");
     let _ = stdout.flush();
     let result = server.serve(|mut ws| {
+        if ws.resumed() {
+            eprintln!("session resumed");
+        }
         while let Some(Ok(message)) = ws.recv() {
             if let Message::Text(text) = &message {
                 let mut stdout = std::io::stdout().lock();

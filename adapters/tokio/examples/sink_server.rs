@@ -53,6 +53,9 @@ fn run() -> Result<(), String> {
             tokio::spawn(async move {
                 let peer = connecting.peer_addr();
                 let served = connecting.serve(|mut ws| async move {
+                    if ws.resumed() {
+                        eprintln!("{peer}: session resumed");
+                    }
                     while let Some(Ok(message)) = ws.recv().await {
                         print_text(&message);
                     }

@@ -155,3 +155,80 @@ impl SessionStore for MemoryStore {
         self.remove(&token)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use crate::resume::ResumeConfig;
+
+    fn session(n: u8, payload: usize) -> Session {
+        let mut s = Session::new(ResumeConfig::default());
+        s.set_token(SessionToken::parse(&alloc::format!("{n:02x}{}", "0".repeat(30))).unwrap());
+        s.set_principal("p");
+        s.record(Message::binary(alloc::vec![0u8; payload]));
+        s
+    }
+
+    fn token(s: &Session) -> SessionToken {
+        s.token().unwrap()
+    }
+
+    #[test]
+    fn sessions_expire() {
+        let mut store = MemoryStore::new(10, 1 << 20, Duration::from_secs(5));
+        let s = session(1, 10);
+        let t = token(&s);
+        store.park(s, Instant::from_secs(1));
+        assert!(store.take(&t, "p", Instant::from_secs(6)).is_none());
+        assert!(store.is_empty() && store.memory() == 0);
+        let s = session(2, 10);
+        let t = token(&s);
+        store.park(s, Instant::from_secs(10));
+        assert!(store.take(&t, "p", Instant::from_secs(14)).is_some());
+    }
+
+    #[test]
+    fn bounds_evict_the_oldest_and_memory_is_accounted() {
+        let size = session(0, 1000).memory();
+        let mut store = MemoryStore::new(3, 2 * size + size / 2, Duration::from_secs(60));
+        let sessions: alloc::vec::Vec<Session> = (1..=4).map(|n| session(n, 1000)).collect();
+        let tokens: alloc::vec::Vec<SessionToken> = sessions.iter().map(token).collect();
+        for (i, s) in sessions.into_iter().enumerate() {
+            store.park(s, Instant::from_secs(i as u64));
+        }
+        // Two fit in memory: the newest two stay.
+        assert_eq!(store.len(), 2);
+        assert!(store.memory() <= 2 * size + size / 2);
+        let now = Instant::from_secs(5);
+        assert!(store.take(&tokens[0], "p", now).is_none());
+        assert!(store.take(&tokens[1], "p", now).is_none());
+        assert!(
+            store.take(&tokens[3], "q", now).is_none(),
+            "another principal"
+        );
+        assert!(
+            store.take(&tokens[3], "p", now).is_some(),
+            "still there for its owner"
+        );
+        assert!(store.take(&tokens[3], "p", now).is_none(), "single use");
+        assert!(store.take(&tokens[2], "p", now).is_some());
+        assert_eq!(store.memory(), 0);
+    }
+
+    #[test]
+    fn the_previous_token_finds_a_resumed_session_until_confirmed() {
+        let mut store = MemoryStore::default();
+        let mut s = session(1, 10);
+        let old = token(&s);
+        let new = SessionToken::parse("ff000000000000000000000000000000").unwrap();
+        s.set_token(new);
+        s.set_previous_token(Some(old));
+        store.park(s, Instant::from_secs(1));
+        assert!(store.take(&old, "p", Instant::from_secs(2)).is_some());
+        assert!(
+            store.take(&new, "p", Instant::from_secs(2)).is_none(),
+            "taken once"
+        );
+    }
+}

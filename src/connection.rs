@@ -1107,7 +1107,9 @@ impl Connection {
     /// they are forgotten here. A message whose frame was entirely written is never returned,
     /// even if the transport then died with it in a kernel buffer. Meant for after the end:
     /// before it, messages still being written are returned too. Fragments sent with
-    /// [`send_fragment`](Connection::send_fragment) are not tracked.
+    /// [`send_fragment`](Connection::send_fragment) are not tracked. With `tether-resume`
+    /// negotiated, written messages belong to the session instead (replayed on resumption,
+    /// see [`take_session`](Connection::take_session)): only held ones are returned.
     pub fn take_unsent(&mut self) -> Vec<Message> {
         if self.session_active() {
             // Every written message is kept by the session, to be replayed on resumption.

@@ -2,7 +2,7 @@
 """Interop runner: tether's adapters against Python `websockets` and Node `ws`.
 
     python3 interop/run.py [--adapters tokio,smol,std] [--peers python,node]
-                           [--target-dir DIR] [--no-build] [--deflate]
+                           [--target-dir DIR] [--no-build] [--deflate] [--resume]
 
 For each adapter:
   server role: the adapter's `echo_server` against the Python and Node clients
@@ -14,6 +14,9 @@ For each adapter:
 --deflate: permessage-deflate on at both ends (the examples' `--deflate`, the peers'
 INTEROP_DEFLATE=1), with one more check, `deflate`: it was negotiated (the peer client says so
 in the server role; the peer server's answer is read from its log in the client role).
+--resume: the examples' `--resume` (tether-resume, docs/resume.md) against peers that do not
+know it: every check passes as plain WebSocket, plus `resume-fallback` in the client role (the
+peer server's answers name no tether-resume: the offer was declined, not half-taken).
 
 Prints one line per (adapter, role, peer), then `N passed, M failed` (one unit per check);
 exits 1 if anything failed. Install the peers first: bash scripts/install-peers.sh
@@ -49,12 +52,19 @@ PEERS = {
 
 
 DEFLATE = False  # --deflate
+RESUME = False  # --resume
+
+
+def resume_flag():
+    return ["--resume"] if RESUME else []
 
 
 def peer_env():
     env = dict(os.environ)
     if DEFLATE:
         env["INTEROP_DEFLATE"] = "1"
+    if RESUME:
+        env["INTEROP_LOG_EXTENSIONS"] = "1"
     node_modules = os.path.join(common.INTEROP_DIR, "node", "node_modules")
     env["NODE_PATH"] = node_modules + (os.pathsep + env["NODE_PATH"] if env.get("NODE_PATH") else "")
     env.setdefault("RUST_BACKTRACE", "1")
@@ -138,6 +148,7 @@ def server_role(children, tally, crate, target_dir, peers, logs):
     cmd = [binary, "127.0.0.1:0", "--subprotocol", "chat.v2", "--subprotocol", "chat.v1"]
     if DEFLATE:
         cmd.append("--deflate")
+    cmd += resume_flag()
     server = children.start(f"{crate} echo_server", cmd, os.path.join(logs, f"{crate}-echo_server.log"), env=peer_env())
     try:
         addr = server.wait_listening(LISTEN_TIMEOUT)
@@ -191,7 +202,7 @@ def client_role(children, tally, crate, target_dir, peers, logs):
                 mode = "server-close" if extra else "plain"
                 client_log = os.path.join(logs, f"{crate}-interop_client-{peer}-{mode}.log")
                 code, out = common.run_bounded(
-                    [binary, f"ws://{addr}/"] + extra + (["--deflate"] if DEFLATE else []),
+                    [binary, f"ws://{addr}/"] + extra + (["--deflate"] if DEFLATE else []) + resume_flag(),
                     RUN_TIMEOUT,
                     env=peer_env(),
                     log_path=client_log,
@@ -213,6 +224,10 @@ def client_role(children, tally, crate, target_dir, peers, logs):
                 answers = [l for l in server.log_text().splitlines() if l.startswith("extensions: ")]
                 agreed = bool(answers) and all("permessage-deflate" in l for l in answers)
                 rows.insert(0, ("deflate", agreed, f"the {peer} server answered {answers[:3]}"))
+            if RESUME:
+                answers = [l for l in server.log_text().splitlines() if l.startswith("extensions: ")]
+                declined = bool(answers) and not any("tether-resume" in l for l in answers)
+                rows.insert(0, ("resume-fallback", declined, f"the {peer} server answered {answers[:3]}"))
             note = "\n".join(notes) or None
             tally.line(crate, "client", peer, rows, note=note)
         finally:
@@ -227,9 +242,11 @@ def main():
     ap.add_argument("--target-dir", default=common.default_target_dir(), help="cargo target directory")
     ap.add_argument("--no-build", action="store_true", help="use the examples built by an earlier run")
     ap.add_argument("--deflate", action="store_true", help="permessage-deflate on at both ends")
+    ap.add_argument("--resume", action="store_true", help="the examples' --resume against peers without it")
     args = ap.parse_args()
-    global DEFLATE
+    global DEFLATE, RESUME
     DEFLATE = args.deflate
+    RESUME = args.resume
 
     crates = common.parse_adapters(args.adapters)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]

@@ -9,3 +9,6 @@ bash scripts/install-peers.sh py node
 python3 interop/run.py "$@"
 # Again with permessage-deflate on at both ends (the examples are built by the first pass).
 python3 interop/run.py --deflate --no-build "$@"
+# With --resume against Python websockets: tether-resume is declined and everything works as
+# plain WebSocket.
+python3 interop/run.py --resume --no-build --peers python "$@"

@@ -79,6 +79,11 @@ pub struct Config {
     /// size counts against [`max_message_size`](Config::max_message_size) in streaming mode
     /// too. See [`deflate`](crate::deflate) for the memory each mode costs.
     pub deflate: Option<DeflateConfig>,
+    /// Resumable sessions (the `tether-resume` extension, see [`crate::resume`]): a client
+    /// offers it, a server accepting with
+    /// [`Connection::accept_session`](crate::Connection::accept_session) takes it. `None` (the
+    /// default): nothing is offered or accepted.
+    pub resume: Option<crate::resume::ResumeConfig>,
 }
 
 /// Heartbeat settings (see [`Config::heartbeat`]).
@@ -123,6 +128,7 @@ impl Default for Config {
             handshake_limits: HandshakeLimits::DEFAULT,
             retain_unsent: false,
             deflate: None,
+            resume: None,
         }
     }
 }

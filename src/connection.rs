@@ -24,6 +24,7 @@ use crate::handshake::{
 use crate::message::{DataKind, Message};
 use crate::prepared::PreparedMessage;
 use crate::recv::{Incoming, Receiver};
+use crate::resume::{LossReason, ResumeParams, Session, SessionEvent, SessionStore, SessionToken};
 use crate::send::{Sender, Transmit};
 use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
@@ -198,6 +199,21 @@ pub struct Connection {
     now: Instant,
     /// permessage-deflate, once negotiated (RFC 7692); `None` costs nothing.
     deflate: Option<Box<Codec>>,
+    /// `tether-resume`: the session this connection carries (offered, or negotiated once
+    /// `active`); `None` costs nothing.
+    resume: Option<Box<Resume>>,
+}
+
+/// The session a connection carries, and where the negotiation stands.
+#[derive(Debug)]
+struct Resume {
+    session: Session,
+    /// Negotiated: messages are numbered, acknowledged and kept.
+    active: bool,
+    /// What to report (and replay) when the connection opens.
+    outcome: Option<SessionEvent>,
+    /// This connection resumed the session.
+    resumed: bool,
 }
 
 /// The spare input buffer to read transport bytes into, from [`Connection::recv_buf`]: a
@@ -312,6 +328,7 @@ impl Connection {
             emptied_at: None,
             now,
             deflate: None,
+            resume: None,
         }
     }
 
@@ -338,15 +355,41 @@ impl Connection {
     pub fn client<R: Rng + Send + 'static>(
         request: ClientRequest,
         config: impl Into<Arc<Config>>,
+        rng: R,
+        now: Instant,
+    ) -> Self {
+        Connection::client_resuming(request, config, rng, now, None)
+    }
+
+    /// A client that carries a session: with [`Config::resume`] set, it offers `tether-resume`
+    /// and, given the `session` a previous connection's
+    /// [`take_session`](Connection::take_session) returned, asks to resume it. Without
+    /// [`Config::resume`] this is [`client`](Connection::client) (the session is dropped).
+    /// See [`crate::resume`].
+    pub fn client_resuming<R: Rng + Send + 'static>(
+        request: ClientRequest,
+        config: impl Into<Arc<Config>>,
         mut rng: R,
         now: Instant,
+        session: Option<Session>,
     ) -> Self {
         let config = config.into();
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
-        let request = crate::deflate::offers(&config)
+        let resume = config.resume.map(|rc| {
+            let session = session.unwrap_or_else(|| Session::new(rc));
+            let offer = ResumeParams {
+                session: session.token(),
+                received: session.token().map(|_| session.received()),
+            };
+            (offer.to_element(), session)
+        });
+        let mut request = crate::deflate::offers(&config)
             .into_iter()
             .fold(request, ClientRequest::with_offer);
+        if let Some((offer, _)) = &resume {
+            request = request.with_offer(offer.clone());
+        }
         let handshake = ClientHandshake::new(request, nonce, &config.handshake_limits);
         let mut conn = Connection::new(
             Role::Client,
@@ -355,6 +398,14 @@ impl Connection {
             Box::new(rng),
             now,
         );
+        conn.resume = resume.map(|(_, session)| {
+            Box::new(Resume {
+                session,
+                active: false,
+                outcome: None,
+                resumed: false,
+            })
+        });
         let mut head = bytes::BytesMut::new();
         if let Phase::ClientHandshake(hs) = &conn.phase {
             hs.write_request(&mut head);
@@ -681,7 +732,10 @@ impl Connection {
                 data: Message::text(text),
             });
         }
-        if matches!(self.phase, Phase::ClientHandshake(_)) || self.config.retain_unsent {
+        if matches!(self.phase, Phase::ClientHandshake(_))
+            || self.config.retain_unsent
+            || self.session_active()
+        {
             // Held or remembered: it needs a shared copy anyway.
             return self.send(Message::text(text));
         }
@@ -741,7 +795,13 @@ impl Connection {
         if let Err(kind) = self.check_state() {
             return Err(SendError { kind, data });
         }
-        if let Err(kind) = self.check_room(data.len()) {
+        if let Err(kind) = self.check_room(data.len()).and_then(|()| {
+            if self.out_msg.is_none() {
+                self.check_session_room(data.len())
+            } else {
+                Ok(())
+            }
+        }) {
             return Err(SendError { kind, data });
         }
         let (opcode, mut utf8, compressed) = match &self.out_msg {
@@ -785,6 +845,9 @@ impl Connection {
                 self.queue_frame_rsv(opcode, fin, rsv, &payload, Some(&payload));
             }
             _ => self.queue_frame(opcode, fin, &data, Some(&data)),
+        }
+        if let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) {
+            r.session.record_fragment(kind, &data, fin);
         }
         self.out_msg = (!fin).then_some(OutMessage {
             kind,
@@ -886,6 +949,95 @@ impl Connection {
         Ok(())
     }
 
+    /// Server role: accepts the request like [`accept`](Connection::accept), taking
+    /// `tether-resume` when [`Config::resume`] is set and the client offered it (see
+    /// [`crate::resume`]). `principal` is what the authentication hook accepted for this
+    /// request (a user id; empty when there is none): a session is resumed only for the
+    /// principal that started it, from `store`. A new single-use token comes from the
+    /// connection's generator. A resumed session's unacknowledged messages are sent again
+    /// right after the 101, before anything new.
+    pub fn accept_session(
+        &mut self,
+        now: Instant,
+        mut accept: Accept,
+        store: &mut dyn SessionStore,
+        principal: &str,
+    ) -> Result<(), AcceptError> {
+        let Phase::AwaitingAccept(request) = &self.phase else {
+            return Err(AcceptError::NotAwaiting);
+        };
+        let Some(config) = self.config.resume else {
+            return self.accept(now, accept);
+        };
+        // An offer we cannot read is declined: the connection goes on without the extension.
+        let Some(Ok(offer)) = request
+            .extensions()
+            .iter()
+            .find_map(|e| ResumeParams::parse(e))
+        else {
+            return self.accept(now, accept);
+        };
+        let old = offer.session;
+        let found = match (offer.session, offer.received) {
+            (Some(token), Some(count)) => store
+                .take(&token, principal, now)
+                .map(|session| (session, count)),
+            _ => None,
+        };
+        let (mut session, outcome) = match found {
+            Some((mut session, count)) if session.can_resume_from(count) => {
+                session.acknowledge(count);
+                let replayed = session.unacked_messages();
+                (session, SessionEvent::Resumed { replayed })
+            }
+            Some((mut session, _)) => {
+                let unconfirmed = session.take_unacked();
+                let lost = SessionEvent::Lost {
+                    reason: LossReason::Mismatch,
+                    unconfirmed,
+                };
+                (Session::new(config), lost)
+            }
+            None if old.is_some() => (
+                Session::new(config),
+                SessionEvent::Lost {
+                    reason: LossReason::Unknown,
+                    unconfirmed: Vec::new(),
+                },
+            ),
+            None => (Session::new(config), SessionEvent::Started),
+        };
+        let resumed = matches!(outcome, SessionEvent::Resumed { .. });
+        let token = SessionToken::generate(&mut *self.rng);
+        session.set_token(token);
+        session.set_previous_token(old.filter(|_| resumed));
+        session.set_principal(principal);
+        let answer = ResumeParams {
+            session: Some(token),
+            received: resumed.then(|| session.received()),
+        };
+        session.told();
+        accept.extensions.push(answer.to_element());
+        self.resume = Some(Box::new(Resume {
+            session,
+            active: true,
+            outcome: Some(outcome),
+            resumed,
+        }));
+        self.recv.allow_acks();
+        let result = self.accept(now, accept);
+        if result.is_err() {
+            // Nothing was written: the session goes back where it was, under its old token.
+            let r = self.resume.take();
+            if let (true, Some(r), Some(old)) = (resumed, r, old) {
+                let mut session = r.session;
+                session.set_token(old);
+                store.park(session, now);
+            }
+        }
+        result
+    }
+
     /// Server role: refuses the request surfaced by [`Event::Request`] with `reject`'s status,
     /// headers and body. The connection ends after the response is written.
     pub fn reject(&mut self, reject: Reject) -> Result<(), AcceptError> {
@@ -966,7 +1118,7 @@ impl Connection {
     /// [`Config::high_watermark`] (or, after it was, has come back under the low one).
     #[must_use]
     pub fn is_writable(&self) -> bool {
-        !self.out_paused
+        !self.out_paused && self.check_session_room(0).is_ok()
     }
 
     /// How the connection ended, once it has: the record the terminal [`Event::Closed`]
@@ -1004,8 +1156,14 @@ impl Connection {
     /// they are forgotten here. A message whose frame was entirely written is never returned,
     /// even if the transport then died with it in a kernel buffer. Meant for after the end:
     /// before it, messages still being written are returned too. Fragments sent with
-    /// [`send_fragment`](Connection::send_fragment) are not tracked.
+    /// [`send_fragment`](Connection::send_fragment) are not tracked. With `tether-resume`
+    /// negotiated, written messages belong to the session instead (replayed on resumption,
+    /// see [`take_session`](Connection::take_session)): only held ones are returned.
     pub fn take_unsent(&mut self) -> Vec<Message> {
+        if self.session_active() {
+            // Every written message is kept by the session, to be replayed on resumption.
+            self.flights = None;
+        }
         let mut out: Vec<Message> = self
             .flights
             .take()
@@ -1017,7 +1175,178 @@ impl Connection {
         out
     }
 
+    /// `tether-resume`: the session this connection carries, if the extension was negotiated
+    /// (or, in the client role, is offered).
+    #[must_use]
+    pub fn session(&self) -> Option<&Session> {
+        self.resume.as_deref().map(|r| &r.session)
+    }
+
+    /// `tether-resume`: whether this connection resumed a session (the application sees the
+    /// same in [`Event::Session`]).
+    #[must_use]
+    pub fn resumed(&self) -> bool {
+        self.resume.as_deref().is_some_and(|r| r.resumed)
+    }
+
+    /// `tether-resume`: takes the session back once the connection has ended, to resume it on
+    /// the next connection (client, [`client_resuming`](Connection::client_resuming)) or to
+    /// park it in a [`SessionStore`] (server). `None` without a session, before the end, and
+    /// after a clean close handshake (both sides meant to end the session).
+    pub fn take_session(&mut self) -> Option<Session> {
+        let closed = self.closed.as_deref()?;
+        if closed.clean {
+            return None;
+        }
+        let mut session = self.resume.take()?.session;
+        session.connection_ended();
+        Some(session)
+    }
+
     // ----- internals ----------------------------------------------------------------------
+
+    fn session_active(&self) -> bool {
+        self.resume.as_deref().is_some_and(|r| r.active)
+    }
+
+    /// Client role: acts on the server's `tether-resume` answer (or its absence).
+    fn negotiate_resume(&mut self, response: &Response) -> Result<(), HandshakeError> {
+        let Some(r) = self.resume.as_deref_mut() else {
+            return Ok(());
+        };
+        let config = *r.session.config();
+        let answer = response
+            .extensions()
+            .iter()
+            .find_map(|e| ResumeParams::parse(e));
+        let offered = r.session.token().is_some();
+        let answer = match answer {
+            None => {
+                // A peer without the extension: plain WebSocket, the loss reported.
+                let outcome = offered.then(|| SessionEvent::Lost {
+                    reason: LossReason::NotNegotiated,
+                    unconfirmed: r.session.take_unacked(),
+                });
+                self.resume = None;
+                if let Some(outcome) = outcome {
+                    self.events.push_back(Event::Session(outcome));
+                }
+                return Ok(());
+            }
+            Some(Err(why)) => return Err(HandshakeError::Resume(why)),
+            Some(Ok(answer)) => answer,
+        };
+        let Some(token) = answer.session else {
+            return Err(HandshakeError::Resume(String::from("no session token")));
+        };
+        let event = match (offered, answer.received) {
+            (false, None) => SessionEvent::Started,
+            (false, Some(_)) => {
+                return Err(HandshakeError::Resume(String::from(
+                    "resumed a session that was not offered",
+                )));
+            }
+            (true, None) => {
+                let unconfirmed = r.session.take_unacked();
+                r.session = Session::new(config);
+                SessionEvent::Lost {
+                    reason: LossReason::Unknown,
+                    unconfirmed,
+                }
+            }
+            (true, Some(count)) => {
+                if !r.session.can_resume_from(count) {
+                    return Err(HandshakeError::Resume(format!(
+                        "the server received {count} messages; {} were sent, {} acknowledged",
+                        r.session.sent(),
+                        r.session.acked()
+                    )));
+                }
+                r.session.acknowledge(count);
+                r.resumed = true;
+                SessionEvent::Resumed {
+                    replayed: r.session.unacked_messages(),
+                }
+            }
+        };
+        r.session.set_token(token);
+        r.session.told();
+        r.active = true;
+        r.outcome = Some(event);
+        self.recv.allow_acks();
+        Ok(())
+    }
+
+    /// The connection opened: reports the session's outcome and sends again what the peer of
+    /// a resumed session has not received, before anything new.
+    fn start_session(&mut self) {
+        let Some(r) = self.resume.as_deref_mut() else {
+            return;
+        };
+        let Some(outcome) = r.outcome.take() else {
+            return;
+        };
+        let replay: Vec<Message> = match outcome {
+            SessionEvent::Resumed { .. } => r.session.replay().cloned().collect(),
+            _ => Vec::new(),
+        };
+        self.events.push_back(Event::Session(outcome));
+        for message in &replay {
+            let (opcode, payload) = match message {
+                Message::Text(t) => (OpCode::Text, t.shared()),
+                Message::Binary(b) => (OpCode::Binary, b),
+            };
+            self.queue_message(opcode, payload, Some(payload));
+        }
+    }
+
+    /// A whole data message arrived: counted, and acknowledged soon (at once every
+    /// `ack_every` messages, else within `ack_delay` unless our own data carries it first).
+    fn on_message_received(&mut self, now: Instant) {
+        let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) else {
+            return;
+        };
+        r.session.on_received();
+        if r.session.unacked_received() >= r.session.config().ack_every {
+            self.queue_ack();
+        } else if self.timers.get(Timer::Ack).is_none() {
+            let at = now + r.session.config().ack_delay;
+            self.timers.set(Timer::Ack, at);
+        }
+    }
+
+    /// Queues an Ack with our count if the peer has not been told it (RFC 6455 §5.5.1:
+    /// nothing after our Close).
+    fn queue_ack(&mut self) {
+        if !matches!(self.phase, Phase::Open) || self.close_sent {
+            return;
+        }
+        let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) else {
+            return;
+        };
+        if r.session.unacked_received() == 0 {
+            return;
+        }
+        let count = r.session.take_ack();
+        self.timers.stop(Timer::Ack);
+        self.queue_frame(OpCode::Ack, true, &count.to_be_bytes(), None);
+    }
+
+    /// The peer's Ack: forget what it received.
+    fn on_ack(&mut self, now: Instant, payload: &[u8]) {
+        let ok = match (
+            self.resume.as_deref_mut().filter(|r| r.active),
+            <[u8; 8]>::try_from(payload),
+        ) {
+            (Some(r), Ok(count)) => r.session.acknowledge(u64::from_be_bytes(count)),
+            _ => false,
+        };
+        if !ok {
+            let err = ProtocolError::InvalidAck;
+            let reason = err.to_string();
+            self.fail(now, err.close_code(), reason, CloseCause::Protocol(err));
+        }
+    }
 
     fn tick(&mut self, now: Instant) -> Instant {
         if now > self.now {
@@ -1060,7 +1389,19 @@ impl Connection {
         if self.out_msg.is_some() {
             return Err(SendErrorKind::MessageInProgress);
         }
-        self.check_room(len)
+        self.check_room(len)?;
+        self.check_session_room(len)
+    }
+
+    /// `tether-resume`: whether one more message fits among those not acknowledged yet.
+    fn check_session_room(&self, len: usize) -> Result<(), SendErrorKind> {
+        match self.resume.as_deref().filter(|r| r.active) {
+            Some(r) if !r.session.has_room(len) => Err(SendErrorKind::BufferFull {
+                buffered: r.session.unacked_bytes(),
+                limit: r.session.config().max_unacked_bytes,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError<Bytes>> {
@@ -1121,7 +1462,11 @@ impl Connection {
             Message::Text(t) => (OpCode::Text, t.shared()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
+        self.queue_ack();
         self.queue_message(opcode, payload, Some(payload));
+        if let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) {
+            r.session.record(message.clone());
+        }
         if self.config.retain_unsent {
             let end = self.queued_total;
             self.flights
@@ -1187,7 +1532,14 @@ impl Connection {
 
     /// Hands inflated data on; arms the next step while the piece is unfinished.
     fn after_inflation(&mut self, now: Instant, out: Vec<Data>, result: Result<(), ProtocolError>) {
-        out.into_iter().for_each(|data| self.push_data(data));
+        for data in out {
+            // A message is received (for `tether-resume`'s count) once it is whole.
+            let ended = matches!(data, Data::Message(_) | Data::MessageEnd);
+            self.push_data(data);
+            if ended {
+                self.on_message_received(now);
+            }
+        }
         match result {
             Ok(()) if self.inflating() => self.timers.set(Timer::Inflate, now),
             Ok(()) => {}
@@ -1292,7 +1644,8 @@ impl Connection {
         self.events.push_back(Event::Connected {
             subprotocol: self.subprotocol.as_deref().map(String::from),
         });
-        // Messages sent while the handshake ran go first.
+        self.start_session();
+        // Messages sent while the handshake ran go first (after a resumed session's replay).
         if let Some(early) = self.early.take() {
             for message in &early.messages {
                 self.write_message(message);
@@ -1434,9 +1787,10 @@ impl Connection {
                         self.recv
                             .with_input(|input| hs.handle(input))
                             .and_then(|response| match response {
-                                Some(response) => {
-                                    self.negotiate_deflate(&response).map(|()| Some(response))
-                                }
+                                Some(response) => self
+                                    .negotiate_deflate(&response)
+                                    .and_then(|()| self.negotiate_resume(&response))
+                                    .map(|()| Some(response)),
                                 None => Ok(None),
                             });
                     match result {
@@ -1541,6 +1895,10 @@ impl Connection {
         }
         // Opening the connection runs this too, usually with nothing buffered.
         let had_input = !self.recv.is_empty();
+        if had_input && let Some(r) = self.resume.as_deref_mut() {
+            // A frame from the client: it has the token our 101 gave it.
+            r.session.set_previous_token(None);
+        }
         // Anything from the peer shows it is alive: postpone the next heartbeat Ping.
         if let Some(hb) = self.config.heartbeat
             && matches!(self.phase, Phase::Open)
@@ -1620,7 +1978,10 @@ impl Connection {
             self.touch_idle(now);
         }
         match item {
-            Incoming::Message(message) => self.push_data(Data::Message(message)),
+            Incoming::Message(message) => {
+                self.push_data(Data::Message(message));
+                self.on_message_received(now);
+            }
             Incoming::Chunk {
                 kind,
                 data,
@@ -1643,6 +2004,7 @@ impl Connection {
                 }
                 if last {
                     self.push_data(Data::MessageEnd);
+                    self.on_message_received(now);
                 }
             }
             Incoming::Ping(payload) => {
@@ -1656,6 +2018,7 @@ impl Connection {
                 }
             }
             Incoming::Pong(payload) => self.on_pong(now, payload),
+            Incoming::Ack(payload) => self.on_ack(now, &payload),
             Incoming::Close(payload) => self.on_close(now, &payload),
         }
     }
@@ -1728,6 +2091,7 @@ impl Connection {
                 {
                     let mut payload = [0u8; 8];
                     self.rng.fill_bytes(&mut payload);
+                    self.queue_ack();
                     self.queue_frame(OpCode::Ping, true, &payload, None);
                     self.heartbeat.outstanding = Some((payload, now));
                     self.timers.set(Timer::Pong, now + hb.timeout);
@@ -1757,6 +2121,7 @@ impl Connection {
             ),
             Timer::Deferred => self.release_deferred(),
             Timer::Inflate => self.continue_inflation(now, false),
+            Timer::Ack => self.queue_ack(),
             Timer::Linger => self.close_transport(),
             Timer::InputBuffer => {
                 // Quiet for a while: give back what only a busy connection reuses.

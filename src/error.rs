@@ -70,6 +70,9 @@ pub enum ProtocolError {
     /// A Close reason that is not UTF-8 (RFC 6455 §5.5.1).
     #[error("close reason is not valid UTF-8")]
     InvalidCloseReason,
+    /// A `tether-resume` Ack frame that is not 8 bytes, or acknowledges messages never sent.
+    #[error("invalid resume acknowledgement")]
+    InvalidAck,
 }
 
 impl ProtocolError {

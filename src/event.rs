@@ -27,6 +27,11 @@ pub enum Event {
         /// The subprotocol both sides agreed on, if any.
         subprotocol: Option<String>,
     },
+    /// `tether-resume` was negotiated (right after [`Event::Connected`]): a new session, a
+    /// resumed one, or one that could not be resumed and what may have been lost (see
+    /// [`crate::resume`]). Also emitted, as [`SessionEvent::Lost`](crate::resume::SessionEvent),
+    /// when a session was offered to a peer that did not take the extension.
+    Session(crate::resume::SessionEvent),
     /// The peer sent a Ping (already answered with a Pong by the core, RFC 6455 §5.5.2).
     Ping(Bytes),
     /// The peer sent a Pong that does not answer the core's own heartbeat Ping.

@@ -26,6 +26,9 @@ pub enum OpCode {
     Ping,
     /// 0xA: pong.
     Pong,
+    /// 0xB: a cumulative acknowledgement, defined by the `tether-resume` extension (RFC 6455
+    /// §5.2 leaves 0xB-0xF to extensions); reserved unless that extension was negotiated.
+    Ack,
 }
 
 impl OpCode {
@@ -38,6 +41,7 @@ impl OpCode {
             0x8 => OpCode::Close,
             0x9 => OpCode::Ping,
             0xA => OpCode::Pong,
+            0xB => OpCode::Ack,
             other => return Err(other),
         })
     }
@@ -52,13 +56,17 @@ impl OpCode {
             OpCode::Close => 0x8,
             OpCode::Ping => 0x9,
             OpCode::Pong => 0xA,
+            OpCode::Ack => 0xB,
         }
     }
 
-    /// Close, Ping and Pong are control frames (RFC 6455 §5.5).
+    /// Close, Ping, Pong (and the extension's Ack) are control frames (RFC 6455 §5.5).
     #[must_use]
     pub const fn is_control(self) -> bool {
-        matches!(self, OpCode::Close | OpCode::Ping | OpCode::Pong)
+        matches!(
+            self,
+            OpCode::Close | OpCode::Ping | OpCode::Pong | OpCode::Ack
+        )
     }
 }
 
@@ -213,10 +221,11 @@ mod tests {
         }
     }
 
-    /// RFC 6455 §5.2: opcodes 0x3-0x7 and 0xB-0xF are reserved.
+    /// RFC 6455 §5.2: opcodes 0x3-0x7 and 0xC-0xF are reserved (0xB parses as the
+    /// extension's Ack; the receiver refuses it unless the extension was negotiated).
     #[test]
     fn reserved_opcodes_fail() {
-        for op in (0x3..=0x7).chain(0xb..=0xf) {
+        for op in (0x3..=0x7).chain(0xc..=0xf) {
             assert_eq!(
                 FrameHeader::parse(&[0x80 | op, 0]),
                 Err(ProtocolError::ReservedOpcode(op))

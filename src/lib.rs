@@ -7,7 +7,8 @@
 //! and dead-peer detection, and (in [`reconnect`]) a pure reconnection policy and a
 //! [`Supervisor`](reconnect::Supervisor) that runs beside a client's connections: it says when to
 //! connect, hands out each new [`Connection`] with the queued messages already sent into it,
-//! and takes back what a dead transport never wrote.
+//! and takes back what a dead transport never wrote. Between two tether peers, [`resume`]
+//! goes further: a session survives the loss of its connection with nothing lost or doubled.
 //!
 //! ## The driving contract
 //!
@@ -155,6 +156,7 @@ mod message;
 mod prepared;
 pub mod reconnect;
 mod recv;
+pub mod resume;
 mod send;
 mod time;
 mod timer;

@@ -51,6 +51,8 @@ pub(crate) enum Incoming {
     },
     Ping(Bytes),
     Pong(Bytes),
+    /// A `tether-resume` acknowledgement (only once the extension was negotiated).
+    Ack(Bytes),
     Close(Bytes),
 }
 
@@ -104,6 +106,8 @@ pub(crate) struct Receiver {
     streaming: bool,
     /// permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 §6).
     compression: bool,
+    /// `tether-resume` was negotiated: opcode 0xB is its Ack.
+    acks: bool,
     /// The largest slice offered when no frame needs more.
     read_size: usize,
     /// The size offered next: it doubles when a read fills the slice and halves when reads use
@@ -128,6 +132,7 @@ impl Receiver {
             max_message: config.max_message_size,
             streaming: config.streaming,
             compression: false,
+            acks: false,
             read_size: config.read_buffer_size.max(MIN_READ),
             read_hint: (4 << 10).min(config.read_buffer_size.max(MIN_READ)),
             offered: 0,
@@ -137,6 +142,11 @@ impl Receiver {
     /// permessage-deflate was negotiated: RSV1 on a message's first frame is allowed from now on.
     pub(crate) fn allow_compression(&mut self) {
         self.compression = true;
+    }
+
+    /// `tether-resume` was negotiated: Ack frames (opcode 0xB) are allowed from now on.
+    pub(crate) fn allow_acks(&mut self) {
+        self.acks = true;
     }
 
     /// Whether the data frame being received is passed on in pieces as it arrives: in
@@ -342,6 +352,10 @@ impl Receiver {
     }
 
     fn check_header(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        // RFC 6455 §5.2: 0xB stays reserved unless the extension that defines it was agreed.
+        if h.opcode == OpCode::Ack && !self.acks {
+            return Err(ProtocolError::ReservedOpcode(OpCode::Ack.as_u8()));
+        }
         // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them. RFC 7692 §6.1:
         // permessage-deflate defines RSV1 on the first frame of a data message only.
         let first_data = matches!(h.opcode, OpCode::Text | OpCode::Binary);
@@ -531,6 +545,7 @@ impl Receiver {
                 return Ok(Some(match header.opcode {
                     OpCode::Ping => Incoming::Ping(payload),
                     OpCode::Pong => Incoming::Pong(payload),
+                    OpCode::Ack => Incoming::Ack(payload),
                     _ => Incoming::Close(payload),
                 }));
             }

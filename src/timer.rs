@@ -26,9 +26,11 @@ pub(crate) enum Timer {
     InputBuffer,
     /// A received compressed piece is inflated in steps: the next one is due (at once).
     Inflate,
+    /// Received messages must be acknowledged by then (`tether-resume`).
+    Ack,
 }
 
-const COUNT: usize = 9;
+const COUNT: usize = 10;
 
 impl Timer {
     pub(crate) const ALL: [Timer; COUNT] = [
@@ -41,6 +43,7 @@ impl Timer {
         Timer::Deferred,
         Timer::InputBuffer,
         Timer::Inflate,
+        Timer::Ack,
     ];
 }
 

@@ -27,6 +27,8 @@ MAX_MESSAGE = 64 * 1024 * 1024
 LARGE = 16 * 1024 * 1024
 STEP_TIMEOUT = 30.0
 DEFLATE = os.environ.get("INTEROP_DEFLATE") == "1"
+# `extensions: VALUE` per connection without deflate too (run.py --resume reads it).
+LOG_EXTENSIONS = DEFLATE or os.environ.get("INTEROP_LOG_EXTENSIONS") == "1"
 COMPRESSION = "deflate" if DEFLATE else None
 SERVER_LIFETIME = 600.0
 PREFERENCE = ("chat.v2", "chat.v1")
@@ -40,7 +42,7 @@ def choose_subprotocol(_connection, offered):
 
 
 async def echo(ws):
-    if DEFLATE:
+    if LOG_EXTENSIONS:
         print(f"extensions: {ws.response.headers.get('Sec-WebSocket-Extensions')}", flush=True)
     try:
         async for message in ws:

@@ -88,7 +88,7 @@ async fn handshake<R: Runtime, T: Transport>(
     let conn = Connection::client(request, config, os_rng()?, now::<R>());
     let no_decision: Option<fn(&_) -> _> = None;
     let (socket, response, driver) =
-        crate::handshake::drive::<R, T, _>(stream, conn, no_decision, None).await?;
+        crate::handshake::drive::<R, T, _>(stream, conn, no_decision, None, None).await?;
     driver.spawn();
     let response = response.ok_or_else(|| io::Error::other("no handshake response"))?;
     Ok((socket, response))

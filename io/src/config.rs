@@ -82,6 +82,10 @@ pub struct ServerConfig {
     /// that, connections over the limit are closed without an answer, so a flood costs
     /// bounded work. Default 64.
     pub max_refusals: usize,
+    /// `tether-resume` ([`Config::resume`](tether::Config::resume)): where sessions are kept.
+    /// `None` (the default): a [`Server`](crate::Server) makes an in-memory one of its own
+    /// when resumption is on; share one to resume across [`accept`](crate::accept) calls.
+    pub sessions: Option<std::sync::Arc<crate::SessionRegistry>>,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +104,7 @@ impl ServerConfig {
             max_connections: None,
             retry_after: Duration::from_secs(1),
             max_refusals: 64,
+            sessions: None,
         }
     }
 

@@ -35,7 +35,13 @@ pub(crate) struct Driver<R: Runtime> {
     finished: bool,
     /// Dropped with the driver: e.g. a server's connection slot.
     _guard: Option<crate::server::Slot>,
+    /// Runs once the transport is closed, without the shared state locked (a server parks
+    /// the connection's resumable session).
+    end_hook: Option<EndHook>,
 }
+
+/// See [`Driver::on_end`].
+pub(crate) type EndHook = Box<dyn FnOnce() + Send>;
 
 impl<R: Runtime> Driver<R> {
     /// Drives the connection in `shared` over `stream`, which moves into the shared state
@@ -49,7 +55,14 @@ impl<R: Runtime> Driver<R> {
             closing: None,
             finished: false,
             _guard: None,
+            end_hook: None,
         }
+    }
+
+    /// Runs `hook` once the transport is closed (or the driver dropped), after the shared
+    /// state was unlocked.
+    pub(crate) fn on_end(&mut self, hook: EndHook) {
+        self.end_hook = Some(hook);
     }
 
     /// Keeps `guard` alive until the transport is closed.
@@ -78,6 +91,11 @@ impl<R: Runtime> Driver<R> {
         let result = self.run(cx, &mut inner, &mut wake);
         drop(inner);
         wake.run();
+        if result.is_ready()
+            && let Some(hook) = self.end_hook.take()
+        {
+            hook();
+        }
         result
     }
 
@@ -267,5 +285,8 @@ impl<R: Runtime> Drop for Driver<R> {
         self.finish(&mut inner, &mut wake);
         drop(inner);
         wake.run();
+        if let Some(hook) = self.end_hook.take() {
+            hook();
+        }
     }
 }

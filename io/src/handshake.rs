@@ -11,6 +11,7 @@ use tether::{Closed, Connection, Event};
 
 use crate::clock::now;
 use crate::driver::Driver;
+use crate::resume::SessionRegistry;
 use crate::runtime::{Runtime, Transport};
 use crate::shared::Shared;
 use crate::{Error, WebSocket};
@@ -29,6 +30,7 @@ pub(crate) async fn drive<R, T, F>(
     conn: Connection,
     decide: Option<F>,
     guard: Option<crate::server::Slot>,
+    sessions: Option<Arc<SessionRegistry>>,
 ) -> Result<(WebSocket, Option<Response>, Driver<R>), Error>
 where
     R: Runtime,
@@ -58,10 +60,12 @@ where
                     Some(decide) => decide(&request),
                     None => Err(Reject::new(500)),
                 };
+                let mut accepted = |accept| match &sessions {
+                    Some(registry) => registry.accept(&shared, &mut inner, &request, accept),
+                    None => inner.conn.accept(now::<R>(), accept),
+                };
                 let refused = match verdict {
-                    Ok(accept) => inner
-                        .conn
-                        .accept(now::<R>(), accept)
+                    Ok(accept) => accepted(accept)
                         .err()
                         .map(|e| Reject::new(500).reason(format!("invalid acceptance: {e}"))),
                     Err(reject) => Some(reject),
@@ -101,6 +105,10 @@ where
             let socket = WebSocket::new(Arc::clone(&shared), subprotocol);
             if let Some(guard) = guard {
                 driver.hold(guard);
+            }
+            if let Some(registry) = sessions {
+                let shared = Arc::clone(&shared);
+                driver.on_end(Box::new(move || registry.connection_ended(&shared)));
             }
             Ok((socket, response, driver))
         }

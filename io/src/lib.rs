@@ -48,6 +48,7 @@ mod error;
 mod glue;
 mod handshake;
 mod reconnect;
+mod resume;
 pub mod runtime;
 mod server;
 mod shared;
@@ -63,6 +64,7 @@ pub use clock::timeout;
 pub use config::{ClientConfig, ServerConfig};
 pub use error::Error;
 pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
+pub use resume::SessionRegistry;
 pub use runtime::{ClientStream, ClientTls, Listener, MaybeTls, Runtime, Timer, Transport};
 #[cfg(feature = "rustls")]
 pub use rustls;

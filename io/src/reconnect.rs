@@ -247,6 +247,7 @@ fn take(state: &State, conn: &Shared, wake: &mut Wake) -> Option<ReconnectEvent>
                 .map_or(Duration::ZERO, |at| at - state.attempt_started),
             subprotocol,
         },
+        Received::Session(s) => ReconnectEvent::Session(s),
         Received::Item(Incoming::Message(m)) => ReconnectEvent::Message(m),
         Received::Item(Incoming::Ping(p)) => ReconnectEvent::Ping(p),
         Received::Item(Incoming::Pong(p)) => ReconnectEvent::Pong(p),

@@ -123,7 +123,8 @@ where
             rng,
             now::<R>(),
         );
-        let drive = crate::handshake::drive::<R, T, F>(stream, conn, Some(decide), guard);
+        let sessions = config.sessions.clone();
+        let drive = crate::handshake::drive::<R, T, F>(stream, conn, Some(decide), guard, sessions);
         let (socket, _, driver) = drive.await?;
         Ok((socket, driver))
     })
@@ -135,6 +136,8 @@ where
 struct Settings {
     server: ServerConfig,
     core: Arc<Config>,
+    /// `tether-resume`: the server's sessions, when resumption is on.
+    sessions: Option<Arc<crate::SessionRegistry>>,
 }
 
 impl Settings {
@@ -142,8 +145,12 @@ impl Settings {
         let mut core = server.config.clone();
         // The engine hands whole messages to the application.
         core.streaming = false;
+        let sessions = core
+            .resume
+            .map(|_| server.sessions.clone().unwrap_or_default());
         Settings {
             core: Arc::new(core),
+            sessions,
             server,
         }
     }

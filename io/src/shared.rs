@@ -39,6 +39,8 @@ pub enum Incoming {
 /// completion (seen by the reconnecting client, whose handshake runs without a caller).
 pub(crate) enum Received {
     Connected(Option<String>),
+    /// `tether-resume`: what became of the session (the reconnecting client reports it).
+    Session(tether::resume::SessionEvent),
     Item(Incoming),
 }
 
@@ -246,7 +248,7 @@ impl Shared {
                     }
                     break Poll::Ready(Some(Ok(item)));
                 }
-                Some(Received::Connected(_)) => {}
+                Some(Received::Connected(_) | Received::Session(_)) => {}
                 None if inline && reads < INLINE_READS && inner.read_inline(&mut wake) => {
                     reads += 1;
                 }
@@ -382,6 +384,7 @@ impl Inner {
                 Some(Event::Connected { subprotocol }) => {
                     return Some(Received::Connected(subprotocol));
                 }
+                Some(Event::Session(s)) => return Some(Received::Session(s)),
                 Some(Event::Ping(p)) => return Some(Received::Item(Incoming::Ping(p))),
                 Some(Event::Pong(p)) => return Some(Received::Item(Incoming::Pong(p))),
                 Some(_) => {}
@@ -618,6 +621,10 @@ impl Inner {
             self.wake_all(wake);
         } else if let Some(w) = self.read_waker.take() {
             wake.read = Some(w);
+        }
+        // An acknowledgement (`tether-resume`) can make room for a waiting sender.
+        if wake.write.is_none() && self.conn.is_writable() && self.conn.session().is_some() {
+            wake.write = self.write_waker.take();
         }
     }
 

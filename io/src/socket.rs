@@ -174,6 +174,14 @@ impl WebSocket {
         self.reader.shared.lock().conn.rtt()
     }
 
+    /// `tether-resume`: whether this connection resumed an earlier connection's session (a
+    /// server's resumed connection continues the session of an older handle: read what that
+    /// one still holds first).
+    #[must_use]
+    pub fn resumed(&self) -> bool {
+        self.reader.shared.lock().conn.resumed()
+    }
+
     /// Splits the handle into a writer and a reader for two tasks, in the order of
     /// `futures`' `StreamExt::split` (sink first). The connection closes when both are
     /// dropped.

@@ -75,6 +75,9 @@ pub enum HandshakeError {
     /// connection).
     #[error("invalid permessage-deflate response: {0}")]
     Deflate(crate::deflate::NegotiationError),
+    /// The server's `tether-resume` answer cannot be acted on (see [`crate::resume`]).
+    #[error("invalid tether-resume answer: {0}")]
+    Resume(String),
     /// The response head is over [`HandshakeLimits::max_head_size`](super::HandshakeLimits).
     #[error("response head exceeds {limit} bytes")]
     HeadTooLarge {

@@ -258,6 +258,9 @@ pub struct Supervisor {
     events: VecDeque<SupervisorEvent>,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
+    /// `tether-resume` ([`Config::resume`]): the session the last connection carried, resumed
+    /// by the next one.
+    session: Option<crate::resume::Session>,
 }
 
 impl core::fmt::Debug for Supervisor {
@@ -302,6 +305,7 @@ impl Supervisor {
             actions: VecDeque::new(),
             events: VecDeque::new(),
             now,
+            session: None,
         };
         supervisor.start_attempt(now);
         supervisor
@@ -323,7 +327,13 @@ impl Supervisor {
             return None;
         }
         let rng = ChaCha20Rng::from_rng(&mut *self.rng);
-        let mut conn = Connection::client(self.request.clone(), self.config.clone(), rng, now);
+        let mut conn = Connection::client_resuming(
+            self.request.clone(),
+            self.config.clone(),
+            rng,
+            now,
+            self.session.take(),
+        );
         self.plan = Plan::Live(Live {
             preamble: self.settings.on_open.iter().cloned().collect(),
             on_open_sent: 0,
@@ -379,6 +389,8 @@ impl Supervisor {
             self.attempt = 0;
         }
         let unsent = conn.take_unsent();
+        // With `tether-resume` the written messages stay in the session, replayed on resumption.
+        self.session = conn.take_session();
         // The on-open messages were the connection's first: of the `sent` messages it was given,
         // the unsent ones are the last, and those among the first `on_open_sent` are dropped.
         let written = sent.saturating_sub(unsent.len());

@@ -135,6 +135,10 @@ pub enum ReconnectEvent {
     Ping(Bytes),
     /// The server sent a Pong that does not answer the connection's heartbeat.
     Pong(Bytes),
+    /// `tether-resume` ([`Config::resume`](crate::Config::resume)): right after
+    /// [`ReconnectEvent::Connected`], whether the session was resumed (what the server missed
+    /// was sent again first), started, or lost (with our messages not known to have arrived).
+    Session(crate::resume::SessionEvent),
     /// What the supervisor decided: a connection or an attempt ended (and when the next one
     /// starts), queued messages were dropped, or the client ended
     /// ([`SupervisorEvent::Stopped`], [`SupervisorEvent::GaveUp`]: the last event).

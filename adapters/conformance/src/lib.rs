@@ -36,6 +36,7 @@ mod flood;
 pub mod frame;
 mod harness;
 mod limits;
+pub mod proxy;
 pub mod raw;
 mod setup;
 pub mod suite;
@@ -154,6 +155,8 @@ define_test_macros! {
         duration_max_everywhere,
         reconnecting_queue_is_bounded_then_delivered_in_order,
         dropping_the_reconnecting_client_closes_with_1001,
+        resumed_session_survives_a_black_hole_both_ways,
+        resume_falls_back_to_plain_reconnect_with_another_peer,
         thousand_concurrent_connections,
     ]
     emfile: [accept_loop_backs_off_on_emfile]

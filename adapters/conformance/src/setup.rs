@@ -59,6 +59,11 @@ impl Serving {
             .expect("the adapter's server handed over no connection in time")
     }
 
+    /// The next accepted connection if one comes within `timeout`.
+    pub fn try_next(&self, timeout: Duration) -> Option<Box<dyn Conn>> {
+        self.accepted.recv_timeout(timeout).ok()
+    }
+
     /// Echoes on every connection from now on, each in a thread of its own.
     pub fn echo_all(self) -> SocketAddr {
         let addr = self.addr;

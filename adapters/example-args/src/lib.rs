@@ -14,6 +14,7 @@ use clap::{Args, FromArgMatches, Parser, ValueEnum};
 use tether::deflate::DeflateConfig;
 use tether::handshake::ServerPolicy;
 use tether::reconnect::{Jitter, ReconnectConfig, SessionConfig};
+use tether::resume::ResumeConfig;
 use tether::{Config, Heartbeat};
 
 /// Parses the process's arguments into `A`, with `about` as the first line of `--help`.
@@ -72,6 +73,11 @@ pub struct ConnectionArgs {
     /// compression state between messages [default: off]
     #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "default")]
     pub deflate: Option<DeflateMode>,
+    /// Resumable sessions (tether-resume, docs/resume.md): offered by a client, accepted by a
+    /// server; between two tether peers nothing is lost or doubled when a connection dies. A
+    /// peer without it gets plain WebSocket [default: off]
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// The permessage-deflate settings `--deflate` selects.
@@ -142,6 +148,9 @@ impl ConnectionArgs {
         }
         if let Some(mode) = self.deflate {
             config.deflate = mode.config();
+        }
+        if self.resume {
+            config.resume = Some(ResumeConfig::default());
         }
     }
 }
@@ -376,6 +385,27 @@ fn origin(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// One line about a `tether-resume` session event, as the reconnecting clients log it.
+#[must_use]
+pub fn session_line(event: &tether::resume::SessionEvent) -> String {
+    use tether::resume::SessionEvent;
+    match event {
+        SessionEvent::Started => "session started".to_string(),
+        SessionEvent::Resumed { replayed } => {
+            format!("session resumed; {replayed} messages the server missed sent again")
+        }
+        SessionEvent::Lost {
+            reason,
+            unconfirmed,
+        } => format!(
+            "session lost ({reason:?}): {} messages may not have arrived, and the server's \
+             since our last count are gone",
+            unconfirmed.len()
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +450,56 @@ mod tests {
         );
         assert_eq!(config(&["ws://h/", "--deflate=off"]), None);
         assert!(client(&["ws://h/", "--deflate", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn resume_flag_in_any_order_for_clients_and_servers() {
+        let resume = Some(ResumeConfig::default());
+        for args in [
+            &[
+                "ws://h/",
+                "--resume",
+                "--ping-interval",
+                "1",
+                "--pong-timeout",
+                "2",
+            ][..],
+            &[
+                "--pong-timeout",
+                "2",
+                "--resume",
+                "ws://h/",
+                "--ping-interval",
+                "1",
+            ],
+        ] {
+            let config = client(args).unwrap().client.connection.config();
+            assert_eq!(config.resume, resume, "{args:?}");
+            assert_eq!(
+                config.heartbeat,
+                Some(Heartbeat::new(
+                    Duration::from_secs(1),
+                    Duration::from_secs(2)
+                ))
+            );
+        }
+        assert_eq!(
+            client(&["ws://h/"])
+                .unwrap()
+                .client
+                .connection
+                .config()
+                .resume,
+            None
+        );
+        let server = |args: &[&str]| {
+            ServerArgs::try_parse_from(std::iter::once("sink_server").chain(args.iter().copied()))
+                .unwrap()
+        };
+        let args = server(&["--resume", "--ping-interval", "3", "127.0.0.1:0"]);
+        assert_eq!(args.addr, "127.0.0.1:0");
+        assert_eq!(args.connection.config().resume, resume);
+        assert_eq!(server(&["127.0.0.1:0"]).connection.config().resume, None);
     }
 
     #[test]

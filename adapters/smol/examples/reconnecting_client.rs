@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release -p tether-smol --example reconnecting_client -- ws://127.0.0.1:9001/ \
-//!     [--ping-interval SECS] [--pong-timeout SECS] [--backoff-max SECS] ...
+//!     [--resume] [--ping-interval SECS] [--pong-timeout SECS] [--backoff-max SECS] ...
 //! ```
 //!
 //! A dead peer (a black-holed connection) is noticed by the heartbeat: with the defaults (a
@@ -70,6 +70,7 @@ fn main() {
                     "connected (attempt {attempt}, {took:?}, subprotocol {subprotocol:?})"
                 ),
                 ReconnectEvent::Message(message) => eprintln!("received {message:?}"),
+                ReconnectEvent::Session(e) => eprintln!("{}", example_args::session_line(&e)),
                 ReconnectEvent::Supervisor(event) => match event {
                     SupervisorEvent::Disconnected {
                         reason,

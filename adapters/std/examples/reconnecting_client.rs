@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release -p tether-std --example reconnecting_client -- ws://127.0.0.1:9001/ \
-//!     [--ping-interval SECS] [--pong-timeout SECS] [--backoff-max SECS] ...
+//!     [--resume] [--ping-interval SECS] [--pong-timeout SECS] [--backoff-max SECS] ...
 //! ```
 //!
 //! A dead peer (a black-holed connection) is noticed by the heartbeat: with the defaults (a
@@ -69,6 +69,7 @@ fn main() {
                 ..
             }) => eprintln!("disconnected: {reason:?} {detail:?}; retry in {retry_in:?}"),
             ReconnectEvent::Message(m) => eprintln!("received {m:?}"),
+            ReconnectEvent::Session(e) => eprintln!("{}", example_args::session_line(&e)),
             ReconnectEvent::Supervisor(SupervisorEvent::GaveUp { reason, unsent }) => {
                 eprintln!("gave up: {reason:?} ({unsent} unsent)");
                 exit(1)

@@ -140,6 +140,12 @@ impl WebSocket {
         self.0.rtt()
     }
 
+    /// `tether-resume`: whether this connection resumed an earlier connection's session.
+    #[must_use]
+    pub fn resumed(&self) -> bool {
+        self.0.resumed()
+    }
+
     /// Splits into a writer and a reader for two threads (futures' order: writer first). The
     /// connection closes when both are dropped.
     #[must_use]

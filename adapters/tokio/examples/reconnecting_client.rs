@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p tether-tokio --example reconnecting_client -- ws://127.0.0.1:9001/ \
-//!     [--ping-interval SECS] [--pong-timeout SECS] [--backoff-max SECS] ...
+//!     [--resume] [--ping-interval SECS] [--pong-timeout SECS] [--backoff-max SECS] ...
 //! ```
 //!
 //! Every state change (connected, disconnected with the reason and the retry delay, gave up)
@@ -59,6 +59,7 @@ async fn main() {
                     "connected (attempt {attempt}, {took:?}, subprotocol {subprotocol:?}); {} queued",
                     client.queued_messages()
                 ),
+                Some(ReconnectEvent::Session(e)) => eprintln!("{}", example_args::session_line(&e)),
                 Some(ReconnectEvent::Message(Message::Text(t))) => eprintln!("received {}", t.as_str()),
                 Some(ReconnectEvent::Message(m)) => eprintln!("received {} bytes", m.len()),
                 Some(ReconnectEvent::Supervisor(event)) => match event {

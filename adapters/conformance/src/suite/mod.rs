@@ -10,6 +10,7 @@ mod flow;
 mod handshake;
 mod many;
 mod reconnect;
+mod resume;
 mod timeouts;
 
 use tether::Role;
@@ -29,6 +30,10 @@ pub use many::thousand_concurrent_connections;
 pub use reconnect::{
     dropping_the_reconnecting_client_closes_with_1001,
     reconnecting_queue_is_bounded_then_delivered_in_order,
+};
+pub use resume::{
+    resume_falls_back_to_plain_reconnect_with_another_peer,
+    resumed_session_survives_a_black_hole_both_ways,
 };
 
 /// One test per role of a behaviour both ends of a connection must have.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tether::handshake::{Accept, AcceptError, Request};
-use tether::resume::{MemoryStore, ResumeParams, SessionStore, SessionToken};
+use tether::resume::{LostSession, MemoryStore, ResumeParams, SessionStore, SessionToken};
 
 use crate::shared::{Inner, Shared};
 
@@ -27,6 +27,8 @@ struct Registry {
     store: Box<dyn SessionStore + Send>,
     /// Tokens (current and previous) of sessions held by open connections.
     live: HashMap<SessionToken, Weak<Shared>>,
+    /// The connections' clock, once one has been seen.
+    clock: Option<fn() -> tether::Instant>,
 }
 
 impl std::fmt::Debug for SessionRegistry {
@@ -51,7 +53,21 @@ impl SessionRegistry {
             inner: Mutex::new(Registry {
                 store: Box::new(store),
                 live: HashMap::new(),
+                clock: None,
             }),
+        }
+    }
+
+    /// The sessions the store gave up on since the last call (expired, or evicted for room):
+    /// what the server had sent on each and its client had not confirmed is lost. Call it from
+    /// time to time (a session expires only as far as this or the next accept finds it) and
+    /// report or log what it returns; a [`MemoryStore`] keeps at most its session bound of
+    /// reports waiting.
+    pub fn take_lost(&self) -> Vec<LostSession> {
+        let mut reg = self.lock();
+        match reg.clock {
+            Some(now) => reg.store.take_lost(now()),
+            None => Vec::new(),
         }
     }
 
@@ -77,6 +93,7 @@ impl SessionRegistry {
             .and_then(Result::ok)
             .and_then(|p| p.session);
         let mut reg = self.lock();
+        reg.clock = Some(inner.now);
         if let Some(old) = offered
             .and_then(|token| reg.live.remove(&token))
             .and_then(|w| w.upgrade())
@@ -115,6 +132,7 @@ impl SessionRegistry {
     pub(crate) fn connection_ended(&self, shared: &Shared) {
         let mut reg = self.lock();
         let mut inner = shared.lock();
+        reg.clock = Some(inner.now);
         let now = (inner.now)();
         if let Some(session) = inner.conn.session() {
             let tokens = [session.token(), session.previous_token()];

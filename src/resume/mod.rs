@@ -42,7 +42,7 @@ use core::time::Duration;
 
 pub use params::{EXTENSION, ResumeParams};
 pub use session::Session;
-pub use store::{MemoryStore, SessionStore};
+pub use store::{LostSession, MemoryStore, SessionStore};
 pub use token::SessionToken;
 
 use crate::message::Message;
@@ -121,4 +121,9 @@ pub enum LossReason {
     Unknown,
     /// The counts did not match what this side holds (a peer that lost state).
     Mismatch,
+    /// Server side: the session was parked longer than its store keeps sessions.
+    Expired,
+    /// Server side: the store needed the room (its session or memory bound), or the session
+    /// alone was larger than the store.
+    Evicted,
 }

@@ -1,25 +1,64 @@
 //! Where a server keeps sessions between connections.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::LossReason;
 use super::session::Session;
 use super::token::SessionToken;
 use crate::time::Instant;
+
+/// A parked session a store gave up on: its client did not come back in time, or the store
+/// needed the room. What the server had sent on it and the client had not confirmed is lost;
+/// a store reports that (see [`SessionStore::take_lost`]) instead of dropping it silently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LostSession {
+    /// The session's token.
+    pub token: SessionToken,
+    /// Who the session belonged to (what the authentication hook accepted).
+    pub principal: String,
+    /// [`LossReason::Expired`] or [`LossReason::Evicted`].
+    pub reason: LossReason,
+    /// Messages sent on the session that the client had not confirmed: never delivered, or
+    /// delivered without the server knowing.
+    pub unconfirmed_messages: usize,
+    /// Their payload bytes.
+    pub unconfirmed_bytes: usize,
+}
+
+impl LostSession {
+    fn of(session: &Session, reason: LossReason) -> Option<LostSession> {
+        Some(LostSession {
+            token: session.token()?,
+            principal: session.principal().into(),
+            reason,
+            unconfirmed_messages: session.unacked_messages(),
+            unconfirmed_bytes: session.unacked_bytes(),
+        })
+    }
+}
 
 /// Where a server parks the sessions of ended connections until their clients come back. An
 /// interface, so sessions can live elsewhere (a shared store lets a client resume on another
 /// process); [`MemoryStore`] is the default.
 ///
 /// Contract: [`take`](SessionStore::take) is single-use (a session comes out at most once per
-/// [`park`](SessionStore::park)), and a token parked for another principal, expired or unknown
-/// answer the same `None`.
+/// [`park`](SessionStore::park)), a token parked for another principal, expired or unknown
+/// answer the same `None`, and every parked session the store lets go of other than through
+/// `take` (expired, evicted, refused as too large) is reported by
+/// [`take_lost`](SessionStore::take_lost).
 pub trait SessionStore {
     /// Keeps `session` under its token (a session without one is not kept) from `now`.
     fn park(&mut self, session: Session, now: Instant);
     /// Takes out the session parked under `token`, if it is there, not expired, and was started
     /// by `principal`.
     fn take(&mut self, token: &SessionToken, principal: &str, now: Instant) -> Option<Session>;
+    /// The sessions given up since the last call (those expired by `now` included), oldest
+    /// first.
+    fn take_lost(&mut self, now: Instant) -> Vec<LostSession>;
 }
 
 /// An in-memory [`SessionStore`], bounded in sessions and bytes, with an expiry. Over a bound,
@@ -37,6 +76,10 @@ pub struct MemoryStore {
     max_sessions: usize,
     max_memory: usize,
     expiry: Duration,
+    /// Sessions given up and not reported yet, at most `max_sessions.max(1024)` (past that
+    /// the oldest reports go, counted in `unreported`).
+    lost: VecDeque<LostSession>,
+    unreported: u64,
 }
 
 impl MemoryStore {
@@ -52,7 +95,27 @@ impl MemoryStore {
             max_sessions,
             max_memory,
             expiry,
+            lost: VecDeque::new(),
+            unreported: 0,
         }
+    }
+
+    /// Reports of lost sessions dropped because nobody took them ([`SessionStore::take_lost`])
+    /// while more than `max_sessions` (at least 1,024) waited.
+    #[must_use]
+    pub fn unreported(&self) -> u64 {
+        self.unreported
+    }
+
+    fn report(&mut self, session: &Session, reason: LossReason) {
+        let Some(lost) = LostSession::of(session, reason) else {
+            return;
+        };
+        if self.lost.len() >= self.max_sessions.max(1024) {
+            self.lost.pop_front();
+            self.unreported += 1;
+        }
+        self.lost.push_back(lost);
     }
 
     /// Sessions parked now (expired ones included until they are swept).
@@ -81,8 +144,8 @@ impl MemoryStore {
                 break;
             }
             self.order.pop_front();
-            if live {
-                self.remove(&token);
+            if live && let Some(session) = self.remove(&token) {
+                self.report(&session, LossReason::Expired);
             }
         }
     }
@@ -99,7 +162,9 @@ impl MemoryStore {
     fn evict_oldest(&mut self) {
         while let Some((token, at)) = self.order.pop_front() {
             if self.sessions.get(&token).is_some_and(|(_, p)| *p == at) {
-                self.remove(&token);
+                if let Some(session) = self.remove(&token) {
+                    self.report(&session, LossReason::Evicted);
+                }
                 return;
             }
         }
@@ -121,6 +186,7 @@ impl SessionStore for MemoryStore {
         };
         let size = session.memory();
         if size > self.max_memory || self.max_sessions == 0 {
+            self.report(&session, LossReason::Evicted);
             return;
         }
         self.remove(&token);
@@ -154,6 +220,11 @@ impl SessionStore for MemoryStore {
         }
         self.remove(&token)
     }
+
+    fn take_lost(&mut self, now: Instant) -> Vec<LostSession> {
+        self.sweep(now);
+        self.lost.drain(..).collect()
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +253,17 @@ mod tests {
         store.park(s, Instant::from_secs(1));
         assert!(store.take(&t, "p", Instant::from_secs(6)).is_none());
         assert!(store.is_empty() && store.memory() == 0);
+        // Reported, with what was not confirmed, once.
+        let lost = store.take_lost(Instant::from_secs(6));
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert_eq!(lost[0].token, t);
+        assert_eq!(lost[0].principal, "p");
+        assert_eq!(lost[0].reason, LossReason::Expired);
+        assert_eq!(
+            (lost[0].unconfirmed_messages, lost[0].unconfirmed_bytes),
+            (1, 10)
+        );
+        assert!(store.take_lost(Instant::from_secs(7)).is_empty());
         let s = session(2, 10);
         let t = token(&s);
         store.park(s, Instant::from_secs(10));
@@ -214,6 +296,35 @@ mod tests {
         assert!(store.take(&tokens[3], "p", now).is_none(), "single use");
         assert!(store.take(&tokens[2], "p", now).is_some());
         assert_eq!(store.memory(), 0);
+        // The two evicted ones are reported; the taken ones are not.
+        let lost: alloc::vec::Vec<(SessionToken, LossReason)> = store
+            .take_lost(now)
+            .into_iter()
+            .map(|l| (l.token, l.reason))
+            .collect();
+        assert_eq!(
+            lost,
+            [
+                (tokens[0], LossReason::Evicted),
+                (tokens[1], LossReason::Evicted)
+            ]
+        );
+        // One too large for the store is reported at once.
+        let mut small = MemoryStore::new(3, 10, Duration::from_secs(60));
+        let big = session(9, 1000);
+        let t = token(&big);
+        small.park(big, now);
+        assert!(small.is_empty());
+        assert_eq!(small.take_lost(now)[0].token, t);
+    }
+
+    #[test]
+    fn expiry_is_found_by_take_lost_alone() {
+        let mut store = MemoryStore::new(10, 1 << 20, Duration::from_secs(5));
+        store.park(session(1, 10), Instant::from_secs(1));
+        assert!(store.take_lost(Instant::from_secs(5)).is_empty());
+        assert_eq!(store.take_lost(Instant::from_secs(6)).len(), 1);
+        assert!(store.is_empty());
     }
 
     #[test]

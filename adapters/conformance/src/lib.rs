@@ -156,6 +156,7 @@ define_test_macros! {
         reconnecting_queue_is_bounded_then_delivered_in_order,
         dropping_the_reconnecting_client_closes_with_1001,
         resumed_session_survives_a_black_hole_both_ways,
+        a_session_whose_client_never_returns_is_reported_lost,
         resume_falls_back_to_plain_reconnect_with_another_peer,
         thousand_concurrent_connections,
     ]

@@ -32,6 +32,7 @@ pub use reconnect::{
     reconnecting_queue_is_bounded_then_delivered_in_order,
 };
 pub use resume::{
+    a_session_whose_client_never_returns_is_reported_lost,
     resume_falls_back_to_plain_reconnect_with_another_peer,
     resumed_session_survives_a_black_hole_both_ways,
 };

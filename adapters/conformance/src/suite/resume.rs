@@ -192,3 +192,50 @@ pub fn resume_falls_back_to_plain_reconnect_with_another_peer<A: Adapter>() {
         drop(peer);
     }
 }
+
+/// A session whose client never comes back is not dropped silently on the server: once the
+/// store's expiry passes, the registry reports it with the messages its client had not
+/// confirmed.
+pub fn a_session_whose_client_never_returns_is_reported_lost<A: Adapter>() {
+    let mut core = Config::default();
+    core.resume = Some(ResumeConfig::default());
+    core.heartbeat = Some(Heartbeat::new(
+        Duration::from_millis(100),
+        Duration::from_millis(150),
+    ));
+    let registry = std::sync::Arc::new(tether_io::SessionRegistry::new(
+        tether::resume::MemoryStore::new(16, 1 << 20, Duration::from_millis(200)),
+    ));
+    let mut server_config = ServerConfig::new(core.clone(), Default::default());
+    server_config.sessions = Some(registry.clone());
+    let serving = Serving::start::<A>(server_config);
+    let proxy = Proxy::start(serving.addr);
+    let request = ClientRequest::new(&format!("ws://{}/", proxy.addr)).expect("a valid URL");
+    let config = ClientConfig::new(core).connect_timeout(Duration::from_secs(2));
+    let mut client =
+        A::connect(request, config).unwrap_or_else(|e| panic!("{}: connect failed: {e}", A::NAME));
+    let mut conn = serving.next();
+    proxy.black_hole();
+    for i in 1..=3 {
+        conn.send(Message::text(format!("{i}"))).expect("send");
+    }
+    // The server's heartbeat ends the connection; its session is parked, then expires.
+    let deadline = Instant::now() + LIMIT;
+    let lost = loop {
+        let lost = registry.take_lost();
+        if !lost.is_empty() {
+            break lost;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no session reported lost",
+            A::NAME
+        );
+        let _ = conn.recv(TICK);
+    };
+    assert_eq!(lost.len(), 1, "{}: {lost:?}", A::NAME);
+    assert_eq!(lost[0].reason, tether::resume::LossReason::Expired);
+    assert_eq!(lost[0].unconfirmed_messages, 3, "{}: {lost:?}", A::NAME);
+    assert!(registry.take_lost().is_empty(), "reported once");
+    drop(client.close(tether::CloseCode::NORMAL, "bye"));
+}

@@ -398,6 +398,15 @@ impl Deflate {
                 chunk.reserve_exact(room);
                 &mut chunk
             } else {
+                if self.assembly.is_empty() {
+                    // A message's first output: room for about what JSON-like text inflates
+                    // to (four times), so a large message is not grown (and copied) by
+                    // doubling from one step.
+                    let estimate = given.saturating_mul(4).min(left);
+                    if estimate > self.assembly.capacity() {
+                        self.assembly.reserve_exact(estimate);
+                    }
+                }
                 // Grows by doubling, but never past the limit.
                 if self.assembly.capacity() - self.assembly.len() < room {
                     let grow = self.assembly.len().max(room).min(left);

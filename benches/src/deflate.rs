@@ -455,10 +455,104 @@ pub fn profile(case: &str, lib: &str, n: u64) -> (u64, u64) {
     }
 }
 
+/// The Python interpreter with `websockets` installed by `scripts/install-peers.sh`, if any.
+fn python() -> Option<std::path::PathBuf> {
+    let py = crate::workspace_root().join("target/interop/py/bin/python3");
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import websockets.extensions.permessage_deflate"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(py)
+}
+
+/// Python websockets on the same texts and frames (`benches/python/deflate_bench.py`), as a
+/// child process: its samples, or why it could not join.
+fn run_python(opts: &Opts, report: &mut Report, cases: &[(usize, Arc<Vec<String>>, Arc<[u8]>)]) {
+    let Some(py) = python() else {
+        eprintln!(
+            "# deflate: Python websockets not installed (bash scripts/install-peers.sh python)"
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tether-bench-deflate-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    for (len, texts, frames) in cases {
+        let json = format!(
+            "[{}]",
+            texts
+                .iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let _ = std::fs::write(dir.join(format!("{len}.texts.json")), json);
+        let _ = std::fs::write(dir.join(format!("{len}.frames")), &frames[..]);
+    }
+    let script = crate::workspace_root().join("benches/python/deflate_bench.py");
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .arg(&dir)
+        .arg(opts.budget.as_millis().to_string())
+        .arg(opts.reps.to_string())
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            eprintln!(
+                "# deflate: Python websockets failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("# deflate: Python websockets did not start: {e}");
+            return;
+        }
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Some(&"SAMPLE"), Some(dir), Some(len), Some(rep), Some(value), Some(ns)) = (
+            f.first(),
+            f.get(1),
+            f.get(2).and_then(|v| v.parse::<usize>().ok()),
+            f.get(3).and_then(|v| v.parse::<usize>().ok()),
+            f.get(4).and_then(|v| v.parse::<f64>().ok()),
+            f.get(5).and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        let case = case_name(dir, len);
+        if opts
+            .case
+            .as_ref()
+            .is_some_and(|c| !case.contains(c.as_str()))
+        {
+            continue;
+        }
+        let mut extra = vec![];
+        if let Some(r) = f.get(6).and_then(|v| v.parse::<f64>().ok()) {
+            extra.push(("wire_ratio", r));
+        }
+        extra.push(("ns_per_msg", ns));
+        extra.push(("MB_per_s", value * len as f64 / 1e6));
+        report.push(Sample {
+            scenario: "deflate".into(),
+            case,
+            lib: "python-websockets".into(),
+            rep,
+            value,
+            extra,
+        });
+    }
+}
+
 pub fn run(opts: &Opts, report: &mut Report) {
+    let mut inputs = Vec::new();
     for len in SIZES {
         let texts = texts(len);
         let input = client_input(&texts);
+        inputs.push((len, texts.clone(), input.clone()));
         for dir in ["compress", "decompress"] {
             let case = case_name(dir, len);
             if opts
@@ -509,4 +603,5 @@ pub fn run(opts: &Opts, report: &mut Report) {
             }
         }
     }
+    run_python(opts, report, &inputs);
 }

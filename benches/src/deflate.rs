@@ -467,7 +467,10 @@ fn python() -> Option<std::path::PathBuf> {
 
 /// Python websockets on the same texts and frames (`benches/python/deflate_bench.py`), as a
 /// child process: its samples, or why it could not join.
-fn run_python(opts: &Opts, report: &mut Report, cases: &[(usize, Arc<Vec<String>>, Arc<[u8]>)]) {
+/// One size's texts and the client frames made of them.
+type CaseInput = (usize, Arc<Vec<String>>, Arc<[u8]>);
+
+fn run_python(opts: &Opts, report: &mut Report, cases: &[CaseInput]) {
     let Some(py) = python() else {
         eprintln!(
             "# deflate: Python websockets not installed (bash scripts/install-peers.sh python)"

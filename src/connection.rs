@@ -760,7 +760,8 @@ impl Connection {
                 data: prepared.clone(),
             })
         };
-        if self.role == Role::Client || self.config.retain_unsent {
+        // A session (tether-resume) remembers what was sent, for replay: that is `send`'s path.
+        if self.role == Role::Client || self.config.retain_unsent || self.session_active() {
             return match self.send(prepared.message().clone()) {
                 Ok(()) => Ok(()),
                 Err(e) => refuse(e.kind),

@@ -568,3 +568,21 @@ fn acks_free_the_log() {
     assert_eq!((s.sent(), s.acked(), s.unacked_messages()), (200, 200, 0));
     assert_eq!(server.session().unwrap().received(), 200);
 }
+
+/// A prepared (broadcast) message sent on a resumable connection is counted and kept for
+/// replay like any other: the counts of both sides agree.
+#[test]
+fn prepared_messages_count_in_the_session() {
+    let mut store = MemoryStore::default();
+    let (mut client, mut server) = connect(None, resume_config(), &mut store, "", 27);
+    let prepared = tether::PreparedMessage::new(Message::text("to everyone"));
+    for _ in 0..5 {
+        server.send_prepared(&prepared).unwrap();
+    }
+    server.send_text("direct").unwrap();
+    let now = Instant::from_secs(2);
+    shuttle(&mut client, &mut server, now);
+    let s = server.session().unwrap();
+    assert_eq!(s.sent(), 6);
+    assert_eq!(client.session().unwrap().received(), 6);
+}

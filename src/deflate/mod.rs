@@ -33,8 +33,8 @@
 //! 362 KB with context takeover and 15-bit windows.
 //!
 //! zlib's memory level is not a setting: flate2 (the backend's safe interface) always uses 8,
-//! and reaching zlib-rs's own `memLevel` takes its C-style interface, which is `unsafe`; the
-//! shared mode above is the memory answer instead.
+//! and reaching zlib-rs's own `memLevel` takes its raw-pointer C interface, which the core
+//! does not call; the shared mode above is the memory answer instead.
 //!
 //! ## Bounds
 //!

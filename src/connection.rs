@@ -418,7 +418,9 @@ impl Connection {
 
     /// A server that waits for an opening request. Requests that fail `policy` (Origin
     /// allowlist, authentication hook) are rejected by the core; the others are surfaced as
-    /// [`Event::Request`] for [`accept`](Connection::accept) or [`reject`](Connection::reject).
+    /// [`Event::Request`] for [`accept`](Connection::accept) or [`reject`](Connection::reject)
+    /// (with [`ServerPolicy::pass_http_requests`], plain HTTP requests too, for `reject`
+    /// alone: any status, a health check's 200 included).
     ///
     /// `config` is a [`Config`] or an `Arc<Config>` (see [`open`](Connection::open)).
     pub fn server<R: Rng + Send + 'static>(
@@ -428,7 +430,8 @@ impl Connection {
         now: Instant,
     ) -> Self {
         let config = config.into();
-        let handshake = ServerHandshake::new(&config.handshake_limits);
+        let mut handshake = ServerHandshake::new(&config.handshake_limits);
+        handshake.pass_http_requests(policy.passes_http_requests());
         let mut conn = Connection::new(
             Role::Server,
             config,
@@ -935,6 +938,9 @@ impl Connection {
         let Phase::AwaitingAccept(request) = &self.phase else {
             return Err(AcceptError::NotAwaiting);
         };
+        if let Some(refusal) = request.refusal() {
+            return Err(AcceptError::NotWebSocket(refusal.effective_status()));
+        }
         let deflate = crate::deflate::server_codec(&self.config, request, &mut accept);
         let mut head = bytes::BytesMut::new();
         crate::handshake::write_accept(request, &accept, &mut head)?;
@@ -1821,9 +1827,11 @@ impl Connection {
                         Ok(None) => return,
                         Ok(Some(request)) => {
                             // Checked once: an open connection does not keep the policy.
+                            // A request passed on as plain HTTP is the application's to
+                            // answer: the WebSocket checks do not apply to it.
                             let verdict = match self.policy.take() {
-                                Some(policy) => policy.check(&request),
-                                None => Ok(()),
+                                Some(policy) if request.is_websocket() => policy.check(&request),
+                                _ => Ok(()),
                             };
                             match verdict {
                                 Ok(()) => {

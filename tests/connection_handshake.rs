@@ -455,3 +455,81 @@ fn opening_and_one_large_message_leave_no_buffer_behind() {
         assert!(held <= 1024, "{held} bytes held after one message");
     }
 }
+
+/// With `pass_http_requests`, a plain HTTP request (a health check) reaches the application,
+/// skips the WebSocket checks, cannot be accepted and is answered with whatever it chooses.
+#[test]
+fn plain_http_requests_are_passed_on_and_answered_with_any_status() {
+    let health = b"GET /health?deep=1 HTTP/1.1\r\nHost: example.com\r\nX-Probe: lb\r\n\r\n";
+    // Without the setting, the core refuses it itself: 426, no event.
+    let mut conn = server(
+        ServerPolicy::new()
+            .allow_origin("https://app.example")
+            .unwrap(),
+    );
+    feed(&mut conn, T0, health, &Chunking::Whole);
+    let written = String::from_utf8(drain_output(&mut conn)).unwrap();
+    assert!(written.starts_with("HTTP/1.1 426 "), "{written}");
+    assert!(
+        !drain_events(&mut conn)
+            .iter()
+            .any(|e| matches!(e, Event::Request(_)))
+    );
+
+    // With it, the request is the application's, even under an origin allowlist it fails.
+    let policy = ServerPolicy::new()
+        .allow_origin("https://app.example")
+        .unwrap()
+        .pass_http_requests(true);
+    for chunking in [Chunking::Whole, Chunking::Bytewise] {
+        let mut conn = server(policy.clone());
+        feed(&mut conn, T0, health, &chunking);
+        let events = drain_events(&mut conn);
+        let Some(Event::Request(req)) = events.iter().find(|e| matches!(e, Event::Request(_)))
+        else {
+            panic!("no request event: {events:?}");
+        };
+        assert!(!req.is_websocket());
+        assert_eq!(req.refusal().map(|r| r.status), Some(426));
+        assert_eq!(req.path(), "/health");
+        assert_eq!(req.query(), Some("deep=1"));
+        assert_eq!(req.header("x-probe"), Some("lb"));
+        assert_eq!(req.detached(), *req);
+        assert_eq!(
+            conn.accept(T0, Accept::new()),
+            Err(AcceptError::NotWebSocket(426))
+        );
+        conn.reject(Reject::new(200).body("ok\n")).unwrap();
+        let written = String::from_utf8(drain_output(&mut conn)).unwrap();
+        assert_eq!(
+            written,
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+        );
+        assert_eq!(conn.state(), State::Closed);
+    }
+
+    // A valid opening request still goes through the policy: refused by the allowlist.
+    let mut conn = server(policy.clone());
+    let upgrade = "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\n\r\n";
+    feed(&mut conn, T0, upgrade.as_bytes(), &Chunking::Whole);
+    let written = String::from_utf8(drain_output(&mut conn)).unwrap();
+    assert!(written.starts_with("HTTP/1.1 403 "), "{written}");
+
+    // Malformed HTTP is refused by the core whatever the setting.
+    let mut conn = server(policy);
+    feed(
+        &mut conn,
+        T0,
+        b"\x16\x03\x01 garbage\r\n\r\n",
+        &Chunking::Whole,
+    );
+    let written = String::from_utf8(drain_output(&mut conn)).unwrap();
+    assert!(written.starts_with("HTTP/1.1 400 "), "{written}");
+    assert!(
+        !drain_events(&mut conn)
+            .iter()
+            .any(|e| matches!(e, Event::Request(_)))
+    );
+}

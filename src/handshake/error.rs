@@ -169,4 +169,10 @@ pub enum AcceptError {
     /// connection is a client, or already answered, or ended).
     #[error("no opening request is waiting for an answer")]
     NotAwaiting,
+    /// The request is HTTP but not a valid opening request (see
+    /// [`Request::is_websocket`](super::Request::is_websocket)): it can only be answered with
+    /// a [`Reject`](super::Reject). The status is that of its
+    /// [`refusal`](super::Request::refusal).
+    #[error("the request is not a WebSocket opening request (the handshake rules answer {0})")]
+    NotWebSocket(u16),
 }

@@ -43,6 +43,16 @@ impl Headers {
         }
     }
 
+    /// The fields in a buffer of their own, exactly as large as the head: the received head
+    /// may share its allocation with the connection's read buffer, which a kept request would
+    /// otherwise keep alive.
+    pub(crate) fn detached(&self) -> Self {
+        Headers {
+            buf: Bytes::copy_from_slice(&self.buf),
+            fields: self.fields.clone(),
+        }
+    }
+
     /// The number of fields.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -46,6 +46,7 @@ pub struct ServerPolicy {
     allow_missing_origin: bool,
     authenticate: Option<Authenticate>,
     subprotocols: Vec<String>,
+    pass_http: bool,
 }
 
 impl ServerPolicy {
@@ -77,6 +78,25 @@ impl ServerPolicy {
     ) -> Self {
         self.authenticate = Some(Arc::new(hook));
         self
+    }
+
+    /// Whether requests that are HTTP/1.x but not a WebSocket opening request (a health
+    /// check, a page, a broken upgrade) are handed to the application as
+    /// [`Event::Request`](crate::Event::Request) too, instead of being refused by the core
+    /// (426, 400, 505, ...). Such a request has [`Request::is_websocket`] false, skips the
+    /// origin check and the authentication hook, and is answered with
+    /// [`Connection::reject`](crate::Connection::reject) and any status, 2xx included;
+    /// [`Request::refusal`] is the answer the core would have sent. Default: `false`.
+    #[must_use]
+    pub fn pass_http_requests(mut self, pass: bool) -> Self {
+        self.pass_http = pass;
+        self
+    }
+
+    /// Whether [`pass_http_requests`](ServerPolicy::pass_http_requests) is set.
+    #[must_use]
+    pub fn passes_http_requests(&self) -> bool {
+        self.pass_http
     }
 
     /// Adds a supported subprotocol; earlier ones are preferred.
@@ -143,6 +163,7 @@ impl fmt::Debug for ServerPolicy {
                 &self.authenticate.as_ref().map(|_| "<hook>"),
             )
             .field("subprotocols", &self.subprotocols)
+            .field("pass_http", &self.pass_http)
             .finish()
     }
 }

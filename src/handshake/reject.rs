@@ -89,13 +89,15 @@ impl Reject {
         self
     }
 
-    /// The status [`write_reject`] sends: [`Reject::status`] if it is a 3xx (but 304), 4xx or
-    /// 5xx, else 500.
+    /// The status [`write_reject`] sends: [`Reject::status`] if it is a 2xx, 3xx (but 304),
+    /// 4xx or 5xx, else 500. A 2xx suits the answer to a plain HTTP request (a health check
+    /// passed on by [`ServerPolicy::pass_http_requests`](super::ServerPolicy::pass_http_requests));
+    /// a WebSocket client fails on anything but 101 whatever it is.
     #[must_use]
     pub fn effective_status(&self) -> u16 {
         match self.status {
             304 => 500,
-            300..=599 => self.status,
+            200..=599 => self.status,
             _ => 500,
         }
     }
@@ -123,7 +125,16 @@ pub fn write_reject(reject: &Reject, out: &mut BytesMut) {
             reason_or_class(status),
         ],
     );
-    put_line(out, &["Content-Length: ", &reject.body.len().to_string()]);
+    // A 204 has no content and no `Content-Length` (RFC 9110 §8.6, §15.3.5); a 205 has none
+    // either (§15.3.6).
+    let body: &[u8] = if matches!(status, 204 | 205) {
+        &[]
+    } else {
+        &reject.body
+    };
+    if status != 204 {
+        put_line(out, &["Content-Length: ", &body.len().to_string()]);
+    }
     put_line(
         out,
         &[
@@ -135,7 +146,7 @@ pub fn write_reject(reject: &Reject, out: &mut BytesMut) {
         put_line(out, &[name, ": ", value]);
     }
     out.put_slice(b"\r\n");
-    out.put_slice(&reject.body);
+    out.put_slice(body);
 }
 
 /// `": reason"`, unless the reason only repeats the status's phrase.
@@ -198,6 +209,25 @@ mod tests {
     }
 
     #[test]
+    fn no_content_statuses_send_no_body() {
+        let r = Reject::new(204).body("ignored");
+        assert_eq!(
+            written(&r),
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+        );
+        let r = Reject::new(205).body("ignored");
+        assert_eq!(
+            written(&r),
+            "HTTP/1.1 205 Reset Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let r = Reject::new(200).body("ok\n");
+        assert_eq!(
+            written(&r),
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+        );
+    }
+
+    #[test]
     fn upgrade_header_adds_the_connection_option() {
         let r = Reject::new(426).header("Upgrade", "websocket");
         let text = written(&r);
@@ -206,10 +236,10 @@ mod tests {
 
     #[test]
     fn odd_statuses_become_500() {
-        for status in [0, 101, 200, 304, 600, 999] {
+        for status in [0, 101, 199, 304, 600, 999] {
             assert_eq!(Reject::new(status).effective_status(), 500);
         }
-        for status in [301, 400, 599] {
+        for status in [200, 204, 301, 400, 599] {
             assert_eq!(Reject::new(status).effective_status(), status);
         }
     }

@@ -1,11 +1,17 @@
 //! An opening request a server received and validated (RFC 6455 §4.2.1).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 
 use super::headers::Headers;
+use super::reject::Reject;
 use super::validate::{HttpVersion, RequestInfo};
 
-/// A valid opening request, as the server received it (RFC 6455 §4.2.1).
+/// A valid opening request, as the server received it (RFC 6455 §4.2.1), or, when the
+/// [`ServerPolicy`](super::ServerPolicy) passes them on
+/// ([`pass_http_requests`](super::ServerPolicy::pass_http_requests)), any other HTTP request
+/// (a health check, a page): then [`is_websocket`](Request::is_websocket) is false and
+/// [`refusal`](Request::refusal) is the answer the core would have sent.
 ///
 /// The application (or a [`ServerPolicy`](super::ServerPolicy)) reads it to decide between
 /// [`Accept`](super::Accept) and [`Reject`](super::Reject).
@@ -16,6 +22,8 @@ pub struct Request {
     version: HttpVersion,
     headers: Headers,
     info: RequestInfo,
+    /// Why this is not a valid opening request, for a request passed on as plain HTTP.
+    refusal: Option<Box<Reject>>,
 }
 
 impl Request {
@@ -32,6 +40,22 @@ impl Request {
             version,
             headers,
             info,
+            refusal: None,
+        }
+    }
+
+    /// A request that is HTTP but not a valid opening request: `refusal` is the answer the
+    /// handshake rules call for.
+    pub(crate) fn plain(
+        method: String,
+        target: String,
+        version: HttpVersion,
+        headers: Headers,
+        refusal: Reject,
+    ) -> Self {
+        Request {
+            refusal: Some(Box::new(refusal)),
+            ..Request::new(method, target, version, headers, RequestInfo::default())
         }
     }
 
@@ -120,5 +144,32 @@ impl Request {
                 .find(|offered| offered.as_str() == s.as_ref())
                 .map(String::as_str)
         })
+    }
+
+    /// Whether this is a valid WebSocket opening request. A request passed on as plain HTTP
+    /// ([`ServerPolicy::pass_http_requests`](super::ServerPolicy::pass_http_requests)) is not:
+    /// it can only be answered with a [`Reject`] (any status, a health check's 200 included).
+    #[must_use]
+    pub fn is_websocket(&self) -> bool {
+        self.refusal.is_none()
+    }
+
+    /// For a request that is not a valid opening request, the answer the handshake rules
+    /// call for (426 for a plain `GET`, 400 for a broken upgrade, 505 for HTTP/1.0, ...), with
+    /// the reason.
+    #[must_use]
+    pub fn refusal(&self) -> Option<&Reject> {
+        self.refusal.as_deref()
+    }
+
+    /// The same request with its header fields copied into a buffer of their own, exactly as
+    /// large as the head. A request as received shares its buffer with the connection's
+    /// first read; keep this copy instead when it outlives the handshake.
+    #[must_use]
+    pub fn detached(&self) -> Request {
+        Request {
+            headers: self.headers.detached(),
+            ..self.clone()
+        }
     }
 }

@@ -29,6 +29,8 @@ pub struct ServerHandshake {
     scanner: HeadScanner,
     limits: HandshakeLimits,
     finished: bool,
+    /// Hand on requests that are HTTP but not an opening request, instead of refusing them.
+    pass_http: bool,
 }
 
 impl ServerHandshake {
@@ -39,7 +41,15 @@ impl ServerHandshake {
             scanner: HeadScanner::new(limits),
             limits: *limits,
             finished: false,
+            pass_http: false,
         }
+    }
+
+    /// Whether a request that is well-formed HTTP/1.x but not a valid opening request is
+    /// returned (as a [`Request`] whose [`refusal`](Request::refusal) is the answer the rules
+    /// call for) rather than refused. Default: `false`.
+    pub fn pass_http_requests(&mut self, pass: bool) {
+        self.pass_http = pass;
     }
 
     /// Looks at what has arrived. `input` holds everything received and not yet consumed; it
@@ -84,17 +94,20 @@ impl ServerHandshake {
                     head.get(value.clone()).unwrap_or_default(),
                 )
             });
-            validate_request(&parsed.method, parsed.version, fields)?
+            validate_request(&parsed.method, parsed.version, fields)
+        };
+        let info = match info {
+            Ok(info) => Ok(info),
+            Err(refusal) if self.pass_http => Err(refusal),
+            Err(refusal) => return Err(refusal),
         };
         let head = input.split_to(parsed.len).freeze();
         let headers = Headers::from_ranges(head, parsed.fields);
-        Ok(Some(Request::new(
-            parsed.method,
-            parsed.target,
-            parsed.version,
-            headers,
-            info,
-        )))
+        let (method, target, version) = (parsed.method, parsed.target, parsed.version);
+        Ok(Some(match info {
+            Ok(info) => Request::new(method, target, version, headers, info),
+            Err(refusal) => Request::plain(method, target, version, headers, refusal),
+        }))
     }
 
     /// Parses a complete head.

@@ -10,6 +10,48 @@
 //! and takes back what a dead transport never wrote. Between two tether peers, [`resume`]
 //! goes further: a session survives the loss of its connection with nothing lost or doubled.
 //!
+//! ```toml
+//! [dependencies]
+//! tether-ws = "0.1"   # the library is `tether`; features = ["deflate"] for permessage-deflate
+//! ```
+//!
+//! Applications on tokio, smol or plain threads use an adapter (`tether-tokio`, `tether-smol`,
+//! `tether-std`), which drives this core for them; the core alone is for embedding tether in a
+//! runtime or a framework of your own, for fuzzing and for deterministic tests. A client and a
+//! server, connected in memory on a virtual clock:
+//!
+//! ```
+//! use rand_chacha::ChaCha8Rng;
+//! use rand_chacha::rand_core::SeedableRng;
+//! use tether::handshake::{ClientRequest, ServerPolicy};
+//! use tether::{Config, Connection, Data, Event, Instant, Message};
+//!
+//! /// Moves what `from` wrote into `to`, as a socket would.
+//! fn pump(from: &mut Connection, to: &mut Connection, now: Instant) {
+//!     while let Some(transmit) = from.poll_transmit() {
+//!         let bytes = transmit.first().to_vec();
+//!         from.advance(bytes.len());
+//!         to.handle_data(now, &bytes);
+//!     }
+//! }
+//!
+//! let now = Instant::ZERO;
+//! let request = ClientRequest::new("ws://example.com/chat").expect("a ws:// URL");
+//! let rng = |seed| ChaCha8Rng::seed_from_u64(seed);
+//! let mut client = Connection::client(request, Config::default(), rng(1), now);
+//! let mut server = Connection::server(Config::default(), ServerPolicy::new(), rng(2), now);
+//!
+//! client.send_text("hello").expect("held until the handshake completes");
+//! pump(&mut client, &mut server, now);
+//! // The server sees the opening request and accepts it.
+//! let Some(Event::Request(request)) = server.poll_event() else { unreachable!() };
+//! assert_eq!(request.path(), "/chat");
+//! server.accept(now, Default::default()).expect("a valid answer");
+//! pump(&mut server, &mut client, now);
+//! pump(&mut client, &mut server, now); // the message sent before the 101
+//! assert_eq!(server.read(), Some(Data::Message(Message::text("hello"))));
+//! ```
+//!
 //! ## The driving contract
 //!
 //! Three kinds of calls, in the manner of quinn-proto and rustls:

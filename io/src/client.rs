@@ -87,8 +87,15 @@ async fn handshake<R: Runtime, T: Transport>(
     config.streaming = false;
     let conn = Connection::client(request, config, os_rng()?, now::<R>());
     let no_decision: Option<fn(&_) -> _> = None;
-    let (socket, response, driver) =
-        crate::handshake::drive::<R, T, _>(stream, conn, no_decision, None, None).await?;
+    let (socket, response, driver) = crate::handshake::drive::<R, T, _>(
+        stream,
+        conn,
+        no_decision,
+        Default::default(),
+        None,
+        None,
+    )
+    .await?;
     driver.spawn();
     let response = response.ok_or_else(|| io::Error::other("no handshake response"))?;
     Ok((socket, response))

@@ -1,9 +1,12 @@
 //! Client and server settings: the core's [`Config`] plus what driving it needs.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tether::Config;
-use tether::handshake::ServerPolicy;
+use tether::handshake::{Reject, Request, ServerPolicy};
 
 /// A client's settings.
 #[derive(Clone, Debug)]
@@ -86,6 +89,45 @@ pub struct ServerConfig {
     /// `None` (the default): a [`Server`](crate::Server) makes an in-memory one of its own
     /// when resumption is on; share one to resume across [`accept`](crate::accept) calls.
     pub sessions: Option<std::sync::Arc<crate::SessionRegistry>>,
+    /// The asynchronous request hook ([`on_request`](ServerConfig::on_request)). `None` (the
+    /// default): the policy alone decides, and plain HTTP requests get the core's refusal.
+    pub request_hook: Option<RequestHook>,
+    /// Whether an accepted connection keeps its opening request (method, path, query, header
+    /// fields) for [`WebSocket::request`](crate::WebSocket::request). Default `true`; it
+    /// costs the size of the request head per connection (a few hundred bytes from a
+    /// browser) until the handle drops it ([`take_request`](crate::WebSocket::take_request)).
+    pub keep_request: bool,
+}
+
+/// What [`ServerConfig::on_request`] runs, type-erased so the config stays one type.
+#[derive(Clone)]
+pub struct RequestHook(Arc<HookFn>);
+
+pub(crate) type HookFuture = Pin<Box<dyn Future<Output = Result<(), Reject>> + Send>>;
+type HookFn = dyn Fn(&Request) -> HookFuture + Send + Sync;
+
+impl RequestHook {
+    /// Wraps `hook`: see [`ServerConfig::on_request`].
+    pub fn new<F, Fut>(hook: F) -> Self
+    where
+        F: Fn(&Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Reject>> + Send + 'static,
+    {
+        RequestHook(Arc::new(move |request: &Request| -> HookFuture {
+            Box::pin(hook(request))
+        }))
+    }
+
+    /// Starts the hook on `request`.
+    pub(crate) fn call(&self, request: &Request) -> HookFuture {
+        (self.0)(request)
+    }
+}
+
+impl std::fmt::Debug for RequestHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestHook(..)")
+    }
 }
 
 impl Default for ServerConfig {
@@ -105,6 +147,8 @@ impl ServerConfig {
             retry_after: Duration::from_secs(1),
             max_refusals: 64,
             sessions: None,
+            request_hook: None,
+            keep_request: true,
         }
     }
 
@@ -126,6 +170,56 @@ impl ServerConfig {
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = Some(n);
+        self
+    }
+
+    /// Sets an asynchronous hook that sees every request before it is answered: WebSocket
+    /// opening requests (after the policy's origin check and authentication hook passed) and
+    /// also plain HTTP requests on the same port (a health check, a page; see
+    /// [`Request::is_websocket`]). It may take its time (ask a database, an identity
+    /// provider) within `Config::handshake_timeout`, while the connection's timers run.
+    ///
+    /// `Ok(())` lets the request through: a WebSocket request is accepted by the policy (or
+    /// the decision function of `handshake_with`), a plain HTTP request gets the core's
+    /// refusal (426 for a `GET` without upgrade). `Err(reject)` answers with that response,
+    /// any status: a 401 with `WWW-Authenticate`, a redirect, or a health check's `200`.
+    ///
+    /// The hook gets the request by reference; copy what the future needs before it starts
+    /// (the usual pattern: `|req| { let token = req.header("authorization").map(String::from);
+    /// async move { check(token).await } }`).
+    ///
+    /// ```
+    /// use tether::handshake::Reject;
+    /// use tether_io::ServerConfig;
+    /// let config = ServerConfig::default().on_request(|req| {
+    ///     let health = req.path() == "/health";
+    ///     let token = req.header("authorization").map(str::to_owned);
+    ///     async move {
+    ///         if health {
+    ///             return Err(Reject::new(200).body("ok\n"));
+    ///         }
+    ///         match token.as_deref() {
+    ///             Some("Bearer let-me-in") => Ok(()),
+    ///             _ => Err(Reject::new(401).header("WWW-Authenticate", "Bearer")),
+    ///         }
+    ///     }
+    /// });
+    /// # let _ = config;
+    /// ```
+    #[must_use]
+    pub fn on_request<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Reject>> + Send + 'static,
+    {
+        self.request_hook = Some(RequestHook::new(hook));
+        self
+    }
+
+    /// Sets [`keep_request`](ServerConfig::keep_request).
+    #[must_use]
+    pub fn keep_request(mut self, keep: bool) -> Self {
+        self.keep_request = keep;
         self
     }
 

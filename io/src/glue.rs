@@ -16,7 +16,8 @@ macro_rules! adapter_reexports {
             SendError, SendErrorKind, State, Utf8Bytes,
         };
         pub use $crate::{
-            self as tether_io, ClientConfig, Error, Incoming, ServerConfig, SlotGuard,
+            self as tether_io, ClientConfig, Error, Incoming, RequestHook, ServerConfig, Shutdown,
+            SlotGuard, is_shut_down,
         };
 
         #[cfg(feature = "rustls")]

@@ -10,6 +10,45 @@
 //! shutdown). `tether-tokio` and `tether-smol` implement those and re-export the rest;
 //! applications use them, not this crate.
 //!
+//! ```toml
+//! [dependencies]
+//! tether-io = "0.1"   # for a runtime of your own; applications use tether-tokio or tether-smol
+//! ```
+//!
+//! A client and a server, written once for any [`Runtime`] (an adapter fixes `R`):
+//!
+//! ```no_run
+//! use tether_io::{ClientConfig, Error, Runtime, Server, ServerConfig};
+//!
+//! async fn client<R: Runtime>() -> Result<(), Error> {
+//!     let (mut ws, _response) =
+//!         tether_io::connect::<R>("ws://127.0.0.1:9001/", ClientConfig::default()).await?;
+//!     ws.send_text("hello").await?;
+//!     while let Some(message) = ws.recv().await {
+//!         println!("{:?}", message?);
+//!     }
+//!     Ok(())
+//! }
+//!
+//! async fn server<R: Runtime>() -> Result<(), Error> {
+//!     let server = Server::<R>::bind("127.0.0.1:9001", ServerConfig::default()).await?;
+//!     loop {
+//!         let connecting = server.accept().await?;
+//!         R::spawn(async move {
+//!             let _ = connecting
+//!                 .serve(|mut ws| async move {
+//!                     while let Some(Ok(message)) = ws.recv().await {
+//!                         if ws.send(message).await.is_err() {
+//!                             break;
+//!                         }
+//!                     }
+//!                 })
+//!                 .await;
+//!         });
+//!     }
+//! }
+//! ```
+//!
 //! ## How a connection runs
 //! A driver per connection drives the transport and the core's `Connection`, in a task of
 //! its own, or in the connection's own task beside the application's handler with
@@ -61,7 +100,7 @@ pub use broadcast::{
 };
 pub use client::{connect, connect_on, connect_request};
 pub use clock::timeout;
-pub use config::{ClientConfig, ServerConfig};
+pub use config::{ClientConfig, RequestHook, ServerConfig};
 pub use error::Error;
 pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
 pub use resume::SessionRegistry;
@@ -70,7 +109,7 @@ pub use runtime::{ClientStream, ClientTls, Listener, MaybeTls, Runtime, Timer, T
 pub use rustls;
 #[cfg(feature = "rustls")]
 pub use server::accept_tls;
-pub use server::{Connecting, Server, SlotGuard, accept, accept_with};
+pub use server::{Connecting, Server, Shutdown, SlotGuard, accept, accept_with, is_shut_down};
 pub use shared::Incoming;
 pub use socket::{WebSocket, WsReader, WsWriter};
 pub use tether;

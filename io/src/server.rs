@@ -2,21 +2,25 @@
 //! limits: a connection limit (503 with `Retry-After` beyond it, at bounded cost), back-off
 //! when the process runs out of file descriptors, and the handshake timeout of the core.
 
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use bytes::BytesMut;
 use tether::handshake::{Accept, Reject, Request, write_reject};
-use tether::{Config, Connection};
+use tether::{CloseCode, Config, Connection};
 
 use crate::clock::{now, timeout};
 use crate::driver::{Driver, Together};
 use crate::runtime::{Listener, Runtime, Transport};
+use crate::shared::Shared;
 use crate::{Error, ServerConfig, WebSocket};
 
 /// How long a refused connection (over the limit) may take to receive its 503.
@@ -124,7 +128,12 @@ where
             now::<R>(),
         );
         let sessions = config.sessions.clone();
-        let drive = crate::handshake::drive::<R, T, F>(stream, conn, Some(decide), guard, sessions);
+        let side = crate::handshake::ServerSide {
+            hook: config.request_hook.clone(),
+            keep_request: config.keep_request,
+        };
+        let drive =
+            crate::handshake::drive::<R, T, F>(stream, conn, Some(decide), side, guard, sessions);
         let (socket, _, driver) = drive.await?;
         Ok((socket, driver))
     })
@@ -145,6 +154,11 @@ impl Settings {
         let mut core = server.config.clone();
         // The engine hands whole messages to the application.
         core.streaming = false;
+        let mut server = server;
+        if server.request_hook.is_some() {
+            // The hook answers plain HTTP requests too (a health check on the same port).
+            server.policy = server.policy.pass_http_requests(true);
+        }
         let sessions = core
             .resume
             .map(|_| server.sessions.clone().unwrap_or_default());
@@ -172,18 +186,23 @@ impl std::ops::Deref for Settings {
 /// memory, accepting pauses briefly instead of spinning; errors that concern one connection
 /// (reset before it was accepted) are skipped.
 pub struct Server<R: Runtime> {
-    listener: R::Listener,
+    /// `None` once [`shutdown`](Server::shutdown) closed it.
+    listener: Mutex<Option<R::Listener>>,
+    /// The address, kept for after the listener is closed.
+    local_addr: io::Result<SocketAddr>,
     /// Shared with every [`Connecting`]: a connection waiting for its handshake holds a
     /// pointer, not a copy.
     config: Arc<Settings>,
     active: Arc<AtomicUsize>,
     refusing: Arc<AtomicUsize>,
+    /// The connections, for a graceful shutdown.
+    tracker: Arc<Tracker>,
 }
 
 impl<R: Runtime> std::fmt::Debug for Server<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.listener.local_addr().ok())
+            .field("local_addr", &self.local_addr().ok())
             .field("active", &self.active_connections())
             .finish_non_exhaustive()
     }
@@ -212,16 +231,63 @@ impl<R: Runtime> Server<R> {
     #[must_use]
     pub fn from_listener(listener: R::Listener, config: ServerConfig) -> Server<R> {
         Server {
-            listener,
+            local_addr: listener.local_addr(),
+            listener: Mutex::new(Some(listener)),
             config: Arc::new(Settings::new(config)),
             active: Arc::new(AtomicUsize::new(0)),
             refusing: Arc::new(AtomicUsize::new(0)),
+            tracker: Arc::default(),
         }
     }
 
-    /// The address the listener is bound to.
+    /// The address the listener is (or was) bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.local_addr {
+            Ok(addr) => Ok(*addr),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
+    /// Whether [`shutdown`](Server::shutdown) was called: [`accept`](Server::accept) fails
+    /// from then on.
+    #[must_use]
+    pub fn is_shut_down(&self) -> bool {
+        self.tracker.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Shuts the server down gracefully: stops accepting (the listening socket is closed, so
+    /// new clients are refused by the system and a pending [`accept`](Server::accept)
+    /// returns an error), starts the close handshake with 1001 (Going Away) on every open
+    /// connection (a connection still in its opening handshake is dropped), waits until
+    /// they have all ended or `grace` has passed, then resets those left (`SO_LINGER` 0).
+    /// A connection accepted but not yet handshaking is dropped when its handshake starts.
+    /// Calling it again does the same for what is left.
+    pub async fn shutdown(&self, grace: Duration) -> Shutdown {
+        self.tracker.shutting_down.store(true, Ordering::Release);
+        drop(lock(&self.listener).take());
+        self.tracker.accepting.wake();
+        let open = self.tracker.each(|inner| {
+            let _ = inner.close(CloseCode::GOING_AWAY, "server shutting down");
+        });
+        let active = &self.active;
+        let drained = poll_fn(|cx| {
+            self.tracker.idle.register(cx.waker());
+            if active.load(Ordering::Acquire) == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        let closed_in_time = timeout::<R, _>(grace, drained).await.is_some();
+        let reset = if closed_in_time {
+            0
+        } else {
+            self.tracker.each(|inner| inner.conn.abort())
+        };
+        Shutdown {
+            connections: open,
+            reset,
+        }
     }
 
     /// Connections that hold a slot now: handshaking or open, until their transport closes.
@@ -235,7 +301,14 @@ impl<R: Runtime> Server<R> {
     /// hold up the others. An error is one the listener cannot recover from. Cancel safe.
     pub async fn accept(&self) -> io::Result<Connecting<R>> {
         loop {
-            let (stream, peer) = match poll_fn(|cx| self.listener.poll_accept(cx)).await {
+            let accepted = poll_fn(|cx| {
+                self.tracker.accepting.register(cx.waker());
+                match &*lock(&self.listener) {
+                    Some(listener) => listener.poll_accept(cx),
+                    None => Poll::Ready(Err(shut_down())),
+                }
+            });
+            let (stream, peer) = match accepted.await {
                 Ok(accepted) => accepted,
                 Err(e) => match accept_error(&e) {
                     AcceptError::Skip => continue,
@@ -246,13 +319,14 @@ impl<R: Runtime> Server<R> {
                     AcceptError::Fatal => return Err(e),
                 },
             };
-            let Some(slot) = Slot::acquire(&self.active, self.config.max_connections) else {
+            let Some(mut slot) = Slot::acquire(&self.active, self.config.max_connections) else {
                 if let Some(refusal) = Slot::acquire(&self.refusing, Some(self.config.max_refusals))
                 {
                     R::spawn(refuse::<R, _>(stream, self.config.retry_after, refusal));
                 }
                 continue;
             };
+            slot.tracker = Some(Arc::clone(&self.tracker));
             return Ok(Connecting {
                 stream,
                 peer,
@@ -275,6 +349,9 @@ enum AcceptError {
 
 fn accept_error(e: &io::Error) -> AcceptError {
     use io::ErrorKind::*;
+    if is_shut_down(e) {
+        return AcceptError::Fatal;
+    }
     // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12 (Linux); the kinds cover other systems.
     if matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) || e.kind() == OutOfMemory {
         return AcceptError::BackOff;
@@ -362,11 +439,100 @@ impl<R: Runtime> Connecting<R> {
 #[derive(Debug)]
 pub struct SlotGuard(#[allow(dead_code)] Slot);
 
-/// One unit of a count with a limit.
+/// What [`Server::shutdown`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Shutdown {
+    /// Connections that were told to close (open ones with 1001; those still in their
+    /// opening handshake were dropped).
+    pub connections: usize,
+    /// Connections still there when the grace period ended, reset.
+    pub reset: usize,
+}
+
+/// The error [`Server::accept`] returns once the server is shut down: its kind is
+/// `NotConnected`; [`is_shut_down`] tells it apart.
+fn shut_down() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, ServerShutDown)
+}
+
+/// Whether `e` is the error of [`Server::accept`] after [`Server::shutdown`].
+#[must_use]
+pub fn is_shut_down(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<ServerShutDown>())
+}
+
+/// The cause inside [`Server::accept`]'s error after [`Server::shutdown`].
+#[derive(Debug, thiserror::Error)]
+#[error("the server is shut down")]
+struct ServerShutDown;
+
+/// A server's connections, for a graceful shutdown: each open or handshaking connection's
+/// shared state (weakly: a connection is not kept alive by it), keyed by a number.
+#[derive(Default)]
+struct Tracker {
+    shutting_down: AtomicBool,
+    next: AtomicU64,
+    connections: Mutex<HashMap<u64, Weak<Shared>>>,
+    /// The shutdown waiting for the last connection.
+    idle: AtomicWaker,
+    /// An `accept` waiting on the listener.
+    accepting: AtomicWaker,
+}
+
+impl Tracker {
+    /// Runs `f` on every connection still there, then wakes its driver; returns how many.
+    fn each(&self, mut f: impl FnMut(&mut crate::shared::Inner)) -> usize {
+        let connections: Vec<_> = lock(&self.connections).values().cloned().collect();
+        let mut count = 0;
+        for shared in connections.iter().filter_map(Weak::upgrade) {
+            let waker = {
+                let mut inner = shared.lock();
+                f(&mut inner);
+                inner.driver_waker.clone()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            count += 1;
+        }
+        count
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One unit of a count with a limit; a server's connection slot also registers the
+/// connection with the server's [`Tracker`] once it has a shared state.
 #[derive(Debug)]
-pub(crate) struct Slot(Arc<AtomicUsize>);
+pub(crate) struct Slot {
+    count: Arc<AtomicUsize>,
+    tracker: Option<Arc<Tracker>>,
+    id: Option<u64>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker").finish_non_exhaustive()
+    }
+}
 
 impl Slot {
+    /// Registers the connection with its server. False when the server is shutting down:
+    /// the connection must not start.
+    pub(crate) fn track(&mut self, shared: &Arc<Shared>) -> bool {
+        let Some(tracker) = &self.tracker else {
+            return true;
+        };
+        let id = tracker.next.fetch_add(1, Ordering::Relaxed);
+        lock(&tracker.connections).insert(id, Arc::downgrade(shared));
+        self.id = Some(id);
+        !tracker.shutting_down.load(Ordering::Acquire)
+    }
+
     fn acquire(active: &Arc<AtomicUsize>, max: Option<usize>) -> Option<Slot> {
         let mut current = active.load(Ordering::Acquire);
         loop {
@@ -379,7 +545,13 @@ impl Slot {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(Slot(Arc::clone(active))),
+                Ok(_) => {
+                    return Some(Slot {
+                        count: Arc::clone(active),
+                        tracker: None,
+                        id: None,
+                    });
+                }
                 Err(now) => current = now,
             }
         }
@@ -388,7 +560,16 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if let (Some(tracker), Some(id)) = (&self.tracker, self.id) {
+            lock(&tracker.connections).remove(&id);
+        }
+        let left = self.count.fetch_sub(1, Ordering::AcqRel) - 1;
+        if let Some(tracker) = &self.tracker
+            && left == 0
+            && tracker.shutting_down.load(Ordering::Acquire)
+        {
+            tracker.idle.wake();
+        }
     }
 }
 

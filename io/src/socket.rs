@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
+use tether::handshake::Request;
 use tether::{CloseCode, Closed, DataKind, Message, PreparedMessage, SendError, State};
 
 use crate::Error;
@@ -52,6 +53,8 @@ pub struct WebSocket {
 /// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
 pub struct WsReader {
     shared: Arc<Shared>,
+    /// A server's opening request, when kept (`ServerConfig::keep_request`).
+    request: Option<Box<Request>>,
 }
 
 /// The sending half of a [`WebSocket`], from [`WebSocket::split`].
@@ -174,6 +177,24 @@ impl WebSocket {
         self.reader.shared.lock().conn.rtt()
     }
 
+    /// Server side: the opening request this connection was accepted with (method, path,
+    /// query, header fields), unless `ServerConfig::keep_request` is off or it was taken.
+    /// `None` for a client. [`split`](WebSocket::split) hands it to the reader.
+    #[must_use]
+    pub fn request(&self) -> Option<&Request> {
+        self.reader.request()
+    }
+
+    /// Takes the opening request out of the handle (see [`request`](WebSocket::request)),
+    /// freeing what it holds.
+    pub fn take_request(&mut self) -> Option<Request> {
+        self.reader.take_request()
+    }
+
+    pub(crate) fn set_request(&mut self, request: Option<Box<Request>>) {
+        self.reader.request = request;
+    }
+
     /// `tether-resume`: whether this connection resumed an earlier connection's session (a
     /// server's resumed connection continues the session of an older handle: read what that
     /// one still holds first).
@@ -203,7 +224,21 @@ impl std::fmt::Debug for WebSocket {
 impl WsReader {
     fn new(shared: Arc<Shared>) -> Self {
         shared.attach();
-        WsReader { shared }
+        WsReader {
+            shared,
+            request: None,
+        }
+    }
+
+    /// Server side: the opening request; see [`WebSocket::request`].
+    #[must_use]
+    pub fn request(&self) -> Option<&Request> {
+        self.request.as_deref()
+    }
+
+    /// Takes the opening request; see [`WebSocket::take_request`].
+    pub fn take_request(&mut self) -> Option<Request> {
+        self.request.take().map(|r| *r)
     }
 
     /// The next message; see [`WebSocket::recv`]. Cancel safe.

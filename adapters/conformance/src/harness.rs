@@ -6,10 +6,10 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tether::handshake::ClientRequest;
+use tether::handshake::{ClientRequest, Request};
 use tether::reconnect::{ReconnectConfig, ReconnectEvent, SessionConfig, SessionSendError};
 use tether::{CloseCode, Closed, Message};
-use tether_io::{ClientConfig, Error, ServerConfig};
+use tether_io::{ClientConfig, Error, ServerConfig, Shutdown};
 
 /// One adapter under test. Implementations stay thin: an async adapter blocks on a runtime
 /// that runs on background threads; the suite owns every scripted behaviour.
@@ -24,8 +24,8 @@ pub trait Adapter: 'static {
     /// The accept loop goes on whatever `accept` returns, retrying an error at once, as a
     /// plain `loop { match server.accept() .. }` does: backing off when accepting fails (for
     /// EMFILE) is the adapter's listener's job. The loop may stop once
-    /// [`Accepted::deliver`] returns false.
-    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted);
+    /// [`Accepted::deliver`] returns false, and must stop once the server is shut down.
+    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) -> Box<dyn Stop>;
 
     /// Connects with the adapter's client and returns once the opening handshake is done.
     fn connect(request: ClientRequest, config: ClientConfig) -> Result<Box<dyn Conn>, Error>;
@@ -39,11 +39,20 @@ pub trait Adapter: 'static {
     ) -> Result<Box<dyn Reconnecting>, Error>;
 }
 
+/// The adapter's running server, to shut down.
+pub trait Stop: Send + Sync {
+    /// The listener's graceful shutdown with `grace`, waited for.
+    fn shutdown(&self, grace: Duration) -> Shutdown;
+}
+
 /// A connection handle of the adapter, either role, used from one thread at a time. Dropping
 /// it drops every handle of the connection.
 pub trait Conn: Send {
     /// The negotiated subprotocol.
     fn subprotocol(&self) -> Option<String>;
+
+    /// Server side: the opening request the connection kept (a copy).
+    fn request(&self) -> Option<Request>;
 
     /// Sends a message, waiting as long as the adapter makes senders wait (backpressure).
     fn send(&mut self, message: Message) -> Result<(), Error>;

@@ -41,7 +41,7 @@ pub mod raw;
 mod setup;
 pub mod suite;
 
-pub use harness::{Accepted, Adapter, Conn, Reconnecting};
+pub use harness::{Accepted, Adapter, Conn, Reconnecting, Stop};
 pub use raw::RawPeer;
 pub use setup::LIMIT;
 pub use {tether, tether_io};
@@ -158,6 +158,9 @@ define_test_macros! {
         resumed_session_survives_a_black_hole_both_ways,
         a_session_whose_client_never_returns_is_reported_lost,
         resume_falls_back_to_plain_reconnect_with_another_peer,
+        request_hook_answers_http_and_gates_websockets,
+        an_accepted_connection_keeps_no_request_when_told,
+        graceful_shutdown_closes_with_1001_then_resets,
         thousand_concurrent_connections,
     ]
     emfile: [accept_loop_backs_off_on_emfile]

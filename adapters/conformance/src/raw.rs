@@ -224,6 +224,20 @@ impl RawPeer {
         }
     }
 
+    /// The next `n` bytes (a response body after [`read_head`](RawPeer::read_head)), within
+    /// [`LIMIT`](crate::LIMIT).
+    pub fn read_bytes(&mut self, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + crate::LIMIT;
+        while self.input.len() < n {
+            match self.fill(deadline) {
+                Ok(0) => panic!("the stream ended before {n} bytes arrived"),
+                Ok(_) => {}
+                Err(e) => panic!("the raw peer expected {n} bytes: {e}"),
+            }
+        }
+        self.input.drain(..n).collect()
+    }
+
     /// Reads and discards until the connection ends; `None` if it is still open at `timeout`.
     pub fn wait_end(&mut self, timeout: Duration) -> Option<End> {
         let deadline = Instant::now() + timeout;

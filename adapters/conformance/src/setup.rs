@@ -11,7 +11,7 @@ use tether::handshake::ClientRequest;
 use tether::{Closed, Config, Role};
 use tether_io::{ClientConfig, ServerConfig};
 
-use crate::harness::{Accepted, Adapter, Conn};
+use crate::harness::{Accepted, Adapter, Conn, Stop};
 use crate::raw::{Head, RawPeer, pin_buffers};
 
 /// The longest any single wait may take before the test fails.
@@ -31,6 +31,7 @@ pub struct Serving {
     /// Where it listens.
     pub addr: SocketAddr,
     accepted: Receiver<Box<dyn Conn>>,
+    server: std::sync::Arc<dyn Stop>,
 }
 
 impl Serving {
@@ -38,8 +39,17 @@ impl Serving {
     pub fn on<A: Adapter>(listener: TcpListener, config: ServerConfig) -> Serving {
         let addr = listener.local_addr().expect("local address");
         let (sender, accepted) = Accepted::new();
-        A::serve(listener, config, sender);
-        Serving { addr, accepted }
+        let server = A::serve(listener, config, sender).into();
+        Serving {
+            addr,
+            accepted,
+            server,
+        }
+    }
+
+    /// The server, to shut down (from another thread too).
+    pub fn stopper(&self) -> std::sync::Arc<dyn Stop> {
+        std::sync::Arc::clone(&self.server)
     }
 
     /// The adapter serves on 127.0.0.1 port 0 with `config`.

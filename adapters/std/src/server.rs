@@ -84,16 +84,34 @@ impl Server {
         wait(self.0.accept()).map(Connecting)
     }
 
-    /// Serves until accepting fails for good: each connection gets a thread that runs the
-    /// opening handshake and then `handler`. A connection whose thread cannot be started is
-    /// dropped (its slot too); the others go on.
-    pub fn serve<F>(self, handler: F) -> io::Result<()>
+    /// Whether [`shutdown`](Server::shutdown) was called.
+    #[must_use]
+    pub fn is_shut_down(&self) -> bool {
+        self.0.is_shut_down()
+    }
+
+    /// Shuts down gracefully (from any thread: share the server in an `Arc`): stops
+    /// accepting, closes every connection with 1001, waits at most `grace` for them to end,
+    /// then resets the rest; see [`tether_io::Server::shutdown`].
+    pub fn shutdown(&self, grace: std::time::Duration) -> tether_io::Shutdown {
+        wait(self.0.shutdown(grace))
+    }
+
+    /// Serves until accepting fails for good (`Ok(())` once the server is
+    /// [shut down](Server::shutdown)): each connection gets a thread that runs the opening
+    /// handshake and then `handler`. A connection whose thread cannot be started is dropped
+    /// (its slot too); the others go on.
+    pub fn serve<F>(&self, handler: F) -> io::Result<()>
     where
         F: Fn(WebSocket) + Send + Sync + 'static,
     {
         let handler = Arc::new(handler);
         loop {
-            let connecting = self.accept()?;
+            let connecting = match self.accept() {
+                Ok(connecting) => connecting,
+                Err(e) if tether_io::is_shut_down(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            };
             let handler = Arc::clone(&handler);
             let _ = std::thread::Builder::new()
                 .name("tether-std-conn".into())

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use tether::handshake::Request;
 use tether::{Bytes, CloseCode, Closed, DataKind, Message, SendError, State};
 use tether_io::{Error, Incoming};
 
@@ -146,6 +147,19 @@ impl WebSocket {
         self.0.resumed()
     }
 
+    /// Server side: the opening request (method, path, query, header fields), unless
+    /// `ServerConfig::keep_request` is off or it was taken; [`split`](WebSocket::split)
+    /// hands it to the reader.
+    #[must_use]
+    pub fn request(&self) -> Option<&Request> {
+        self.0.request()
+    }
+
+    /// Takes the opening request out of the handle.
+    pub fn take_request(&mut self) -> Option<Request> {
+        self.0.take_request()
+    }
+
     /// Splits into a writer and a reader for two threads (futures' order: writer first). The
     /// connection closes when both are dropped.
     #[must_use]
@@ -167,6 +181,17 @@ impl WsWriter {
 
 impl WsReader {
     receiving!();
+
+    /// Server side: the opening request; see [`WebSocket::request`].
+    #[must_use]
+    pub fn request(&self) -> Option<&Request> {
+        self.0.request()
+    }
+
+    /// Takes the opening request; see [`WebSocket::take_request`].
+    pub fn take_request(&mut self) -> Option<Request> {
+        self.0.take_request()
+    }
 
     /// How the connection ended, once it has.
     #[must_use]

@@ -11,6 +11,7 @@ mod handshake;
 mod many;
 mod reconnect;
 mod resume;
+mod server;
 mod timeouts;
 
 use tether::Role;
@@ -35,6 +36,10 @@ pub use resume::{
     a_session_whose_client_never_returns_is_reported_lost,
     resume_falls_back_to_plain_reconnect_with_another_peer,
     resumed_session_survives_a_black_hole_both_ways,
+};
+pub use server::{
+    an_accepted_connection_keeps_no_request_when_told,
+    graceful_shutdown_closes_with_1001_then_resets, request_hook_answers_http_and_gates_websockets,
 };
 
 /// One test per role of a behaviour both ends of a connection must have.

@@ -5,16 +5,17 @@
 #![allow(clippy::result_large_err)]
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use smol::Timer;
 use smol::future::FutureExt;
-use tether_conformance::{Accepted, Adapter, Conn, Reconnecting};
-use tether_smol::handshake::ClientRequest;
+use tether_conformance::{Accepted, Adapter, Conn, Reconnecting, Stop};
+use tether_smol::handshake::{ClientRequest, Request};
 use tether_smol::reconnect::{ReconnectConfig, SessionConfig, SessionSendError};
 use tether_smol::{
     ClientConfig, CloseCode, Closed, Error, Message, ReconnectEvent, ReconnectingClient, Server,
-    ServerConfig, WebSocket,
+    ServerConfig, Shutdown, WebSocket,
 };
 
 /// `SERVE`: the server runs each connection under `Connecting::serve` (the handler and the
@@ -28,12 +29,15 @@ impl<const SERVE: bool> Adapter for Smol<SERVE> {
         "tether-smol"
     };
 
-    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) {
-        let server = Server::from_std(listener, config).expect("serve on the listener");
+    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) -> Box<dyn Stop> {
+        let server = Arc::new(Server::from_std(listener, config).expect("serve on the listener"));
+        let serving = Arc::clone(&server);
         smol::spawn(async move {
             loop {
-                let Ok(connecting) = server.accept().await else {
-                    continue;
+                let connecting = match serving.accept().await {
+                    Ok(connecting) => connecting,
+                    Err(e) if tether_smol::is_shut_down(&e) => break,
+                    Err(_) => continue,
                 };
                 let accepted = accepted.clone();
                 if SERVE {
@@ -54,6 +58,7 @@ impl<const SERVE: bool> Adapter for Smol<SERVE> {
             }
         })
         .detach();
+        Box::new(Listening(server))
     }
 
     fn connect(request: ClientRequest, config: ClientConfig) -> Result<Box<dyn Conn>, Error> {
@@ -72,11 +77,23 @@ impl<const SERVE: bool> Adapter for Smol<SERVE> {
     }
 }
 
+struct Listening(Arc<Server>);
+
+impl Stop for Listening {
+    fn shutdown(&self, grace: Duration) -> Shutdown {
+        smol::block_on(self.0.shutdown(grace))
+    }
+}
+
 struct Ws(WebSocket);
 
 impl Conn for Ws {
     fn subprotocol(&self) -> Option<String> {
         self.0.subprotocol().map(str::to_owned)
+    }
+
+    fn request(&self) -> Option<Request> {
+        self.0.request().cloned()
     }
 
     fn send(&mut self, message: Message) -> Result<(), Error> {

@@ -4,14 +4,15 @@
 #![allow(clippy::result_large_err)]
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tether_conformance::{Accepted, Adapter, Conn, Reconnecting};
-use tether_std::handshake::ClientRequest;
+use tether_conformance::{Accepted, Adapter, Conn, Reconnecting, Stop};
+use tether_std::handshake::{ClientRequest, Request};
 use tether_std::reconnect::{ReconnectConfig, SessionConfig, SessionSendError};
 use tether_std::{
     ClientConfig, CloseCode, Closed, Error, Message, ReconnectEvent, ReconnectingClient, Server,
-    ServerConfig, WebSocket,
+    ServerConfig, Shutdown, WebSocket,
 };
 
 pub struct Std;
@@ -19,13 +20,16 @@ pub struct Std;
 impl Adapter for Std {
     const NAME: &'static str = "tether-std";
 
-    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) {
-        let server = Server::from_listener(listener, config).expect("serve on the listener");
+    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) -> Box<dyn Stop> {
+        let server =
+            Arc::new(Server::from_listener(listener, config).expect("serve on the listener"));
+        let serving = Arc::clone(&server);
         std::thread::spawn(move || {
-            server.serve(move |ws| {
+            serving.serve(move |ws| {
                 accepted.deliver(Ws(ws));
             })
         });
+        Box::new(Listening(server))
     }
 
     fn connect(request: ClientRequest, config: ClientConfig) -> Result<Box<dyn Conn>, Error> {
@@ -44,11 +48,23 @@ impl Adapter for Std {
     }
 }
 
+struct Listening(Arc<Server>);
+
+impl Stop for Listening {
+    fn shutdown(&self, grace: Duration) -> Shutdown {
+        self.0.shutdown(grace)
+    }
+}
+
 struct Ws(WebSocket);
 
 impl Conn for Ws {
     fn subprotocol(&self) -> Option<String> {
         self.0.subprotocol().map(str::to_owned)
+    }
+
+    fn request(&self) -> Option<Request> {
+        self.0.request().cloned()
     }
 
     fn send(&mut self, message: Message) -> Result<(), Error> {

@@ -5,15 +5,15 @@
 #![allow(clippy::result_large_err)]
 
 use std::net::TcpListener;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use tether_conformance::{Accepted, Adapter, Conn, Reconnecting};
-use tether_tokio::handshake::ClientRequest;
+use tether_conformance::{Accepted, Adapter, Conn, Reconnecting, Stop};
+use tether_tokio::handshake::{ClientRequest, Request};
 use tether_tokio::reconnect::{ReconnectConfig, SessionConfig, SessionSendError};
 use tether_tokio::{
     ClientConfig, CloseCode, Closed, Error, Message, ReconnectEvent, ReconnectingClient, Server,
-    ServerConfig, WebSocket,
+    ServerConfig, Shutdown, WebSocket,
 };
 use tokio::runtime::Runtime;
 use tokio::time::timeout;
@@ -37,13 +37,16 @@ impl<const SERVE: bool> Adapter for Tokio<SERVE> {
         "tether-tokio"
     };
 
-    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) {
+    fn serve(listener: TcpListener, config: ServerConfig, accepted: Accepted) -> Box<dyn Stop> {
         let _runtime = RUNTIME.enter();
-        let server = Server::from_std(listener, config).expect("serve on the listener");
+        let server = Arc::new(Server::from_std(listener, config).expect("serve on the listener"));
+        let serving = Arc::clone(&server);
         RUNTIME.spawn(async move {
             loop {
-                let Ok(connecting) = server.accept().await else {
-                    continue;
+                let connecting = match serving.accept().await {
+                    Ok(connecting) => connecting,
+                    Err(e) if tether_tokio::is_shut_down(&e) => break,
+                    Err(_) => continue,
                 };
                 let accepted = accepted.clone();
                 if SERVE {
@@ -61,6 +64,7 @@ impl<const SERVE: bool> Adapter for Tokio<SERVE> {
                 });
             }
         });
+        Box::new(Listening(server))
     }
 
     fn connect(request: ClientRequest, config: ClientConfig) -> Result<Box<dyn Conn>, Error> {
@@ -80,11 +84,23 @@ impl<const SERVE: bool> Adapter for Tokio<SERVE> {
     }
 }
 
+struct Listening(Arc<Server>);
+
+impl Stop for Listening {
+    fn shutdown(&self, grace: Duration) -> Shutdown {
+        RUNTIME.block_on(self.0.shutdown(grace))
+    }
+}
+
 struct Ws(WebSocket);
 
 impl Conn for Ws {
     fn subprotocol(&self) -> Option<String> {
         self.0.subprotocol().map(str::to_owned)
+    }
+
+    fn request(&self) -> Option<Request> {
+        self.0.request().cloned()
     }
 
     fn send(&mut self, message: Message) -> Result<(), Error> {

@@ -494,7 +494,11 @@ fn plain_http_requests_are_passed_on_and_answered_with_any_status() {
         assert_eq!(req.path(), "/health");
         assert_eq!(req.query(), Some("deep=1"));
         assert_eq!(req.header("x-probe"), Some("lb"));
-        assert_eq!(req.detached(), *req);
+        assert_eq!(req.head(), &health[..]);
+        assert_eq!(
+            tether::handshake::Request::parse(req.head()).as_ref(),
+            Ok(req)
+        );
         assert_eq!(
             conn.accept(T0, Accept::new()),
             Err(AcceptError::NotWebSocket(426))

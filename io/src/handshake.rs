@@ -61,7 +61,7 @@ where
     let mut connected = false;
     // The request hook at work, and the request it looks at.
     let mut hooked: Option<(Request, HookFuture)> = None;
-    let mut kept: Option<Request> = None;
+    let mut kept: Option<Box<[u8]>> = None;
     let outcome = poll_fn(|cx| {
         loop {
             let done = driver.poll_drive(cx).is_ready();
@@ -120,7 +120,7 @@ where
                     Some(reject) => {
                         let _ = inner.conn.reject(reject);
                     }
-                    None if server.keep_request => kept = Some(request.detached()),
+                    None if server.keep_request => kept = Some(request.head().into()),
                     None => {}
                 }
                 continue;
@@ -153,7 +153,7 @@ where
                 )
             };
             let mut socket = WebSocket::new(Arc::clone(&shared), subprotocol);
-            socket.set_request(kept.map(Box::new));
+            socket.set_request(kept);
             if let Some(guard) = guard {
                 driver.hold(guard);
             }

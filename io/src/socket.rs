@@ -53,8 +53,9 @@ pub struct WebSocket {
 /// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
 pub struct WsReader {
     shared: Arc<Shared>,
-    /// A server's opening request, when kept (`ServerConfig::keep_request`).
-    request: Option<Box<Request>>,
+    /// A server's opening request head, when kept (`ServerConfig::keep_request`): the bytes
+    /// as received, smaller than the parsed request.
+    request: Option<Box<[u8]>>,
 }
 
 /// The sending half of a [`WebSocket`], from [`WebSocket::split`].
@@ -179,9 +180,11 @@ impl WebSocket {
 
     /// Server side: the opening request this connection was accepted with (method, path,
     /// query, header fields), unless `ServerConfig::keep_request` is off or it was taken.
-    /// `None` for a client. [`split`](WebSocket::split) hands it to the reader.
+    /// `None` for a client. The connection keeps the request's head as received (its size,
+    /// a few hundred bytes) and parses it on each call. [`split`](WebSocket::split) hands it
+    /// to the reader.
     #[must_use]
-    pub fn request(&self) -> Option<&Request> {
+    pub fn request(&self) -> Option<Request> {
         self.reader.request()
     }
 
@@ -191,8 +194,8 @@ impl WebSocket {
         self.reader.take_request()
     }
 
-    pub(crate) fn set_request(&mut self, request: Option<Box<Request>>) {
-        self.reader.request = request;
+    pub(crate) fn set_request(&mut self, head: Option<Box<[u8]>>) {
+        self.reader.request = head;
     }
 
     /// `tether-resume`: whether this connection resumed an earlier connection's session (a
@@ -232,13 +235,18 @@ impl WsReader {
 
     /// Server side: the opening request; see [`WebSocket::request`].
     #[must_use]
-    pub fn request(&self) -> Option<&Request> {
-        self.request.as_deref()
+    pub fn request(&self) -> Option<Request> {
+        // The head passed the handshake's parser once: it parses again.
+        self.request
+            .as_deref()
+            .and_then(|head| Request::parse(head).ok())
     }
 
     /// Takes the opening request; see [`WebSocket::take_request`].
     pub fn take_request(&mut self) -> Option<Request> {
-        self.request.take().map(|r| *r)
+        let request = self.request();
+        self.request = None;
+        request
     }
 
     /// The next message; see [`WebSocket::recv`]. Cancel safe.

@@ -43,14 +43,9 @@ impl Headers {
         }
     }
 
-    /// The fields in a buffer of their own, exactly as large as the head: the received head
-    /// may share its allocation with the connection's read buffer, which a kept request would
-    /// otherwise keep alive.
-    pub(crate) fn detached(&self) -> Self {
-        Headers {
-            buf: Bytes::copy_from_slice(&self.buf),
-            fields: self.fields.clone(),
-        }
+    /// The buffer the fields point into: the received head.
+    pub(crate) fn buf(&self) -> &[u8] {
+        &self.buf
     }
 
     /// The number of fields.

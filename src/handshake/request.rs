@@ -162,14 +162,26 @@ impl Request {
         self.refusal.as_deref()
     }
 
-    /// The same request with its header fields copied into a buffer of their own, exactly as
-    /// large as the head. A request as received shares its buffer with the connection's
-    /// first read; keep this copy instead when it outlives the handshake.
+    /// The request head as received: the request line and the header fields, through the
+    /// empty line that ends them.
     #[must_use]
-    pub fn detached(&self) -> Request {
-        Request {
-            headers: self.headers.detached(),
-            ..self.clone()
+    pub fn head(&self) -> &[u8] {
+        self.headers.buf()
+    }
+
+    /// Parses a request head (as [`head`](Request::head) returns it, or as read from a
+    /// socket) into a request, validated as a server's handshake validates it; a head that
+    /// is HTTP but not an opening request gives a plain request (see
+    /// [`is_websocket`](Request::is_websocket)). A server that keeps requests keeps their
+    /// heads, which are smaller, and parses them again when asked.
+    pub fn parse(head: &[u8]) -> Result<Request, Reject> {
+        let limits = super::HandshakeLimits::new(head.len().max(1), head.len() / 2 + 1);
+        let mut handshake = super::ServerHandshake::new(&limits);
+        handshake.pass_http_requests(true);
+        let mut input = bytes::BytesMut::from(head);
+        match handshake.handle(&mut input)? {
+            Some(request) => Ok(request),
+            None => Err(Reject::protocol(400, "malformed request: incomplete head")),
         }
     }
 }

@@ -149,9 +149,9 @@ impl WebSocket {
 
     /// Server side: the opening request (method, path, query, header fields), unless
     /// `ServerConfig::keep_request` is off or it was taken; [`split`](WebSocket::split)
-    /// hands it to the reader.
+    /// hands it to the reader. Parsed again from the kept head on each call.
     #[must_use]
-    pub fn request(&self) -> Option<&Request> {
+    pub fn request(&self) -> Option<Request> {
         self.0.request()
     }
 
@@ -184,7 +184,7 @@ impl WsReader {
 
     /// Server side: the opening request; see [`WebSocket::request`].
     #[must_use]
-    pub fn request(&self) -> Option<&Request> {
+    pub fn request(&self) -> Option<Request> {
         self.0.request()
     }
 

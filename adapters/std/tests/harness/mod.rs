@@ -64,7 +64,7 @@ impl Conn for Ws {
     }
 
     fn request(&self) -> Option<Request> {
-        self.0.request().cloned()
+        self.0.request()
     }
 
     fn send(&mut self, message: Message) -> Result<(), Error> {

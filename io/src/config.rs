@@ -93,9 +93,10 @@ pub struct ServerConfig {
     /// default): the policy alone decides, and plain HTTP requests get the core's refusal.
     pub request_hook: Option<RequestHook>,
     /// Whether an accepted connection keeps its opening request (method, path, query, header
-    /// fields) for [`WebSocket::request`](crate::WebSocket::request). Default `true`; it
-    /// costs the size of the request head as received per connection (about 150 bytes from
-    /// a bare client, 400-800 from a browser) until the handle drops it
+    /// fields) for [`WebSocket::request`](crate::WebSocket::request). Default `false`: the
+    /// request is for the hook and the decision function, and an idle connection stays
+    /// small; when on, each connection keeps the request head as received (about 150 bytes
+    /// from a bare client, 400-800 from a browser) until the handle drops it
     /// ([`take_request`](crate::WebSocket::take_request)).
     pub keep_request: bool,
 }
@@ -149,7 +150,7 @@ impl ServerConfig {
             max_refusals: 64,
             sessions: None,
             request_hook: None,
-            keep_request: true,
+            keep_request: false,
         }
     }
 

@@ -179,8 +179,8 @@ impl WebSocket {
     }
 
     /// Server side: the opening request this connection was accepted with (method, path,
-    /// query, header fields), unless `ServerConfig::keep_request` is off or it was taken.
-    /// `None` for a client. The connection keeps the request's head as received (its size,
+    /// query, header fields), when `ServerConfig::keep_request` is on (it is off by default)
+    /// and it was not taken. `None` for a client. The connection keeps the request's head as received (its size,
     /// a few hundred bytes) and parses it on each call. [`split`](WebSocket::split) hands it
     /// to the reader.
     #[must_use]

@@ -159,7 +159,7 @@ define_test_macros! {
         a_session_whose_client_never_returns_is_reported_lost,
         resume_falls_back_to_plain_reconnect_with_another_peer,
         request_hook_answers_http_and_gates_websockets,
-        an_accepted_connection_keeps_no_request_when_told,
+        an_accepted_connection_keeps_no_request_by_default,
         graceful_shutdown_closes_with_1001_then_resets,
         thousand_concurrent_connections,
     ]

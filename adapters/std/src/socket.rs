@@ -147,8 +147,8 @@ impl WebSocket {
         self.0.resumed()
     }
 
-    /// Server side: the opening request (method, path, query, header fields), unless
-    /// `ServerConfig::keep_request` is off or it was taken; [`split`](WebSocket::split)
+    /// Server side: the opening request (method, path, query, header fields), when
+    /// `ServerConfig::keep_request` is on (off by default) and it was not taken; [`split`](WebSocket::split)
     /// hands it to the reader. Parsed again from the kept head on each call.
     #[must_use]
     pub fn request(&self) -> Option<Request> {

@@ -38,7 +38,7 @@ pub use resume::{
     resumed_session_survives_a_black_hole_both_ways,
 };
 pub use server::{
-    an_accepted_connection_keeps_no_request_when_told,
+    an_accepted_connection_keeps_no_request_by_default,
     graceful_shutdown_closes_with_1001_then_resets, request_hook_answers_http_and_gates_websockets,
 };
 

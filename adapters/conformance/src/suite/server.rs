@@ -72,30 +72,32 @@ fn plain_request(addr: std::net::SocketAddr, head: &str) -> (u16, Vec<u8>) {
 pub fn request_hook_answers_http_and_gates_websockets<A: Adapter>() {
     let gate = Gate::default();
     let hook_gate = gate.clone();
-    let config = ServerConfig::default().on_request(move |req| {
-        let health = req.path() == "/health";
-        let websocket = req.is_websocket();
-        let token = req.header("authorization").map(str::to_owned);
-        let gate = hook_gate.clone();
-        async move {
-            if health {
-                return Err(Reject::new(200)
-                    .header("Content-Type", "text/plain")
-                    .body("ok\n"));
-            }
-            if !websocket {
-                // Not ours: the core's answer (426 for a GET without upgrade).
-                return Ok(());
-            }
-            match token.as_deref() {
-                Some("Bearer good") => {
-                    gate.await;
-                    Ok(())
+    let config = ServerConfig::default()
+        .keep_request(true)
+        .on_request(move |req| {
+            let health = req.path() == "/health";
+            let websocket = req.is_websocket();
+            let token = req.header("authorization").map(str::to_owned);
+            let gate = hook_gate.clone();
+            async move {
+                if health {
+                    return Err(Reject::new(200)
+                        .header("Content-Type", "text/plain")
+                        .body("ok\n"));
                 }
-                _ => Err(Reject::new(401).header("WWW-Authenticate", "Bearer")),
+                if !websocket {
+                    // Not ours: the core's answer (426 for a GET without upgrade).
+                    return Ok(());
+                }
+                match token.as_deref() {
+                    Some("Bearer good") => {
+                        gate.await;
+                        Ok(())
+                    }
+                    _ => Err(Reject::new(401).header("WWW-Authenticate", "Bearer")),
+                }
             }
-        }
-    });
+        });
     let serving = Serving::start::<A>(config);
     let addr = serving.addr;
 
@@ -166,9 +168,9 @@ pub fn request_hook_answers_http_and_gates_websockets<A: Adapter>() {
     assert!(closing.wait(LIMIT).unwrap().clean);
 }
 
-/// `keep_request(false)`: the accepted connection keeps nothing of its request.
-pub fn an_accepted_connection_keeps_no_request_when_told<A: Adapter>() {
-    let serving = Serving::start::<A>(ServerConfig::default().keep_request(false));
+/// By default (`keep_request(false)`) the accepted connection keeps nothing of its request.
+pub fn an_accepted_connection_keeps_no_request_by_default<A: Adapter>() {
+    let serving = Serving::start::<A>(ServerConfig::default());
     let client = A::connect(serving.request(), ClientConfig::default()).unwrap();
     let server = serving.next();
     assert!(server.request().is_none(), "{}", A::NAME);

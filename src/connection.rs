@@ -26,6 +26,7 @@ use crate::prepared::PreparedMessage;
 use crate::recv::{Incoming, Receiver};
 use crate::resume::{LossReason, ResumeParams, Session, SessionEvent, SessionStore, SessionToken};
 use crate::send::{Sender, Transmit};
+use crate::stats::{Counters, Stats};
 use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
 use crate::utf8::Utf8Validator;
@@ -189,6 +190,8 @@ pub struct Connection {
     /// Output bytes queued and reported written since the connection started.
     queued_total: u64,
     written_total: u64,
+    /// Messages, bytes, Pings and Pongs each way ([`Connection::stats`]).
+    counters: Counters,
     /// The terminal record, once the connection ended.
     /// Boxed: an open connection does not carry the room for it.
     closed: Option<Box<Closed>>,
@@ -233,6 +236,7 @@ impl RecvBuf<'_> {
     /// bytes is not end of stream: call [`Connection::handle_eof`] for that.
     pub fn commit(self, now: Instant, n: usize) {
         let n = self.conn.recv.commit(n);
+        self.conn.counters.wire_bytes_received += n as u64;
         if n > 0 {
             self.conn.on_input(now);
         }
@@ -323,6 +327,7 @@ impl Connection {
             flights: None,
             queued_total: 0,
             written_total: 0,
+            counters: Counters::default(),
             closed: None,
             opened_at: None,
             emptied_at: None,
@@ -458,6 +463,7 @@ impl Connection {
     /// Received bytes from a buffer of the driver's own (one copy into the core).
     pub fn handle_data(&mut self, now: Instant, data: &[u8]) {
         if !data.is_empty() {
+            self.counters.wire_bytes_received += data.len() as u64;
             self.recv.push(data);
             self.on_input(now);
         }
@@ -771,6 +777,7 @@ impl Connection {
             return refuse(kind);
         }
         let frame = prepared.frame();
+        self.counters.sent(prepared.len(), true);
         self.send.write_frame_bytes(frame);
         self.queued_total += frame.len() as u64;
         self.update_outbound();
@@ -847,6 +854,7 @@ impl Connection {
             }
             _ => self.queue_frame(opcode, fin, &data, Some(&data)),
         }
+        self.counters.sent(data.len(), fin);
         if let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) {
             r.session.record_fragment(kind, &data, fin);
         }
@@ -1142,6 +1150,25 @@ impl Connection {
     #[must_use]
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
+    }
+
+    /// Messages and bytes each way, Pings sent, Pongs received and round-trip times (see
+    /// [`Stats`] for what is counted where).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        Stats {
+            messages_sent: c.messages_sent,
+            messages_received: c.messages_received,
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+            wire_bytes_sent: self.written_total,
+            wire_bytes_received: c.wire_bytes_received,
+            pings_sent: u64::from(c.pings_sent),
+            pongs_received: u64::from(c.pongs_received),
+            rtt: self.heartbeat.latest_rtt,
+            smoothed_rtt: self.heartbeat.smoothed_rtt,
+        }
     }
 
     /// Output bytes reported written through [`advance`](Connection::advance) so far.
@@ -1441,6 +1468,9 @@ impl Connection {
         payload: &[u8],
         shared: Option<&Bytes>,
     ) {
+        if opcode == OpCode::Ping {
+            self.counters.pings_sent = self.counters.pings_sent.saturating_add(1);
+        }
         let before = self.send.len();
         self.send
             .write_frame(self.role, opcode, fin, rsv, payload, shared, &mut *self.rng);
@@ -1480,6 +1510,7 @@ impl Connection {
     /// Queues a whole data message in one frame, compressed when permessage-deflate was
     /// negotiated and the message reaches its threshold (RFC 7692 §6: RSV1 set).
     fn queue_message(&mut self, opcode: OpCode, payload: &[u8], shared: Option<&Bytes>) {
+        self.counters.sent(payload.len(), true);
         match self.deflate.as_deref_mut() {
             Some(d) if d.should_compress(payload.len()) => {
                 let compressed = Bytes::from(d.compress_message(payload));
@@ -1854,6 +1885,12 @@ impl Connection {
     }
 
     fn push_data(&mut self, data: Data) {
+        match &data {
+            Data::Message(m) => self.counters.received(m.len(), true),
+            Data::MessageChunk(b) => self.counters.received(b.len(), false),
+            Data::MessageEnd => self.counters.received(0, true),
+            Data::MessageStart(_) => {}
+        }
         if self.discard_data {
             return;
         }
@@ -2025,6 +2062,7 @@ impl Connection {
     }
 
     fn on_pong(&mut self, now: Instant, payload: Bytes) {
+        self.counters.pongs_received = self.counters.pongs_received.saturating_add(1);
         match self.heartbeat.outstanding {
             // RFC 6455 §5.5.3: only the Pong that echoes our Ping answers it.
             Some((sent, at)) if payload[..] == sent[..] => {

@@ -158,6 +158,7 @@ pub mod reconnect;
 mod recv;
 pub mod resume;
 mod send;
+mod stats;
 mod time;
 mod timer;
 mod utf8;
@@ -170,6 +171,7 @@ pub use event::{CloseCause, Closed, Data, Event, Initiator, TransportAction};
 pub use message::{DataKind, Message, Utf8Bytes};
 pub use prepared::PreparedMessage;
 pub use send::Transmit;
+pub use stats::Stats;
 pub use time::Instant;
 
 /// The byte buffers payloads travel in.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tether::{Bytes, CloseCode, Closed, DataKind, Message, SendError, State};
+use tether::{Bytes, CloseCode, Closed, DataKind, Message, SendError, State, Stats};
 use tether_io::{Error, Incoming};
 
 use crate::runtime::{wait, wait_for};
@@ -83,6 +83,13 @@ macro_rules! sending {
         #[must_use]
         pub fn closed(&self) -> Option<Closed> {
             self.0.closed()
+        }
+
+        /// The connection's counters: messages and bytes each way, Pings sent, Pongs
+        /// received, the latest and smoothed round-trip times (see [`Stats`]).
+        #[must_use]
+        pub fn stats(&self) -> Stats {
+            self.0.stats()
         }
     };
 }
@@ -172,6 +179,12 @@ impl WsReader {
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
         self.0.closed()
+    }
+
+    /// The connection's counters (see [`Stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.0.stats()
     }
 }
 

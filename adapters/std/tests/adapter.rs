@@ -754,3 +754,26 @@ fn a_server_half_closes_after_the_close_handshake() {
     assert!(clean_end);
     assert!(closed.unwrap().clean);
 }
+
+/// The counters read through the blocking handle and both halves are exact for a scripted
+/// exchange with an echo server.
+#[test]
+fn stats_are_readable_from_the_handle_and_both_halves() {
+    let addr = echo_server(ServerConfig::default());
+    bounded(move || {
+        let mut ws = client(addr);
+        ws.send_text("hello").unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("hello"));
+        ws.send_binary(vec![1u8; 300]).unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::binary(vec![1u8; 300]));
+        let stats = ws.stats();
+        assert_eq!(stats.messages_sent, 2);
+        assert_eq!(stats.bytes_sent, 305);
+        assert_eq!(stats.messages_received, 2);
+        assert_eq!(stats.bytes_received, 305);
+        assert_eq!(stats.pongs_received, 0);
+        let (writer, reader) = ws.split();
+        assert_eq!(writer.stats().bytes_sent, 305);
+        assert_eq!(reader.stats().messages_received, 2);
+    });
+}

@@ -71,7 +71,7 @@ pub fn accept_tls<R: Runtime, T: Transport>(
         let limit = config.config.handshake_timeout;
         let tls = timeout::<R, _>(limit, crate::tls::accept(stream, tls))
             .await
-            .ok_or(Error::HandshakeTimeout)??;
+            .ok_or(Error::HandshakeTimeout { waited: limit })??;
         accept::<R, _>(tls, config).await
     })
 }

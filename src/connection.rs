@@ -29,6 +29,7 @@ use crate::send::{Sender, Transmit};
 use crate::stats::{Counters, Stats};
 use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
+use crate::trace::trace_event;
 use crate::utf8::Utf8Validator;
 
 /// What a queued Ping or Pong event counts for in the inbound flow-control total, besides its
@@ -297,6 +298,7 @@ impl Connection {
         rng: Box<dyn Rng + Send>,
         now: Instant,
     ) -> Self {
+        trace_event!(tracing::Level::DEBUG, role = ?role, "connecting");
         Connection {
             role,
             recv: Receiver::new(role, &config),
@@ -898,6 +900,13 @@ impl Connection {
         }
         // Only now: a refused command leaves everything, the clock included, as it was.
         let now = self.tick(now);
+        trace_event!(
+            tracing::Level::DEBUG,
+            code = code.0,
+            reason,
+            initiator = "local",
+            "closing"
+        );
         self.write_close(Some(&CloseFrame {
             code,
             reason: String::from(reason),
@@ -1669,6 +1678,12 @@ impl Connection {
     }
 
     fn become_open(&mut self, now: Instant) {
+        trace_event!(
+            tracing::Level::INFO,
+            role = ?self.role,
+            subprotocol = self.subprotocol.as_deref(),
+            "open"
+        );
         self.phase = Phase::Open;
         self.opened_at = Some(now);
         self.timers.stop(Timer::Handshake);
@@ -1727,6 +1742,15 @@ impl Connection {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
+        trace_event!(
+            tracing::Level::INFO,
+            code = closed.code.0,
+            reason = closed.reason.as_str(),
+            initiator = ?closed.initiator,
+            clean = closed.clean,
+            cause = ?closed.cause,
+            "closed"
+        );
         self.phase = Phase::Ended;
         self.deferred = None;
         self.closed = Some(Box::new(closed.clone()));
@@ -2068,6 +2092,7 @@ impl Connection {
             Some((sent, at)) if payload[..] == sent[..] => {
                 let sample = now - at;
                 self.heartbeat.latest_rtt = Some(sample);
+                trace_event!(tracing::Level::DEBUG, rtt = ?sample, "heartbeat pong received");
                 self.heartbeat.smoothed_rtt = Some(match self.heartbeat.smoothed_rtt {
                     Some(s) => (s * 7 + sample) / 8,
                     None => sample,
@@ -2100,6 +2125,13 @@ impl Connection {
         let initiator = if matches!(self.phase, Phase::Closing) {
             Initiator::Local
         } else {
+            trace_event!(
+                tracing::Level::DEBUG,
+                code = code.0,
+                reason = reason.as_str(),
+                initiator = "remote",
+                "closing"
+            );
             // RFC 6455 §5.5.1: echo the status code we received.
             let echo = frame.map(|f| CloseFrame {
                 code: f.code,
@@ -2132,16 +2164,24 @@ impl Connection {
                     self.rng.fill_bytes(&mut payload);
                     self.queue_ack();
                     self.queue_frame(OpCode::Ping, true, &payload, None);
+                    trace_event!(tracing::Level::TRACE, "heartbeat ping sent");
                     self.heartbeat.outstanding = Some((payload, now));
                     self.timers.set(Timer::Pong, now + hb.timeout);
                 }
             }
-            Timer::Pong => self.fail(
-                now,
-                CloseCode::INTERNAL_ERROR,
-                "heartbeat timeout".to_string(),
-                CloseCause::HeartbeatTimeout,
-            ),
+            Timer::Pong => {
+                trace_event!(
+                    tracing::Level::WARN,
+                    timeout = ?self.config.heartbeat.map(|hb| hb.timeout),
+                    "heartbeat missed: no pong within the timeout"
+                );
+                self.fail(
+                    now,
+                    CloseCode::INTERNAL_ERROR,
+                    "heartbeat timeout".to_string(),
+                    CloseCause::HeartbeatTimeout,
+                );
+            }
             Timer::Idle => self.fail(
                 now,
                 CloseCode::GOING_AWAY,

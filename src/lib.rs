@@ -161,6 +161,7 @@ mod send;
 mod stats;
 mod time;
 mod timer;
+mod trace;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame};

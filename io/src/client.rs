@@ -117,10 +117,23 @@ async fn handshake<R: Runtime, T: Transport>(
     mut config: Config,
 ) -> Result<(WebSocket, Response), Error> {
     config.streaming = false;
+    #[cfg(feature = "tracing")]
+    let span = {
+        let url = request.url();
+        let peer = format!("{}:{}", url.host(), url.port());
+        crate::trace::connection_span(tether::Role::Client, Some(&peer))
+    };
+    #[cfg(feature = "tracing")]
+    let entered = span.enter();
     let conn = Connection::client(request, config, os_rng()?, now::<R>());
     let no_decision: Option<fn(&_) -> _> = None;
-    let (socket, response, driver) =
-        crate::handshake::drive::<R, T, _>(stream, conn, no_decision, None, None).await?;
+    let drive = crate::handshake::drive::<R, T, _>(stream, conn, no_decision, None, None);
+    #[cfg(feature = "tracing")]
+    let drive = {
+        drop(entered);
+        tracing::Instrument::instrument(drive, span.clone())
+    };
+    let (socket, response, driver) = drive.await?;
     driver.spawn();
     let response = response.ok_or_else(|| io::Error::other("no handshake response"))?;
     Ok((socket, response))

@@ -56,6 +56,8 @@ mod shared;
 mod socket;
 #[cfg(feature = "rustls")]
 pub mod tls;
+#[cfg(feature = "tracing")]
+mod trace;
 
 pub use broadcast::{
     Broadcast, BroadcastConfig, Published, SlowConsumer, Subscribable, Subscriber,

@@ -322,7 +322,12 @@ impl<R: Runtime> Connecting<R> {
     where
         F: FnOnce(&Request) -> Result<Accept, Reject>,
     {
-        accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(self.slot))
+        #[cfg(feature = "tracing")]
+        let span = crate::trace::connection_span(tether::Role::Server, Some(&self.peer));
+        let accept = accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(self.slot));
+        #[cfg(feature = "tracing")]
+        let accept = tracing::Instrument::instrument(accept, span);
+        accept
     }
 
     /// Runs the opening handshake as [`handshake`](Connecting::handshake) does, then

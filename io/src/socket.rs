@@ -66,6 +66,10 @@ pub struct WsWriter {
 
 impl WebSocket {
     pub(crate) fn new(shared: Arc<Shared>, subprotocol: Option<String>) -> Self {
+        #[cfg(feature = "tracing")]
+        if let Some(p) = &subprotocol {
+            shared.span.record("subprotocol", p.as_str());
+        }
         WebSocket {
             reader: WsReader::new(Arc::clone(&shared)),
             writer: WsWriter::new(shared, subprotocol),

@@ -35,6 +35,18 @@
 //! the peer never took, the peer never closed after the close handshake, the connection
 //! failed) is reset (`SO_LINGER` 0, where the transport can), not left queued in the kernel;
 //! a close after the peer's end of stream is graceful.
+//!
+//! ## Proxies, counters, tracing
+//! - Clients connect through HTTP CONNECT proxies with [`ClientConfig::proxy`]: one proxy
+//!   ([`Proxy::all`]) or the environment's `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`
+//!   ([`Proxy::from_env`], opt-in). A refusal is [`Error::Proxy`], naming the proxy, the
+//!   target and the status.
+//! - [`WebSocket::stats`] (and the halves') reads the core's counters: messages and bytes
+//!   each way, Pings, Pongs, the latest and smoothed RTT ([`tether::Stats`]).
+//! - Feature `tracing`: a `websocket` span per connection (fields `peer`, `role`,
+//!   `subprotocol`) holding the core's events: `connecting`, `open`, `closing`, `closed`
+//!   (code, reason, initiator, clean, cause), heartbeat Pings, Pongs and misses, and the
+//!   reconnecting client's decisions (in a `reconnecting` span).
 #![forbid(unsafe_code)]
 // `Error` carries the core's terminal information and handshake errors by value.
 #![allow(clippy::result_large_err)]

@@ -262,3 +262,63 @@ async fn no_proxy_rules_are_applied_with_a_real_proxy() {
         .await
         .expect("loopback is direct from the environment");
 }
+
+/// `wss://` through tinyproxy: TLS runs inside the tunnel, end to end with the server (the
+/// proxy sees only the CONNECT), against a certificate for `localhost` trusted here.
+#[cfg(feature = "rustls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_runs_tls_inside_the_tunnel() {
+    use std::sync::Arc;
+
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tether_tokio::tls::ring_provider;
+
+    if !have_tinyproxy() {
+        return;
+    }
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let server_tls = Arc::new(
+        rustls::ServerConfig::builder_with_provider(ring_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tls = Arc::clone(&server_tls);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tether_tokio::accept_tls(tcp, tls, ServerConfig::default()).await
+                else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.recv().await {
+                    if ws.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client_tls = rustls::ClientConfig::builder_with_provider(ring_provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let proxy = tinyproxy("");
+    let config = ClientConfig::default()
+        .tls(Arc::new(client_tls))
+        .proxy(Proxy::all(&format!("http://{}", proxy.addr)).unwrap());
+    exchange(&format!("wss://localhost:{port}/"), config)
+        .await
+        .expect("wss through tinyproxy");
+}

@@ -2,10 +2,10 @@
 # Installs the programs the interop and Autobahn harnesses talk to. Idempotent: everything
 # lands under target/interop/ (ignored by git) and a second run only checks what is there.
 #
-#   bash scripts/install-peers.sh              # peers: Python websockets, Node ws, chromium, redis-server
+#   bash scripts/install-peers.sh              # peers: Python websockets, Node ws, chromium, redis-server, tinyproxy
 #   bash scripts/install-peers.sh autobahn     # Autobahn|Testsuite (wstest, Python 2.7)
 #   bash scripts/install-peers.sh all          # both
-#   bash scripts/install-peers.sh py node      # any subset of: py node chromium redis autobahn
+#   bash scripts/install-peers.sh py node      # any subset of: py node chromium redis tinyproxy autobahn
 #
 # Python 2.7 for wstest: $PYTHON2 if set, else pyenv's 2.7.x, else python2.7 on PATH.
 set -euo pipefail
@@ -78,6 +78,20 @@ install_redis() {
   say "installed $(/usr/bin/redis-server --version 2>/dev/null | cut -d' ' -f1-3)"
 }
 
+# The proxy tests (adapters/tokio/tests/tinyproxy.rs) start their own tinyproxy with a
+# generated configuration on a free port; the package's service is not used.
+install_tinyproxy() {
+  if [ -x /usr/bin/tinyproxy ]; then
+    say "found $(/usr/bin/tinyproxy -v 2>/dev/null) at /usr/bin/tinyproxy"
+    return
+  fi
+  command -v apt-get >/dev/null || die "/usr/bin/tinyproxy is missing and apt-get is not available"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy >/dev/null
+  [ -x /usr/bin/tinyproxy ] || die "apt-get installed tinyproxy but /usr/bin/tinyproxy is missing"
+  say "installed $(/usr/bin/tinyproxy -v 2>/dev/null)"
+}
+
 find_python2() {
   if [ -n "${PYTHON2:-}" ]; then echo "$PYTHON2"; return; fi
   local roots=()
@@ -121,13 +135,14 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(peers)
 for t in "${targets[@]}"; do
   case "$t" in
-    peers) install_py; install_node; install_chromium; install_redis ;;
-    all) install_py; install_node; install_chromium; install_redis; install_autobahn ;;
+    peers) install_py; install_node; install_chromium; install_redis; install_tinyproxy ;;
+    all) install_py; install_node; install_chromium; install_redis; install_tinyproxy; install_autobahn ;;
     py|python) install_py ;;
     node) install_node ;;
     chromium) install_chromium ;;
     redis) install_redis ;;
+    tinyproxy) install_tinyproxy ;;
     autobahn|wstest) install_autobahn ;;
-    *) die "unknown target '$t' (expected: peers all py node chromium redis autobahn)" ;;
+    *) die "unknown target '$t' (expected: peers all py node chromium redis tinyproxy autobahn)" ;;
   esac
 done

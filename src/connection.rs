@@ -26,8 +26,10 @@ use crate::prepared::PreparedMessage;
 use crate::recv::{Incoming, Receiver};
 use crate::resume::{LossReason, ResumeParams, Session, SessionEvent, SessionStore, SessionToken};
 use crate::send::{Sender, Transmit};
+use crate::stats::{Counters, Stats};
 use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
+use crate::trace::trace_event;
 use crate::utf8::Utf8Validator;
 
 /// What a queued Ping or Pong event counts for in the inbound flow-control total, besides its
@@ -189,6 +191,8 @@ pub struct Connection {
     /// Output bytes queued and reported written since the connection started.
     queued_total: u64,
     written_total: u64,
+    /// Messages, bytes, Pings and Pongs each way ([`Connection::stats`]).
+    counters: Counters,
     /// The terminal record, once the connection ended.
     /// Boxed: an open connection does not carry the room for it.
     closed: Option<Box<Closed>>,
@@ -233,6 +237,7 @@ impl RecvBuf<'_> {
     /// bytes is not end of stream: call [`Connection::handle_eof`] for that.
     pub fn commit(self, now: Instant, n: usize) {
         let n = self.conn.recv.commit(n);
+        self.conn.counters.wire_bytes_received += n as u64;
         if n > 0 {
             self.conn.on_input(now);
         }
@@ -293,6 +298,7 @@ impl Connection {
         rng: Box<dyn Rng + Send>,
         now: Instant,
     ) -> Self {
+        trace_event!(tracing::Level::DEBUG, role = ?role, "connecting");
         Connection {
             role,
             recv: Receiver::new(role, &config),
@@ -323,6 +329,7 @@ impl Connection {
             flights: None,
             queued_total: 0,
             written_total: 0,
+            counters: Counters::default(),
             closed: None,
             opened_at: None,
             emptied_at: None,
@@ -461,6 +468,7 @@ impl Connection {
     /// Received bytes from a buffer of the driver's own (one copy into the core).
     pub fn handle_data(&mut self, now: Instant, data: &[u8]) {
         if !data.is_empty() {
+            self.counters.wire_bytes_received += data.len() as u64;
             self.recv.push(data);
             self.on_input(now);
         }
@@ -774,6 +782,7 @@ impl Connection {
             return refuse(kind);
         }
         let frame = prepared.frame();
+        self.counters.sent(prepared.len(), true);
         self.send.write_frame_bytes(frame);
         self.queued_total += frame.len() as u64;
         self.update_outbound();
@@ -850,6 +859,7 @@ impl Connection {
             }
             _ => self.queue_frame(opcode, fin, &data, Some(&data)),
         }
+        self.counters.sent(data.len(), fin);
         if let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) {
             r.session.record_fragment(kind, &data, fin);
         }
@@ -893,6 +903,13 @@ impl Connection {
         }
         // Only now: a refused command leaves everything, the clock included, as it was.
         let now = self.tick(now);
+        trace_event!(
+            tracing::Level::DEBUG,
+            code = code.0,
+            reason,
+            initiator = "local",
+            "closing"
+        );
         self.write_close(Some(&CloseFrame {
             code,
             reason: String::from(reason),
@@ -1148,6 +1165,25 @@ impl Connection {
     #[must_use]
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
+    }
+
+    /// Messages and bytes each way, Pings sent, Pongs received and round-trip times (see
+    /// [`Stats`] for what is counted where).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        Stats {
+            messages_sent: c.messages_sent,
+            messages_received: c.messages_received,
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+            wire_bytes_sent: self.written_total,
+            wire_bytes_received: c.wire_bytes_received,
+            pings_sent: u64::from(c.pings_sent),
+            pongs_received: u64::from(c.pongs_received),
+            rtt: self.heartbeat.latest_rtt,
+            smoothed_rtt: self.heartbeat.smoothed_rtt,
+        }
     }
 
     /// Output bytes reported written through [`advance`](Connection::advance) so far.
@@ -1447,6 +1483,9 @@ impl Connection {
         payload: &[u8],
         shared: Option<&Bytes>,
     ) {
+        if opcode == OpCode::Ping {
+            self.counters.pings_sent = self.counters.pings_sent.saturating_add(1);
+        }
         let before = self.send.len();
         self.send
             .write_frame(self.role, opcode, fin, rsv, payload, shared, &mut *self.rng);
@@ -1486,6 +1525,7 @@ impl Connection {
     /// Queues a whole data message in one frame, compressed when permessage-deflate was
     /// negotiated and the message reaches its threshold (RFC 7692 §6: RSV1 set).
     fn queue_message(&mut self, opcode: OpCode, payload: &[u8], shared: Option<&Bytes>) {
+        self.counters.sent(payload.len(), true);
         match self.deflate.as_deref_mut() {
             Some(d) if d.should_compress(payload.len()) => {
                 let compressed = Bytes::from(d.compress_message(payload));
@@ -1644,6 +1684,12 @@ impl Connection {
     }
 
     fn become_open(&mut self, now: Instant) {
+        trace_event!(
+            tracing::Level::INFO,
+            role = ?self.role,
+            subprotocol = self.subprotocol.as_deref(),
+            "open"
+        );
         self.phase = Phase::Open;
         self.opened_at = Some(now);
         self.timers.stop(Timer::Handshake);
@@ -1702,6 +1748,15 @@ impl Connection {
         if matches!(self.phase, Phase::Ended) {
             return;
         }
+        trace_event!(
+            tracing::Level::INFO,
+            code = closed.code.0,
+            reason = closed.reason.as_str(),
+            initiator = ?closed.initiator,
+            clean = closed.clean,
+            cause = ?closed.cause,
+            "closed"
+        );
         self.phase = Phase::Ended;
         self.deferred = None;
         self.closed = Some(Box::new(closed.clone()));
@@ -1862,6 +1917,12 @@ impl Connection {
     }
 
     fn push_data(&mut self, data: Data) {
+        match &data {
+            Data::Message(m) => self.counters.received(m.len(), true),
+            Data::MessageChunk(b) => self.counters.received(b.len(), false),
+            Data::MessageEnd => self.counters.received(0, true),
+            Data::MessageStart(_) => {}
+        }
         if self.discard_data {
             return;
         }
@@ -2033,11 +2094,13 @@ impl Connection {
     }
 
     fn on_pong(&mut self, now: Instant, payload: Bytes) {
+        self.counters.pongs_received = self.counters.pongs_received.saturating_add(1);
         match self.heartbeat.outstanding {
             // RFC 6455 §5.5.3: only the Pong that echoes our Ping answers it.
             Some((sent, at)) if payload[..] == sent[..] => {
                 let sample = now - at;
                 self.heartbeat.latest_rtt = Some(sample);
+                trace_event!(tracing::Level::DEBUG, rtt = ?sample, "heartbeat pong received");
                 self.heartbeat.smoothed_rtt = Some(match self.heartbeat.smoothed_rtt {
                     Some(s) => (s * 7 + sample) / 8,
                     None => sample,
@@ -2070,6 +2133,13 @@ impl Connection {
         let initiator = if matches!(self.phase, Phase::Closing) {
             Initiator::Local
         } else {
+            trace_event!(
+                tracing::Level::DEBUG,
+                code = code.0,
+                reason = reason.as_str(),
+                initiator = "remote",
+                "closing"
+            );
             // RFC 6455 §5.5.1: echo the status code we received.
             let echo = frame.map(|f| CloseFrame {
                 code: f.code,
@@ -2102,16 +2172,24 @@ impl Connection {
                     self.rng.fill_bytes(&mut payload);
                     self.queue_ack();
                     self.queue_frame(OpCode::Ping, true, &payload, None);
+                    trace_event!(tracing::Level::TRACE, "heartbeat ping sent");
                     self.heartbeat.outstanding = Some((payload, now));
                     self.timers.set(Timer::Pong, now + hb.timeout);
                 }
             }
-            Timer::Pong => self.fail(
-                now,
-                CloseCode::INTERNAL_ERROR,
-                "heartbeat timeout".to_string(),
-                CloseCause::HeartbeatTimeout,
-            ),
+            Timer::Pong => {
+                trace_event!(
+                    tracing::Level::WARN,
+                    timeout = ?self.config.heartbeat.map(|hb| hb.timeout),
+                    "heartbeat missed: no pong within the timeout"
+                );
+                self.fail(
+                    now,
+                    CloseCode::INTERNAL_ERROR,
+                    "heartbeat timeout".to_string(),
+                    CloseCause::HeartbeatTimeout,
+                );
+            }
             Timer::Idle => self.fail(
                 now,
                 CloseCode::GOING_AWAY,

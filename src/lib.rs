@@ -177,6 +177,15 @@
 //!   Without it the crate is `no_std` + `alloc`.
 //! - `deflate`: permessage-deflate (RFC 7692) compression, over zlib-rs; needs `std`. The
 //!   negotiation in [`deflate`] is there without it, but nothing is offered or accepted.
+//! - `tracing`: events through `tracing` (works without `std`): `connecting`, `open`,
+//!   `closing`, `closed` (code, reason, initiator, clean, cause), heartbeat Pings (trace),
+//!   Pongs with the RTT (debug) and misses (warn), and every decision of the reconnect
+//!   [`Supervisor`](reconnect::Supervisor) (connecting, retrying after a delay, giving up and
+//!   why). The drivers put them in a span per connection. Without the feature the calls are
+//!   not compiled at all.
+//!
+//! Counters of what a connection did (messages, payload and wire bytes each way, Pings,
+//! Pongs, RTT) are always kept: [`Connection::stats`].
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -200,8 +209,10 @@ pub mod reconnect;
 mod recv;
 pub mod resume;
 mod send;
+mod stats;
 mod time;
 mod timer;
+mod trace;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
@@ -212,6 +223,7 @@ pub use event::{CloseCause, Closed, Data, Event, Initiator, TransportAction};
 pub use message::{DataKind, Message, Utf8Bytes};
 pub use prepared::PreparedMessage;
 pub use send::Transmit;
+pub use stats::Stats;
 pub use time::Instant;
 
 /// The byte buffers payloads travel in.

@@ -9,7 +9,7 @@ use tether::{Config, Connection};
 
 use crate::clock::{now, os_rng, timeout};
 use crate::runtime::{ClientStream, MaybeTls, Runtime, Transport};
-use crate::{ClientConfig, Error, WebSocket};
+use crate::{ClientConfig, Error, Tunnel, WebSocket};
 
 /// Connects to a `ws://` or `wss://` URL: the runtime opens the transport (resolve, TCP with
 /// `TCP_NODELAY`, TLS for `wss://`) within `connect_timeout`, then the opening handshake runs
@@ -38,13 +38,35 @@ pub fn connect_request<R: Runtime>(
     })
 }
 
-/// Opens the transport for `url` (TCP, then TLS for `wss://`) within the connect timeout.
+/// Opens the transport for `url` within the connect timeout: TCP to the server or to its
+/// proxy, the proxy's tunnel, then TLS for `wss://`. Errors name the address they concern.
 pub(crate) async fn open<R: Runtime>(
     url: &WsUrl,
     config: &ClientConfig,
 ) -> Result<ClientStream<R>, Error> {
+    let target = format!("{}:{}", url.host(), url.port());
+    let proxy = config.proxy.as_ref().and_then(|p| p.for_url(url));
     let open = async {
-        let tcp = R::connect(url.host().trim_matches(['[', ']']), url.port()).await?;
+        let tcp = match proxy {
+            None => {
+                let tcp = R::connect(url.host().trim_matches(['[', ']']), url.port())
+                    .await
+                    .map_err(|source| Error::Connect {
+                        addr: target.clone(),
+                        source,
+                    })?;
+                Tunnel::direct(tcp)
+            }
+            Some(server) => {
+                let tcp = R::connect(server.host().trim_matches(['[', ']']), server.port())
+                    .await
+                    .map_err(|source| Error::Connect {
+                        addr: server.to_string(),
+                        source,
+                    })?;
+                crate::proxy::tunnel(tcp, server, url.host(), url.port()).await?
+            }
+        };
         if !url.is_secure() {
             return Ok(MaybeTls::Plain(tcp));
         }
@@ -53,20 +75,30 @@ pub(crate) async fn open<R: Runtime>(
             crate::tls::connect(tcp, url, config)
                 .await
                 .map(MaybeTls::Tls)
+                .map_err(|source| Error::Connect {
+                    addr: target.clone(),
+                    source,
+                })
         }
         #[cfg(not(feature = "rustls"))]
         {
             drop(tcp);
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "wss:// needs the `rustls` feature of the adapter",
-            ))
+            Err(Error::Connect {
+                addr: target.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "wss:// needs the `rustls` feature of the adapter",
+                ),
+            })
         }
     };
-    timeout::<R, _>(config.connect_timeout, open)
-        .await
-        .ok_or(Error::ConnectTimeout)?
-        .map_err(Error::Io)
+    match timeout::<R, _>(config.connect_timeout, open).await {
+        Some(result) => result,
+        None => Err(Error::ConnectTimeout {
+            addr: target,
+            waited: config.connect_timeout,
+        }),
+    }
 }
 
 /// Runs the client handshake over a transport the caller connected (a proxy tunnel, a Unix
@@ -85,17 +117,30 @@ async fn handshake<R: Runtime, T: Transport>(
     mut config: Config,
 ) -> Result<(WebSocket, Response), Error> {
     config.streaming = false;
+    #[cfg(feature = "tracing")]
+    let span = {
+        let url = request.url();
+        let peer = format!("{}:{}", url.host(), url.port());
+        crate::trace::connection_span(tether::Role::Client, Some(&peer))
+    };
+    #[cfg(feature = "tracing")]
+    let entered = span.enter();
     let conn = Connection::client(request, config, os_rng()?, now::<R>());
     let no_decision: Option<fn(&_) -> _> = None;
-    let (socket, response, driver) = crate::handshake::drive::<R, T, _>(
+    let drive = crate::handshake::drive::<R, T, _>(
         stream,
         conn,
         no_decision,
         Default::default(),
         None,
         None,
-    )
-    .await?;
+    );
+    #[cfg(feature = "tracing")]
+    let drive = {
+        drop(entered);
+        tracing::Instrument::instrument(drive, span.clone())
+    };
+    let (socket, response, driver) = drive.await?;
     driver.spawn();
     let response = response.ok_or_else(|| io::Error::other("no handshake response"))?;
     Ok((socket, response))

@@ -21,6 +21,10 @@ pub struct ClientConfig {
     /// `webpki-roots` store and the `ring` provider.
     #[cfg(feature = "rustls")]
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The HTTP proxy to connect through (CONNECT); `None` (the default): connect directly.
+    /// The environment's proxies are used only when asked for, with
+    /// `proxy(Proxy::from_env())` (see [`Proxy`](crate::Proxy) for why).
+    pub proxy: Option<crate::Proxy>,
 }
 
 impl Default for ClientConfig {
@@ -30,6 +34,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             #[cfg(feature = "rustls")]
             tls: None,
+            proxy: None,
         }
     }
 }
@@ -55,6 +60,17 @@ impl ClientConfig {
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects through HTTP proxies: [`Proxy::all`](crate::Proxy::all) for one proxy, or
+    /// [`Proxy::from_env`](crate::Proxy::from_env) for `HTTPS_PROXY`, `HTTP_PROXY` and
+    /// `NO_PROXY`. The TCP connection goes to the proxy, `CONNECT` asks it for a tunnel to
+    /// the server, and TLS (for `wss://`) and the WebSocket handshake run inside the tunnel;
+    /// all of it within `connect_timeout`, but for the WebSocket handshake.
+    #[must_use]
+    pub fn proxy(mut self, proxy: crate::Proxy) -> Self {
+        self.proxy = Some(proxy);
         self
     }
 

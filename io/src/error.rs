@@ -2,7 +2,9 @@
 //! and abnormal ends.
 
 use std::io;
+use std::time::Duration;
 
+use tether::handshake::proxy::ProxyError;
 use tether::handshake::{HandshakeError, UrlError};
 use tether::{CloseError, Closed, SendErrorKind};
 
@@ -12,25 +14,54 @@ use tether::{CloseError, Closed, SendErrorKind};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The transport failed (resolve, connect, accept, TLS, read or write).
+    /// The transport failed (accept, a server's TLS, read or write).
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// Client side: opening the transport to `addr` failed (the name did not resolve, the
+    /// connection was refused, TLS failed, ...).
+    #[error("connecting to {addr} failed: {source}")]
+    Connect {
+        /// The `host:port` connected to: the server, or the proxy when one is used.
+        addr: String,
+        /// What failed.
+        source: io::Error,
+    },
     /// The URL is not a valid `ws://` or `wss://` URL.
     #[error("invalid URL: {0}")]
     Url(#[from] UrlError),
+    /// Client side: the HTTP proxy did not open a tunnel (it refused with a status such as
+    /// 403 or 407, answered something that is not HTTP, or closed the connection).
+    #[error("proxy {proxy} did not open a tunnel to {target}: {error}")]
+    Proxy {
+        /// The proxy's `host:port`.
+        proxy: String,
+        /// The `host:port` the tunnel was asked for.
+        target: String,
+        /// What the proxy did.
+        error: ProxyError,
+    },
     /// Client side: the server's answer was not a valid upgrade (e.g. a 401 or a 403: see
     /// [`HandshakeError::http_status`]). Boxed, like [`Error::Closed`]'s information: they are
     /// rare and large, and every result of a receive or send carries room for the largest
     /// variant.
     #[error("opening handshake failed: {0}")]
     Handshake(Box<HandshakeError>),
-    /// The opening handshake did not complete within `Config::handshake_timeout`.
-    #[error("the opening handshake timed out")]
-    HandshakeTimeout,
-    /// The TCP connection (and, for `wss://`, the TLS session) was not established within
-    /// `ClientConfig::connect_timeout`.
-    #[error("connecting timed out")]
-    ConnectTimeout,
+    /// The opening handshake (or a server's TLS handshake) did not complete within
+    /// `Config::handshake_timeout`.
+    #[error("the opening handshake timed out after {waited:?}")]
+    HandshakeTimeout {
+        /// How long it waited: the handshake timeout.
+        waited: Duration,
+    },
+    /// The TCP connection (through the proxy's tunnel when one is used, and, for `wss://`,
+    /// the TLS session) was not established within `ClientConfig::connect_timeout`.
+    #[error("connecting to {addr} timed out after {waited:?}")]
+    ConnectTimeout {
+        /// The `host:port` of the server.
+        addr: String,
+        /// How long it waited: the connect timeout.
+        waited: Duration,
+    },
     /// Server side: the opening request was refused with this HTTP status (by the policy,
     /// the decision function, or because it was not a valid WebSocket request).
     #[error("opening request rejected with {status}")]
@@ -55,12 +86,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// The error for a connection whose terminal event arrived before it opened.
+    /// The error for a connection whose terminal event arrived before it opened, after a
+    /// handshake that was given `handshake_timeout`.
     #[must_use]
-    pub fn from_handshake_end(closed: Closed) -> Error {
+    pub fn from_handshake_end(closed: Closed, handshake_timeout: Duration) -> Error {
         match closed.cause {
             tether::CloseCause::HandshakeRejected { status } => Error::Rejected { status },
-            tether::CloseCause::HandshakeTimeout => Error::HandshakeTimeout,
+            tether::CloseCause::HandshakeTimeout => Error::HandshakeTimeout {
+                waited: handshake_timeout,
+            },
             tether::CloseCause::HandshakeFailed(err) => Error::Handshake(Box::new(err)),
             _ => Error::Closed(Box::new(closed)),
         }

@@ -13,11 +13,11 @@ macro_rules! adapter_reexports {
         pub use $crate::tether::{self, handshake};
         pub use $crate::tether::{
             Bytes, CloseCode, CloseError, Closed, Config, DataKind, Message, PreparedMessage,
-            SendError, SendErrorKind, State, Utf8Bytes,
+            SendError, SendErrorKind, State, Stats, Utf8Bytes,
         };
         pub use $crate::{
-            self as tether_io, ClientConfig, Error, Incoming, RequestHook, ServerConfig, Shutdown,
-            SlotGuard, is_shut_down,
+            self as tether_io, ClientConfig, Error, Incoming, Proxy, RequestHook, ServerConfig,
+            Shutdown, SlotGuard, is_shut_down,
         };
 
         #[cfg(feature = "rustls")]

@@ -163,6 +163,9 @@ where
             }
             Ok((socket, response, driver))
         }
-        Outcome::Ended(closed) => Err(Error::from_handshake_end(closed)),
+        Outcome::Ended(closed) => {
+            let waited = shared.lock().conn.config().handshake_timeout;
+            Err(Error::from_handshake_end(closed, waited))
+        }
     }
 }

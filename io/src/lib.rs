@@ -74,6 +74,18 @@
 //! the peer never took, the peer never closed after the close handshake, the connection
 //! failed) is reset (`SO_LINGER` 0, where the transport can), not left queued in the kernel;
 //! a close after the peer's end of stream is graceful.
+//!
+//! ## Proxies, counters, tracing
+//! - Clients connect through HTTP CONNECT proxies with [`ClientConfig::proxy`]: one proxy
+//!   ([`Proxy::all`]) or the environment's `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`
+//!   ([`Proxy::from_env`], opt-in). A refusal is [`Error::Proxy`], naming the proxy, the
+//!   target and the status.
+//! - [`WebSocket::stats`] (and the halves') reads the core's counters: messages and bytes
+//!   each way, Pings, Pongs, the latest and smoothed RTT ([`tether::Stats`]).
+//! - Feature `tracing`: a `websocket` span per connection (fields `peer`, `role`,
+//!   `subprotocol`) holding the core's events: `connecting`, `open`, `closing`, `closed`
+//!   (code, reason, initiator, clean, cause), heartbeat Pings, Pongs and misses, and the
+//!   reconnecting client's decisions (in a `reconnecting` span).
 #![forbid(unsafe_code)]
 // `Error` carries the core's terminal information and handshake errors by value.
 #![allow(clippy::result_large_err)]
@@ -86,6 +98,7 @@ mod driver;
 mod error;
 mod glue;
 mod handshake;
+pub mod proxy;
 mod reconnect;
 mod resume;
 pub mod runtime;
@@ -94,6 +107,8 @@ mod shared;
 mod socket;
 #[cfg(feature = "rustls")]
 pub mod tls;
+#[cfg(feature = "tracing")]
+mod trace;
 
 pub use broadcast::{
     Broadcast, BroadcastConfig, Published, SlowConsumer, Subscribable, Subscriber,
@@ -102,6 +117,7 @@ pub use client::{connect, connect_on, connect_request};
 pub use clock::timeout;
 pub use config::{ClientConfig, RequestHook, ServerConfig};
 pub use error::Error;
+pub use proxy::{InvalidProxy, NoProxy, Proxy, ProxyServer, Tunnel, tunnel};
 pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
 pub use resume::SessionRegistry;
 pub use runtime::{ClientStream, ClientTls, Listener, MaybeTls, Runtime, Timer, Transport};

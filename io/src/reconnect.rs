@@ -93,6 +93,8 @@ pub fn reconnecting_request<R: Runtime>(
     settings: SessionConfig,
 ) -> Result<ReconnectingClient, Error> {
     let url = request.url().clone();
+    #[cfg(feature = "tracing")]
+    let request_url = url.clone();
     let mut core_config = config.config.clone();
     core_config.streaming = false;
     let now = now::<R>();
@@ -117,7 +119,13 @@ pub fn reconnecting_request<R: Runtime>(
         timer: CoreTimer::new(),
         detach_handled: false,
     };
-    R::spawn(async move { poll_fn(|cx| task.poll_run(cx)).await });
+    let run = async move { poll_fn(|cx| task.poll_run(cx)).await };
+    #[cfg(feature = "tracing")]
+    let run = tracing::Instrument::instrument(
+        run,
+        tracing::info_span!("reconnecting", url = %request_url),
+    );
+    R::spawn(run);
     Ok(ReconnectingClient { client })
 }
 
@@ -326,6 +334,13 @@ impl<R: Runtime> Task<R> {
                 progress = true;
                 match result {
                     Ok(stream) => {
+                        #[cfg(feature = "tracing")]
+                        let span = {
+                            let peer = format!("{}:{}", self.url.host(), self.url.port());
+                            crate::trace::connection_span(tether::Role::Client, Some(&peer))
+                        };
+                        #[cfg(feature = "tracing")]
+                        let _entered = span.enter();
                         if let Some(conn) = state.sup.transport_connected(now) {
                             let shared = Shared::new(conn, crate::clock::now::<R>);
                             let driver = Driver::new(stream, Arc::clone(&shared));

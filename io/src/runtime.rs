@@ -38,8 +38,10 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     fn listener(listener: std::net::TcpListener) -> io::Result<Self::Listener>;
 }
 
-/// What a client opens: plain TCP for `ws://`, TLS for `wss://`.
-pub type ClientStream<R> = MaybeTls<<R as Runtime>::Tcp, ClientTls<<R as Runtime>::Tcp>>;
+/// What a client opens: plain TCP for `ws://`, TLS for `wss://`, either straight to the server
+/// or through an HTTP proxy's tunnel.
+pub type ClientStream<R> =
+    MaybeTls<crate::Tunnel<<R as Runtime>::Tcp>, ClientTls<crate::Tunnel<<R as Runtime>::Tcp>>>;
 
 /// The TLS of a client stream: rustls with the `rustls` feature.
 #[cfg(feature = "rustls")]

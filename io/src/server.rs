@@ -74,7 +74,7 @@ pub fn accept_tls<R: Runtime, T: Transport>(
         let limit = config.config.handshake_timeout;
         let tls = timeout::<R, _>(limit, crate::tls::accept(stream, tls))
             .await
-            .ok_or(Error::HandshakeTimeout)??;
+            .ok_or(Error::HandshakeTimeout { waited: limit })??;
         accept::<R, _>(tls, config).await
     })
 }
@@ -398,7 +398,12 @@ impl<R: Runtime> Connecting<R> {
     where
         F: FnOnce(&Request) -> Result<Accept, Reject>,
     {
-        accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(self.slot))
+        #[cfg(feature = "tracing")]
+        let span = crate::trace::connection_span(tether::Role::Server, Some(&self.peer));
+        let accept = accept_guarded::<R, _, F>(self.stream, self.config, decide, Some(self.slot));
+        #[cfg(feature = "tracing")]
+        let accept = tracing::Instrument::instrument(accept, span);
+        accept
     }
 
     /// Runs the opening handshake as [`handshake`](Connecting::handshake) does, then

@@ -151,6 +151,37 @@ impl Wake {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub(crate) router: Arc<Router>,
+    /// The connection's span: entered while the state is locked, so the core's events are
+    /// in it whichever task drives the connection.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
+}
+
+/// The locked state (and, with `tracing`, the connection's span entered meanwhile).
+#[cfg(not(feature = "tracing"))]
+pub(crate) type Locked<'a> = MutexGuard<'a, Inner>;
+
+/// The locked state, with the connection's span entered meanwhile.
+#[cfg(feature = "tracing")]
+pub(crate) struct Locked<'a> {
+    // Dropped first: the lock is released inside the span.
+    guard: MutexGuard<'a, Inner>,
+    _entered: tracing::span::Entered<'a>,
+}
+
+#[cfg(feature = "tracing")]
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
 }
 
 impl Shared {
@@ -161,6 +192,8 @@ impl Shared {
             driver: AtomicWaker::new(),
         });
         Arc::new(Shared {
+            #[cfg(feature = "tracing")]
+            span: crate::trace::adopt_or_new(conn.role()),
             router: Arc::clone(&router),
             inner: Mutex::new(Inner {
                 conn,
@@ -185,8 +218,16 @@ impl Shared {
 
     /// Locks the state. A panic while the lock was held cannot leave the connection in a state
     /// worse than "ended", so poisoning is ignored.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        #[cfg(feature = "tracing")]
+        let entered = self.span.enter();
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        #[cfg(feature = "tracing")]
+        let guard = Locked {
+            guard,
+            _entered: entered,
+        };
+        guard
     }
 
     /// Queues `message` without waiting (the rule of [`poll_command`](Shared::poll_command)

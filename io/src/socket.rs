@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tether::handshake::Request;
-use tether::{CloseCode, Closed, DataKind, Message, PreparedMessage, SendError, State};
+use tether::{CloseCode, Closed, DataKind, Message, PreparedMessage, SendError, State, Stats};
 
 use crate::Error;
 use crate::shared::{Incoming, Receiving, Shared};
@@ -70,6 +70,10 @@ pub struct WsWriter {
 
 impl WebSocket {
     pub(crate) fn new(shared: Arc<Shared>, subprotocol: Option<String>) -> Self {
+        #[cfg(feature = "tracing")]
+        if let Some(p) = &subprotocol {
+            shared.span.record("subprotocol", p.as_str());
+        }
         WebSocket {
             reader: WsReader::new(Arc::clone(&shared)),
             writer: WsWriter::new(shared, subprotocol),
@@ -198,6 +202,13 @@ impl WebSocket {
         self.reader.request = head;
     }
 
+    /// The connection's counters: messages and bytes each way, Pings sent, Pongs received,
+    /// the latest and smoothed round-trip times (see [`Stats`] for what counts where).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.reader.stats()
+    }
+
     /// `tether-resume`: whether this connection resumed an earlier connection's session (a
     /// server's resumed connection continues the session of an older handle: read what that
     /// one still holds first).
@@ -277,6 +288,12 @@ impl WsReader {
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
         self.shared.lock().conn.closed().cloned()
+    }
+
+    /// The connection's counters (the same as [`WebSocket::stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().conn.stats()
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -447,6 +464,12 @@ impl WsWriter {
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
         self.shared.lock().conn.closed().cloned()
+    }
+
+    /// The connection's counters (the same as [`WebSocket::stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().conn.stats()
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

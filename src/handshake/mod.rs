@@ -28,6 +28,7 @@ mod headers;
 mod limits;
 mod origin;
 mod policy;
+pub mod proxy;
 mod reject;
 mod request;
 mod response;

@@ -648,6 +648,11 @@ impl Supervisor {
 
     fn start_attempt(&mut self, now: Instant) {
         self.attempt = self.attempt.saturating_add(1);
+        crate::trace::trace_event!(
+            tracing::Level::DEBUG,
+            attempt = self.attempt,
+            "reconnect: connecting"
+        );
         self.actions.push_back(SupervisorAction::Connect {
             attempt: self.attempt,
         });
@@ -668,12 +673,35 @@ impl Supervisor {
         let decision = self.policy.disconnected(now, reason, &mut *self.rng);
         let (retry_in, retry_at, terminal) = match decision {
             Decision::Retry { after, .. } => {
+                crate::trace::trace_event!(
+                    tracing::Level::INFO,
+                    reason = %reason,
+                    detail = detail.as_str(),
+                    retry_in = ?after,
+                    "reconnect: retrying"
+                );
                 let at = now.saturating_add(after);
                 self.plan = Plan::Waiting { at };
                 (Some(after), Some(at), None)
             }
-            Decision::GiveUp { reason: why } => (None, None, Some(Some(why))),
-            Decision::Stop => (None, None, Some(None)),
+            Decision::GiveUp { reason: why } => {
+                crate::trace::trace_event!(
+                    tracing::Level::WARN,
+                    reason = %reason,
+                    detail = detail.as_str(),
+                    why = ?why,
+                    "reconnect: giving up"
+                );
+                (None, None, Some(Some(why)))
+            }
+            Decision::Stop => {
+                crate::trace::trace_event!(
+                    tracing::Level::INFO,
+                    reason = %reason,
+                    "reconnect: stopped (closed by the application)"
+                );
+                (None, None, Some(None))
+            }
         };
         self.events.push_back(SupervisorEvent::Disconnected {
             reason,

@@ -164,6 +164,12 @@ pub struct ClientArgs {
     /// Seconds that resolving the host and opening TCP (and TLS) may take, per attempt
     #[arg(long, value_name = "SECS", value_parser = positive_secs, default_value = "10")]
     pub connect_timeout: Duration,
+    /// Connect through this HTTP proxy (`http://[user:password@]host:port`, HTTP CONNECT)
+    #[arg(long, value_name = "URL", conflicts_with = "proxy_from_env")]
+    pub proxy: Option<String>,
+    /// Connect through the proxies of `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`
+    #[arg(long)]
+    pub proxy_from_env: bool,
     /// The connection's limits and timers.
     #[command(flatten)]
     pub connection: ConnectionArgs,

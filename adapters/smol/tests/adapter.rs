@@ -553,7 +553,7 @@ fn server_handshake_is_bounded_by_the_handshake_timeout() {
         let outcome =
             tether_smol::accept(stream, ServerConfig::new(config, ServerPolicy::new())).await;
         assert!(
-            matches!(outcome, Err(Error::HandshakeTimeout)),
+            matches!(outcome, Err(Error::HandshakeTimeout { waited }) if waited == Duration::from_millis(200)),
             "{outcome:?}"
         );
     });
@@ -569,7 +569,7 @@ fn client_handshake_is_bounded_by_the_handshake_timeout() {
         config.handshake_timeout = Duration::from_millis(200);
         let outcome = connect(&url(addr), ClientConfig::new(config)).await;
         assert!(
-            matches!(outcome, Err(Error::HandshakeTimeout)),
+            matches!(outcome, Err(Error::HandshakeTimeout { waited }) if waited == Duration::from_millis(200)),
             "{:?}",
             outcome.err()
         );

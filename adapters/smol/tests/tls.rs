@@ -89,7 +89,9 @@ fn wss_refuses_an_untrusted_certificate() {
         let url = format!("wss://localhost:{}/", addr.port());
         // The default configuration trusts the public roots only.
         match connect(&url, ClientConfig::default()).await {
-            Err(Error::Io(_)) => {}
+            Err(Error::Connect { addr: target, .. }) => {
+                assert_eq!(target, format!("localhost:{}", addr.port()));
+            }
             Err(other) => panic!("expected a TLS error, got {other}"),
             Ok(_) => panic!("an untrusted certificate was accepted"),
         }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tether::handshake::Request;
-use tether::{Bytes, CloseCode, Closed, DataKind, Message, SendError, State};
+use tether::{Bytes, CloseCode, Closed, DataKind, Message, SendError, State, Stats};
 use tether_io::{Error, Incoming};
 
 use crate::runtime::{wait, wait_for};
@@ -84,6 +84,13 @@ macro_rules! sending {
         #[must_use]
         pub fn closed(&self) -> Option<Closed> {
             self.0.closed()
+        }
+
+        /// The connection's counters: messages and bytes each way, Pings sent, Pongs
+        /// received, the latest and smoothed round-trip times (see [`Stats`]).
+        #[must_use]
+        pub fn stats(&self) -> Stats {
+            self.0.stats()
         }
     };
 }
@@ -197,6 +204,12 @@ impl WsReader {
     #[must_use]
     pub fn closed(&self) -> Option<Closed> {
         self.0.closed()
+    }
+
+    /// The connection's counters (see [`Stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.0.stats()
     }
 }
 

@@ -503,7 +503,10 @@ fn handshake_timeout_bounds_a_silent_client() {
     let mut config = big_config();
     config.handshake_timeout = Duration::from_millis(200);
     let result = bounded(move || accept(tcp, ServerConfig::default().config(config)).map(|_| ()));
-    assert!(matches!(result, Err(Error::HandshakeTimeout)), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::HandshakeTimeout { waited }) if waited == Duration::from_millis(200)),
+        "{result:?}"
+    );
     drop(silent);
 }
 
@@ -753,4 +756,27 @@ fn a_server_half_closes_after_the_close_handshake() {
     let (clean_end, closed) = bounded(move || server.join().unwrap());
     assert!(clean_end);
     assert!(closed.unwrap().clean);
+}
+
+/// The counters read through the blocking handle and both halves are exact for a scripted
+/// exchange with an echo server.
+#[test]
+fn stats_are_readable_from_the_handle_and_both_halves() {
+    let addr = echo_server(ServerConfig::default());
+    bounded(move || {
+        let mut ws = client(addr);
+        ws.send_text("hello").unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::text("hello"));
+        ws.send_binary(vec![1u8; 300]).unwrap();
+        assert_eq!(ws.recv().unwrap().unwrap(), Message::binary(vec![1u8; 300]));
+        let stats = ws.stats();
+        assert_eq!(stats.messages_sent, 2);
+        assert_eq!(stats.bytes_sent, 305);
+        assert_eq!(stats.messages_received, 2);
+        assert_eq!(stats.bytes_received, 305);
+        assert_eq!(stats.pongs_received, 0);
+        let (writer, reader) = ws.split();
+        assert_eq!(writer.stats().bytes_sent, 305);
+        assert_eq!(reader.stats().messages_received, 2);
+    });
 }

@@ -30,6 +30,17 @@ async fn main() {
     let url = &args.client.url;
     let mut client_config = ClientConfig::new(args.client.connection.config());
     client_config.connect_timeout = args.client.connect_timeout;
+    if let Some(proxy) = &args.client.proxy {
+        match tether_tokio::Proxy::all(proxy) {
+            Ok(proxy) => client_config = client_config.proxy(proxy),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        }
+    } else if args.client.proxy_from_env {
+        client_config = client_config.proxy(tether_tokio::Proxy::from_env());
+    }
     let mut client = match tether_tokio::reconnecting(
         url,
         client_config,

@@ -855,7 +855,10 @@ async fn a_silent_client_is_cut_off_by_the_handshake_timeout() {
         .await
         .unwrap()
         .unwrap_err();
-    assert!(matches!(err, Error::HandshakeTimeout), "{err:?}");
+    assert!(
+        matches!(err, Error::HandshakeTimeout { waited } if waited == Duration::from_millis(200)),
+        "{err:?}"
+    );
     let mut answer = Vec::new();
     bounded("408", silent.read_to_end(&mut answer))
         .await
@@ -937,4 +940,38 @@ async fn reconnecting_client_reads_each_connection_in_order() {
         ),
         "{last:?}"
     );
+}
+
+/// The counters are read from the handle and from both halves, and are exact for a scripted
+/// exchange with an echo server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_messages_bytes_pings_and_pongs() {
+    let addr = echo_server().await;
+    let mut config = ClientConfig::default();
+    config.config.heartbeat = None;
+    let (mut ws, _) = bounded("connect", tether_tokio::connect(&url(addr), config))
+        .await
+        .expect("connect");
+    ws.send_text("abc").await.unwrap();
+    ws.send_binary(vec![7u8; 1000]).await.unwrap();
+    for _ in 0..2 {
+        bounded("echo", ws.recv()).await.unwrap().unwrap();
+    }
+    ws.ping("x").await.unwrap();
+    let pong = bounded("pong", ws.next_event()).await.unwrap().unwrap();
+    assert_eq!(pong, Incoming::Pong(Bytes::from_static(b"x")));
+    let stats = ws.stats();
+    assert_eq!(stats.messages_sent, 2);
+    assert_eq!(stats.bytes_sent, 1003);
+    assert_eq!(stats.messages_received, 2);
+    assert_eq!(stats.bytes_received, 1003);
+    assert_eq!(stats.pings_sent, 1);
+    assert_eq!(stats.pongs_received, 1);
+    // Frames from the server: 2+3, 4+1000 and 2+1 bytes, after the 101 response.
+    assert!(stats.wire_bytes_received > 5 + 1004 + 3, "{stats:?}");
+    // Client frames are masked: 6+3, 8+1000, 6+1 bytes after the request head.
+    assert!(stats.wire_bytes_sent > 9 + 1008 + 7, "{stats:?}");
+    let (writer, reader) = ws.split();
+    assert_eq!(writer.stats(), stats);
+    assert_eq!(reader.stats(), stats);
 }

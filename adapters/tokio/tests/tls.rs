@@ -86,11 +86,15 @@ async fn wss_echo_with_a_trusted_self_signed_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_refuses_an_untrusted_certificate() {
     let (addr, _) = tls_echo_server().await;
-    let url = format!("wss://localhost:{}/", addr.port());
+    let port = addr.port();
+    let url = format!("wss://localhost:{port}/");
     let err = timeout(LIMIT, tether_tokio::connect(&url, ClientConfig::default()))
         .await
         .unwrap()
         .map(|_| ())
         .unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Connect { addr, .. } if *addr == format!("localhost:{}", port)),
+        "{err:?}"
+    );
 }

@@ -10,6 +10,10 @@
 //! shutdown). `tether-tokio` and `tether-smol` implement those and re-export the rest;
 //! applications use them, not this crate.
 //!
+//! A connection whose HTTP upgrade happened elsewhere (hyper, axum, an HTTP/2 extended
+//! CONNECT) starts open with [`open_upgraded`] or [`serve_upgraded`], the bytes read past the
+//! HTTP head first.
+//!
 //! ## How a connection runs
 //! A driver per connection drives the transport and the core's `Connection`, in a task of
 //! its own, or in the connection's own task beside the application's handler with
@@ -55,6 +59,7 @@ mod shared;
 mod socket;
 #[cfg(feature = "rustls")]
 pub mod tls;
+mod upgraded;
 
 pub use broadcast::{
     Broadcast, BroadcastConfig, Published, SlowConsumer, Subscribable, Subscriber,
@@ -75,3 +80,4 @@ pub use shared::Incoming;
 pub use socket::{WebSocket, WsReader, WsWriter};
 pub use tether;
 pub use tether::reconnect::ReconnectEvent;
+pub use upgraded::{Upgraded, open_upgraded, serve_upgraded};

@@ -5,12 +5,14 @@
 //! [`hyper::upgrade::Upgraded`]. [`open`] makes it a [`WebSocket`] with the whole engine
 //! behind it (heartbeats, the close handshake and its timeout, flow control):
 //!
-//! - over HTTP/1.1 served by `hyper_util`'s `TokioIo<TcpStream>` (what `axum::serve` and
-//!   `hyper_util`'s server use), the stream is taken back from hyper: the connection then
-//!   runs on the `TcpStream` itself, and the bytes hyper had read past the HTTP head (frames
-//!   the client sent right behind its request) go to the connection first;
-//! - any other stream (an HTTP/2 stream, TLS, a custom listener) runs through `Upgraded`
-//!   itself, whose reads hand out those buffered bytes first.
+//! - over `hyper_util`'s `TokioIo<TcpStream>` (a hyper HTTP/1.1 server's
+//!   `serve_connection(TokioIo::new(tcp), ..).with_upgrades()`), the stream is taken back from
+//!   hyper: the connection then runs on the `TcpStream` itself, and the bytes hyper had read
+//!   past the HTTP head (frames the client sent right behind its request) go to the
+//!   connection first;
+//! - any other stream runs through `Upgraded` itself, whose reads hand out those buffered
+//!   bytes first: an HTTP/2 stream, TLS, and `axum::serve`'s connections (its HTTP/1-or-2
+//!   detection wraps the stream in a type of `hyper_util`'s own, which cannot be taken back).
 //!
 //! Either way no frame is lost. The [`tether::handshake::http`] functions make the response
 //! that the upgrade needs.

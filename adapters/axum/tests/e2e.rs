@@ -518,3 +518,66 @@ async fn the_example_binary_serves() {
     check_example_routes(addr).await;
     child.kill().await.unwrap();
 }
+
+/// An HTTP/2 extended CONNECT that breaks a rule (no `Sec-WebSocket-Version`) is refused with
+/// 400 over HTTP/2, and `on_failed_upgrade` hears of it.
+#[tokio::test]
+async fn http2_refusal_and_failure_callback() {
+    let (report, _r) = mpsc::unbounded_channel();
+    let (failures, mut failed) = mpsc::unbounded_channel();
+    let addr = serve(test_app(report, failures)).await;
+    let mut send = http2_client(TcpStream::connect(addr).await.unwrap()).await;
+    let request = http::Request::connect(format!("http://{addr}/ws"))
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .body(Empty::new())
+        .unwrap();
+    let response = bounded("CONNECT", send.send_request(request))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["sec-websocket-version"], "13");
+    assert_eq!(bounded("on_failed_upgrade", failed.recv()).await, Some(400));
+}
+
+/// permessage-deflate through the extractor: `config` with `Config::deflate` answers the
+/// client's offer, and compressed messages echo intact.
+#[cfg(feature = "deflate")]
+#[tokio::test]
+async fn permessage_deflate_through_the_extractor() {
+    fn deflating() -> Config {
+        let mut config = Config::default();
+        config.deflate = Some(Default::default());
+        config
+    }
+    let app = Router::new().route(
+        "/ws",
+        any(|upgrade: WebSocketUpgrade| async move {
+            upgrade.config(deflating()).on_upgrade(|mut ws| async move {
+                while let Some(Ok(m)) = ws.recv().await {
+                    if ws.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        }),
+    );
+    let addr = serve(app).await;
+    let (mut ws, response) = tether_tokio::connect(
+        &format!("ws://{addr}/ws"),
+        tether_tokio::ClientConfig::new(deflating()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        response.extensions()[0].starts_with("permessage-deflate"),
+        "{:?}",
+        response.extensions()
+    );
+    let text = "a compressible line of text\n".repeat(5000);
+    ws.send_text(&text).await.unwrap();
+    assert_eq!(
+        bounded("echo", ws.recv()).await.unwrap().unwrap(),
+        Message::text(text.as_str())
+    );
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+}

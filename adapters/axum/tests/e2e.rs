@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http_body_util::Empty;
 use hyper::client::conn::http2::SendRequest;
@@ -578,6 +578,36 @@ async fn permessage_deflate_through_the_extractor() {
     assert_eq!(
         bounded("echo", ws.recv()).await.unwrap().unwrap(),
         Message::text(text.as_str())
+    );
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+}
+
+/// `Option<WebSocketUpgrade>`: one route serves a page to a plain GET and a WebSocket to an
+/// upgrade.
+#[tokio::test]
+async fn optional_extractor_serves_a_page_and_a_websocket_on_one_route() {
+    let app = Router::new().route(
+        "/",
+        any(|upgrade: Option<WebSocketUpgrade>| async move {
+            match upgrade {
+                Some(upgrade) => upgrade.on_upgrade(|mut ws| async move {
+                    let _ = ws.send_text("hi from ws").await;
+                    let _ = ws.recv().await;
+                }),
+                None => "plain page".into_response(),
+            }
+        }),
+    );
+    let addr = serve(app).await;
+    let page = http_exchange(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.ends_with("plain page"), "{page}");
+    let (mut ws, _) = tether_tokio::connect(&format!("ws://{addr}/"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        bounded("greeting", ws.recv()).await.unwrap().unwrap(),
+        Message::text("hi from ws")
     );
     ws.close(CloseCode::NORMAL, "").await.unwrap();
 }

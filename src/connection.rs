@@ -356,6 +356,38 @@ impl Connection {
         conn
     }
 
+    /// A connection that is already open, like [`open`](Connection::open), with what the
+    /// upgrade done elsewhere agreed on: the subprotocol (reported by [`Event::Connected`]
+    /// and [`subprotocol`](Connection::subprotocol)) and the extensions of the response, of
+    /// which permessage-deflate is set up (RFC 7692) when [`Config::deflate`] is set. Other
+    /// extensions are not the core's and are ignored.
+    ///
+    /// Fails, with the reason, when the permessage-deflate element cannot be acted on
+    /// (RFC 7692 §5.1): the upgrade must not be completed on such terms.
+    pub fn open_negotiated<R: Rng + Send + 'static>(
+        role: Role,
+        negotiated: &crate::handshake::Negotiated,
+        config: impl Into<Arc<Config>>,
+        rng: R,
+        now: Instant,
+    ) -> Result<Self, HandshakeError> {
+        let config = config.into();
+        let deflate = if config.deflate.is_some() {
+            crate::deflate::agreed_codec(role, &config, &negotiated.extensions)
+                .map_err(HandshakeError::Deflate)?
+        } else {
+            None
+        };
+        let mut conn = Connection::new(role, config, Phase::Open, Box::new(rng), now);
+        if deflate.is_some() {
+            conn.recv.allow_compression();
+            conn.deflate = deflate;
+        }
+        conn.subprotocol = negotiated.subprotocol.as_deref().map(Box::from);
+        conn.become_open(now);
+        Ok(conn)
+    }
+
     /// A client that starts by writing `request`'s opening handshake. The `Sec-WebSocket-Key`
     /// nonce and every masking key come from `rng`. `config` is a [`Config`] or an
     /// `Arc<Config>` (see [`open`](Connection::open)).

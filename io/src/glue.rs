@@ -28,7 +28,8 @@ macro_rules! adapter_reexports {
 /// Defines an adapter's public API over the engine: the re-exports an application needs
 /// (the core's message and close types, the engine's handle, configs and error), `Server`,
 /// `Connecting`, `MaybeTlsStream`, `connect`, `connect_request`, `connect_on`, `accept`,
-/// `accept_with`, `reconnecting` and `reconnecting_request`, each fixed to one runtime.
+/// `accept_with`, `open_upgraded`, `serve_upgraded`, `reconnecting` and
+/// `reconnecting_request`, each fixed to one runtime.
 ///
 /// ```ignore
 /// tether_io::adapter_api!(runtime = Tokio, wrap = TokioIo,
@@ -38,7 +39,8 @@ macro_rules! adapter_reexports {
 macro_rules! adapter_api {
     (runtime = $rt:ty, wrap = $wrap:path, stream = [$($bound:tt)+]) => {
         $crate::adapter_reexports!();
-        pub use $crate::{ReconnectingClient, WebSocket, WsReader, WsWriter};
+        pub use $crate::{ReconnectingClient, Upgraded, WebSocket, WsReader, WsWriter};
+        pub use $crate::tether::Role;
         pub use $crate::broadcast::{
             self, Broadcast, BroadcastConfig, Published, SlowConsumer, Subscriber,
         };
@@ -141,6 +143,39 @@ macro_rules! adapter_api {
             S: $($bound)+,
         {
             $crate::accept_tls::<$rt, _>($wrap(stream), tls, config).await
+        }
+
+        /// Opens a WebSocket over a stream whose HTTP upgrade was done elsewhere (hyper,
+        /// axum, an HTTP/2 extended CONNECT stream), in either role, and spawns its driver.
+        /// `leftover` (bytes read past the HTTP head) goes to the connection first. See
+        /// [`tether_io::open_upgraded`].
+        pub fn open_upgraded<S>(
+            stream: S,
+            leftover: &[u8],
+            upgraded: $crate::Upgraded,
+        ) -> ::core::result::Result<$crate::WebSocket, $crate::Error>
+        where
+            S: $($bound)+,
+        {
+            $crate::open_upgraded::<$rt, _>($wrap(stream), leftover, upgraded)
+        }
+
+        /// [`open_upgraded`], then `handler` with the connection, with its driver in the
+        /// same future (one task per connection). See [`tether_io::serve_upgraded`].
+        pub fn serve_upgraded<S, H, Fut>(
+            stream: S,
+            leftover: &[u8],
+            upgraded: $crate::Upgraded,
+            handler: H,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), $crate::Error>,
+        >
+        where
+            S: $($bound)+,
+            H: FnOnce($crate::WebSocket) -> Fut,
+            Fut: ::core::future::Future<Output = ()>,
+        {
+            $crate::serve_upgraded::<$rt, _, H, Fut>($wrap(stream), leftover, upgraded, handler)
         }
 
         /// Starts a reconnecting client for `url` (its first attempt begins at once, in a

@@ -49,6 +49,10 @@
 //! }
 //! ```
 //!
+//! A connection whose HTTP upgrade happened elsewhere (hyper, axum, an HTTP/2 extended
+//! CONNECT) starts open with [`open_upgraded`] or [`serve_upgraded`], the bytes read past the
+//! HTTP head first.
+//!
 //! ## How a connection runs
 //! A driver per connection drives the transport and the core's `Connection`, in a task of
 //! its own, or in the connection's own task beside the application's handler with
@@ -109,6 +113,7 @@ mod socket;
 pub mod tls;
 #[cfg(feature = "tracing")]
 mod trace;
+mod upgraded;
 
 pub use broadcast::{
     Broadcast, BroadcastConfig, Published, SlowConsumer, Subscribable, Subscriber,
@@ -130,3 +135,4 @@ pub use shared::Incoming;
 pub use socket::{WebSocket, WsReader, WsWriter};
 pub use tether;
 pub use tether::reconnect::ReconnectEvent;
+pub use upgraded::{Upgraded, open_upgraded, serve_upgraded};

@@ -204,6 +204,19 @@ pub(crate) fn client_codec(
     Ok(codec_for(crate::Role::Client, config, &agreed))
 }
 
+/// The codec for the extensions an upgrade done elsewhere agreed on (the response's
+/// elements), in either role: `Ok(None)` when permessage-deflate is not among them.
+pub(crate) fn agreed_codec<S: AsRef<str>>(
+    role: crate::Role,
+    config: &crate::Config,
+    extensions: &[S],
+) -> Result<Option<alloc::boxed::Box<Codec>>, NegotiationError> {
+    let Some(agreed) = check_response(extensions)? else {
+        return Ok(None);
+    };
+    Ok(codec_for(role, config, &agreed))
+}
+
 /// The server's answer to the request's offers, added to `accept` (unless the application
 /// accepted permessage-deflate itself, whose answer is then used), and the codec for it.
 pub(crate) fn server_codec(

@@ -25,6 +25,8 @@ mod client_request;
 mod error;
 mod head;
 mod headers;
+#[cfg(feature = "http")]
+pub mod http;
 mod limits;
 mod origin;
 mod policy;

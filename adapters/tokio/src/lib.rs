@@ -62,9 +62,14 @@
 //!   the `webpki-roots` store, or a caller-supplied `rustls::ClientConfig`; `accept_tls` for a
 //!   server that terminates TLS itself. The TLS is the engine's (`tls`: rustls's sans-IO
 //!   connection over any transport), the same in every adapter.
+//! - `hyper` (off by default): the `hyper` module turns a `hyper::upgrade::Upgraded` into an
+//!   open [`WebSocket`], the bytes hyper read past the HTTP head first. For axum, the
+//!   `tether-axum` crate builds on it.
 #![forbid(unsafe_code)]
 #![allow(clippy::result_large_err)]
 
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod runtime;
 
 pub use runtime::{Sleep, Tokio, TokioIo, TokioListener};

@@ -11,10 +11,10 @@ SKIP="${SKIP:-}"
 step() { printf '\n==> %s\n' "$*"; }
 skipped() { [[ " $SKIP " == *" $1 "* ]] && { echo "(skipped: $1)"; return 0; }; return 1; }
 
-step "install the interop peers (Python websockets, Node ws, Chromium, redis-server, Autobahn wstest)"
+step "install the interop peers (Python websockets, Node ws, Chromium, redis-server, tinyproxy, Autobahn wstest)"
 bash scripts/install-peers.sh all
 
-step "unit, integration, property and adapter tests (all features, TLS included; the chat against redis-server and Chromium)"
+step "unit, integration, property and adapter tests (all features, TLS included; the chat against redis-server and Chromium; proxies against tinyproxy; axum over HTTP/1.1 and HTTP/2)"
 cargo test --workspace --all-features --all-targets
 
 step "headless Chromium against the tokio adapter"

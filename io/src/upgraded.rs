@@ -27,6 +27,7 @@ pub struct Upgraded {
     role: Role,
     negotiated: Negotiated,
     config: Config,
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl Upgraded {
@@ -38,7 +39,16 @@ impl Upgraded {
             role,
             negotiated: Negotiated::default(),
             config,
+            peer: None,
         }
+    }
+
+    /// The peer's address, when the code that did the upgrade knows it: the `peer` of the
+    /// connection's `tracing` span (feature `tracing`).
+    #[must_use]
+    pub fn peer(mut self, peer: std::net::SocketAddr) -> Self {
+        self.peer = Some(peer);
+        self
     }
 
     /// The subprotocol and extensions the upgrade agreed on (the response's
@@ -124,7 +134,16 @@ fn start<R: Runtime, T: Transport>(
         role,
         negotiated,
         mut config,
+        peer,
     } = upgraded;
+    // The connection's span, which its shared state adopts: the core's events happen in it.
+    #[cfg(feature = "tracing")]
+    let span =
+        crate::trace::connection_span(role, peer.as_ref().map(|p| p as &dyn std::fmt::Display));
+    #[cfg(feature = "tracing")]
+    let _entered = span.enter();
+    #[cfg(not(feature = "tracing"))]
+    let _ = peer;
     // The handle hands out whole messages, as after the built-in handshakes.
     config.streaming = false;
     let at = now::<R>();

@@ -55,6 +55,8 @@
 //!   serve a page and a WebSocket.
 //! - The handle is tether's [`WebSocket`]: `send`, `recv`, `close` (code and reason),
 //!   `split`, `Stream` and `Sink`; Pongs and the close echo are answered by the engine.
+//! - With the `tracing` feature each connection has a `websocket` span; serve the app with
+//!   `into_make_service_with_connect_info::<SocketAddr>()` and the span names the peer.
 //! - [`config`](WebSocketUpgrade::config) sets everything else of tether's
 //!   [`Config`]; [`policy`](WebSocketUpgrade::policy) adds an Origin allowlist and an
 //!   authentication hook.
@@ -108,6 +110,8 @@ pub struct WebSocketUpgrade {
     policy: ServerPolicy,
     config: Config,
     on_failed: Option<OnFailed>,
+    /// The client's address, when the app is served with `ConnectInfo<SocketAddr>`.
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl fmt::Debug for WebSocketUpgrade {
@@ -137,6 +141,10 @@ impl WebSocketUpgrade {
             policy: ServerPolicy::new(),
             config: Config::default(),
             on_failed: None,
+            peer: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0),
         }
     }
 
@@ -268,6 +276,7 @@ impl WebSocketUpgrade {
             policy,
             config,
             on_failed,
+            peer,
         } = self;
         let fail = |error: UpgradeError| {
             if let Some(on_failed) = on_failed {
@@ -295,8 +304,12 @@ impl WebSocketUpgrade {
             )
                 .into_response();
         };
-        let settings =
+        let mut settings =
             Upgraded::new(Role::Server, config).with_negotiated(accepted.negotiated.clone());
+        if let Some(peer) = peer {
+            // The `peer` of the connection's tracing span.
+            settings = settings.peer(peer);
+        }
         tokio::spawn(async move {
             let result = match on_upgrade.await {
                 Ok(upgraded) => tether_tokio::hyper::serve(upgraded, settings, callback)

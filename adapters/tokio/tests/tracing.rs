@@ -140,4 +140,30 @@ async fn connection_spans_carry_peer_role_and_subprotocol() {
     assert_eq!(server_closed.span["subprotocol"], "chat");
     assert_eq!(server_closed.fields["initiator"], "Remote");
     assert!(find("connecting", "Client").span.contains_key("peer"));
+
+    // A connection upgraded elsewhere (hyper, axum) gets its span too, with the peer the
+    // upgrading code names.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let there = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+    let (there, accepted) = tokio::join!(there, listener.accept());
+    let (here, _) = accepted.unwrap();
+    let named: std::net::SocketAddr = "192.0.2.7:4242".parse().unwrap();
+    let upgraded = |role| tether_tokio::Upgraded::new(role, Config::default());
+    let mut server_side =
+        tether_tokio::open_upgraded(here, &[], upgraded(tether::Role::Server).peer(named)).unwrap();
+    let mut client_side =
+        tether_tokio::open_upgraded(there.unwrap(), &[], upgraded(tether::Role::Client)).unwrap();
+    let closing = tokio::spawn(async move { client_side.close(CloseCode::NORMAL, "bye").await });
+    assert!(server_side.recv().await.is_none());
+    assert!(closing.await.unwrap().unwrap().clean);
+    let events = capture.events.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| {
+            e.span_name.as_deref() == Some("websocket")
+                && e.span.get("peer").is_some_and(|p| *p == named.to_string())
+                && e.span.get("role").is_some_and(|r| r == "Server")
+                && e.fields.get("message").is_some_and(|m| m == "closed")
+        }),
+        "no closed event in the upgraded connection's span: {events:#?}"
+    );
 }

@@ -1,5 +1,10 @@
 //! # tether: a sans-IO WebSocket (RFC 6455) protocol core
 //!
+//! ```toml
+//! [dependencies]
+//! tether-ws = "0.1"   # the library is `tether`; features = ["deflate"] for permessage-deflate
+//! ```
+//!
 //! tether is a pure state machine: bytes go in, events and bytes come out, and time is a value
 //! the caller passes in. It never touches a socket, never reads a clock and never reaches for a
 //! global random source, so it can be driven by any runtime, fuzzed, and tested
@@ -9,11 +14,6 @@
 //! connect, hands out each new [`Connection`] with the queued messages already sent into it,
 //! and takes back what a dead transport never wrote. Between two tether peers, [`resume`]
 //! goes further: a session survives the loss of its connection with nothing lost or doubled.
-//!
-//! ```toml
-//! [dependencies]
-//! tether-ws = "0.1"   # the library is `tether`; features = ["deflate"] for permessage-deflate
-//! ```
 //!
 //! Applications on tokio, smol or plain threads use an adapter (`tether-tokio`, `tether-smol`,
 //! `tether-std`), which drives this core for them; the core alone is for embedding tether in a

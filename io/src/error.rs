@@ -30,16 +30,10 @@ pub enum Error {
     #[error("invalid URL: {0}")]
     Url(#[from] UrlError),
     /// Client side: the HTTP proxy did not open a tunnel (it refused with a status such as
-    /// 403 or 407, answered something that is not HTTP, or closed the connection).
-    #[error("proxy {proxy} did not open a tunnel to {target}: {error}")]
-    Proxy {
-        /// The proxy's `host:port`.
-        proxy: String,
-        /// The `host:port` the tunnel was asked for.
-        target: String,
-        /// What the proxy did.
-        error: ProxyError,
-    },
+    /// 403 or 407, answered something that is not HTTP, or closed the connection). Boxed, as
+    /// the other rare and large variants are.
+    #[error("{0}")]
+    Proxy(Box<ProxyFailure>),
     /// Client side: the server's answer was not a valid upgrade (e.g. a 401 or a 403: see
     /// [`HandshakeError::http_status`]). Boxed, like [`Error::Closed`]'s information: they are
     /// rare and large, and every result of a receive or send carries room for the largest
@@ -98,5 +92,43 @@ impl Error {
             tether::CloseCause::HandshakeFailed(err) => Error::Handshake(Box::new(err)),
             _ => Error::Closed(Box::new(closed)),
         }
+    }
+}
+
+/// What [`Error::Proxy`] carries: which proxy, the tunnel asked for and what the proxy did.
+#[derive(Debug, thiserror::Error)]
+#[error("proxy {proxy} did not open a tunnel to {target}: {error}")]
+#[non_exhaustive]
+pub struct ProxyFailure {
+    /// The proxy's `host:port`.
+    pub proxy: String,
+    /// The `host:port` the tunnel was asked for.
+    pub target: String,
+    /// What the proxy did.
+    pub error: ProxyError,
+}
+
+impl ProxyFailure {
+    pub(crate) fn new(proxy: String, target: String, error: ProxyError) -> ProxyFailure {
+        ProxyFailure {
+            proxy,
+            target,
+            error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every pending receive, send and handshake future holds room for an `Error`, and an
+    /// idle connection holds such futures: the rare, large variants are boxed so it stays
+    /// as small as a `UrlError` and a tag.
+    #[test]
+    fn the_error_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Error>() <= 40,
+            "{} bytes",
+            std::mem::size_of::<super::Error>()
+        );
     }
 }

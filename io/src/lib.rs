@@ -1,5 +1,10 @@
 //! # tether-io: the runtime-neutral engine of the tether adapters
 //!
+//! ```toml
+//! [dependencies]
+//! tether-io = "0.1"   # for a runtime of your own; applications use tether-tokio or tether-smol
+//! ```
+//!
 //! The [`tether`] core is a sans-IO state machine. This crate drives it, once, for every
 //! async runtime: the loop over the core, the shared state and wake-ups, the [`WebSocket`]
 //! handle with its split halves, `Stream` and `Sink`, connect and accept, the [`Server`]
@@ -9,11 +14,6 @@
 //! client transport, wrap a listener) and a [`Transport`] (read, vectored write, flush,
 //! shutdown). `tether-tokio` and `tether-smol` implement those and re-export the rest;
 //! applications use them, not this crate.
-//!
-//! ```toml
-//! [dependencies]
-//! tether-io = "0.1"   # for a runtime of your own; applications use tether-tokio or tether-smol
-//! ```
 //!
 //! A client and a server, written once for any [`Runtime`] (an adapter fixes `R`):
 //!
@@ -121,7 +121,7 @@ pub use broadcast::{
 pub use client::{connect, connect_on, connect_request};
 pub use clock::timeout;
 pub use config::{ClientConfig, RequestHook, ServerConfig};
-pub use error::Error;
+pub use error::{Error, ProxyFailure};
 pub use proxy::{InvalidProxy, NoProxy, Proxy, ProxyServer, Tunnel, tunnel};
 pub use reconnect::{ReconnectingClient, reconnecting, reconnecting_request};
 pub use resume::SessionRegistry;

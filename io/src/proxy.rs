@@ -316,10 +316,12 @@ pub async fn tunnel<T: Transport>(
     host: &str,
     port: u16,
 ) -> Result<Tunnel<T>, Error> {
-    let fail = |error| Error::Proxy {
-        proxy: server.to_string(),
-        target: format!("{host}:{port}"),
-        error,
+    let fail = |error| {
+        Error::Proxy(Box::new(crate::error::ProxyFailure::new(
+            server.to_string(),
+            format!("{host}:{port}"),
+            error,
+        )))
     };
     let io_fail = |source| Error::Connect {
         addr: server.to_string(),

@@ -1,14 +1,14 @@
 //! # tether-smol: tether WebSockets on smol
 //!
-//! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
-//! it for any runtime; this crate is the smol glue ([`Smol`]: tasks on smol's global
-//! executor, async-io timers and sockets) and re-exports everything an
-//! application needs, so `tether-smol` is the one dependency.
-//!
 //! ```toml
 //! [dependencies]
 //! tether-smol = "0.1"   # features = ["rustls"] for wss://
 //! ```
+//!
+//! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
+//! it for any runtime; this crate is the smol glue ([`Smol`]: tasks on smol's global
+//! executor, async-io timers and sockets) and re-exports everything an
+//! application needs, so `tether-smol` is the one dependency.
 //!
 //! It re-exports what an application needs: the core's types (`Message`, `CloseCode`,
 //! `Config`, [`handshake`], [`reconnect`]) and the engine's ([`WebSocket`], [`Error`],

@@ -1,14 +1,14 @@
 //! # tether-std: blocking WebSockets, no async runtime in your code
 //!
-//! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
-//! it; this crate runs that engine with a thread per connection and gives it a blocking API.
-//! The same code as `tether-tokio` and `tether-smol` decides every behaviour (flow control,
-//! close and heartbeat timeouts, the listener's limits, reconnecting), so the adapters agree.
-//!
 //! ```toml
 //! [dependencies]
 //! tether-std = "0.1"   # features = ["rustls"] for wss://
 //! ```
+//!
+//! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
+//! it; this crate runs that engine with a thread per connection and gives it a blocking API.
+//! The same code as `tether-tokio` and `tether-smol` decides every behaviour (flow control,
+//! close and heartbeat timeouts, the listener's limits, reconnecting), so the adapters agree.
 //!
 //! It re-exports what an application needs: the core's types (`Message`, `CloseCode`,
 //! `Config`, [`handshake`], [`reconnect`]) and the engine's ([`WebSocket`], [`Error`],

@@ -1,13 +1,13 @@
 //! # tether-tokio: tether WebSockets on tokio
 //!
-//! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
-//! it for any runtime; this crate is the tokio glue ([`Tokio`]: tasks, timers, TCP)
-//! and re-exports everything an application needs, so `tether-tokio` is the one dependency.
-//!
 //! ```toml
 //! [dependencies]
 //! tether-tokio = "0.1"   # features = ["rustls"] for wss://
 //! ```
+//!
+//! The [`tether`] core is a sans-IO WebSocket (RFC 6455) state machine; [`tether_io`] drives
+//! it for any runtime; this crate is the tokio glue ([`Tokio`]: tasks, timers, TCP)
+//! and re-exports everything an application needs, so `tether-tokio` is the one dependency.
 //!
 //! It re-exports what an application needs: the core's types (`Message`, `CloseCode`,
 //! `Config`, [`handshake`], [`reconnect`]) and the engine's ([`WebSocket`], [`Error`],

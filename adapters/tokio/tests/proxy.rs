@@ -12,6 +12,7 @@ use tether::handshake::ServerPolicy;
 use tether::handshake::proxy::ProxyError;
 use tether::reconnect::{ReconnectConfig, SessionConfig};
 use tether::{CloseCode, Config, Message};
+use tether_tokio::tether_io::ProxyFailure;
 use tether_tokio::{ClientConfig, Error, Proxy, ReconnectEvent, Server, ServerConfig, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -164,11 +165,13 @@ async fn a_403_names_the_proxy_the_target_and_the_status() {
     .await;
     let text = err.to_string();
     match err {
-        Error::Proxy {
-            proxy: p,
-            target,
-            error,
-        } => {
+        Error::Proxy(failure) => {
+            let ProxyFailure {
+                proxy: p,
+                target,
+                error,
+                ..
+            } = *failure;
             assert_eq!(p, proxy.to_string());
             assert_eq!(target, "target.invalid:9000");
             assert_eq!(
@@ -196,7 +199,7 @@ async fn a_407_asks_for_credentials() {
     ))
     .await;
     assert!(
-        matches!(&err, Error::Proxy { error, .. } if error.http_status() == Some(407)),
+        matches!(&err, Error::Proxy(f) if f.error.http_status() == Some(407)),
         "{err:?}"
     );
 }
@@ -207,10 +210,7 @@ async fn garbage_closing_and_oversized_answers_are_typed() {
     assert!(
         matches!(
             &err,
-            Error::Proxy {
-                error: ProxyError::InvalidResponse,
-                ..
-            }
+            Error::Proxy(f) if matches!(f.error, ProxyError::InvalidResponse)
         ),
         "{err:?}"
     );
@@ -218,10 +218,7 @@ async fn garbage_closing_and_oversized_answers_are_typed() {
     assert!(
         matches!(
             &err,
-            Error::Proxy {
-                error: ProxyError::Closed,
-                ..
-            }
+            Error::Proxy(f) if matches!(f.error, ProxyError::Closed)
         ),
         "{err:?}"
     );
@@ -229,10 +226,7 @@ async fn garbage_closing_and_oversized_answers_are_typed() {
     assert!(
         matches!(
             &err,
-            Error::Proxy {
-                error: ProxyError::Closed,
-                ..
-            }
+            Error::Proxy(f) if matches!(f.error, ProxyError::Closed)
         ),
         "{err:?}"
     );
@@ -245,10 +239,7 @@ async fn garbage_closing_and_oversized_answers_are_typed() {
     assert!(
         matches!(
             &err,
-            Error::Proxy {
-                error: ProxyError::TooLarge { limit: 8192 },
-                ..
-            }
+            Error::Proxy(f) if matches!(f.error, ProxyError::TooLarge { limit: 8192 })
         ),
         "{err:?}"
     );

@@ -201,11 +201,8 @@ async fn a_refusing_tinyproxy_gives_a_clear_403() {
     .map(|_| ())
     .unwrap_err();
     match &err {
-        Error::Proxy {
-            proxy: p,
-            target,
-            error,
-        } => {
+        Error::Proxy(failure) => {
+            let (p, target, error) = (&failure.proxy, &failure.target, &failure.error);
             assert_eq!(*p, proxy.addr.to_string());
             assert_eq!(*target, server.to_string());
             assert!(
@@ -252,7 +249,7 @@ async fn no_proxy_rules_are_applied_with_a_real_proxy() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Proxy { error, .. } if error.http_status() == Some(403)),
+        matches!(&err, Error::Proxy(f) if f.error.http_status() == Some(403)),
         "{err:?}"
     );
 

@@ -15,6 +15,8 @@ step "install the interop peers (Python websockets, Node ws, Chromium, redis-ser
 bash scripts/install-peers.sh all
 
 step "unit, integration, property and adapter tests (all features, TLS included; the chat against redis-server and Chromium; proxies against tinyproxy; axum over HTTP/1.1 and HTTP/2)"
+# The axum example runs as a binary in its test (cargo test builds examples as test harnesses).
+cargo build -p tether-axum --all-features --examples
 cargo test --workspace --all-features --all-targets
 
 step "headless Chromium against the tokio adapter"

@@ -473,23 +473,25 @@ async fn check_example_routes(addr: SocketAddr) {
 }
 
 /// The built `axum_server` example itself: it prints `listening on ADDR` once bound and
-/// serves the routes. Cargo builds examples for `--all-targets`; run without it, the test
-/// says so and passes, except under CI=true where the binary must be there.
+/// serves the routes. Run without `cargo build -p tether-axum --examples` first, the test says
+/// so and passes, except under CI=true where the binary must be there.
 #[tokio::test]
 async fn the_example_binary_serves() {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    // `cargo build --examples` links it under its own name (scripts/test.sh does, before the
+    // tests); `cargo test --all-targets` builds examples as test harnesses, not this binary.
     let binary = dir
         .join("examples")
         .join(format!("axum_server{}", std::env::consts::EXE_SUFFIX));
     if !binary.exists() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "{} was not built (run cargo test with --all-targets)",
+            "{} was not built (cargo build -p tether-axum --examples --all-features)",
             binary.display()
         );
         eprintln!(
-            "SKIPPED: {} was not built; run cargo test --all-targets",
+            "SKIPPED: {} was not built; cargo build -p tether-axum --examples first",
             binary.display()
         );
         return;

@@ -54,18 +54,22 @@ pub struct WebSocket {
 pub struct WsReader {
     shared: Arc<Shared>,
     /// A server's opening request head, when kept (`ServerConfig::keep_request`): the bytes
-    /// as received, smaller than the parsed request.
-    request: Option<Box<[u8]>>,
+    /// as received, smaller than the parsed request. Boxed twice so that a handle without
+    /// one holds a thin pointer: the handle lives in the connection's task, whose size is
+    /// part of every connection's memory.
+    request: Option<Box<Box<[u8]>>>,
 }
 
 /// The sending half of a [`WebSocket`], from [`WebSocket::split`].
 pub struct WsWriter {
     shared: Arc<Shared>,
-    /// A message accepted by `Sink::start_send`, not yet queued in the core.
-    pending: Option<Message>,
+    /// A message accepted by `Sink::start_send` that the core refused for now (its output
+    /// was full): boxed, as it is rare and the handle's size counts in every connection.
+    pending: Option<Box<Message>>,
     /// `Sink::poll_close` started the close handshake.
     close_started: bool,
-    subprotocol: Option<Box<str>>,
+    /// The negotiated subprotocol (a thin pointer, for the same reason).
+    subprotocol: Option<Box<Box<str>>>,
 }
 
 impl WebSocket {
@@ -140,14 +144,14 @@ impl WebSocket {
     /// The next message. `None` after a normal close (once the messages received before it
     /// are taken); `Some(Err(Error::Closed(info)))` once when the connection ended abnormally.
     /// Pings and Pongs are skipped. Cancel safe.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        self.reader.recv().await
+    pub fn recv(&mut self) -> impl Future<Output = Option<Result<Message, Error>>> + '_ {
+        self.reader.recv()
     }
 
     /// The next message, Ping or Pong, with the same end rules as [`recv`](WebSocket::recv).
     /// Cancel safe.
-    pub async fn next_event(&mut self) -> Option<Result<Incoming, Error>> {
-        self.reader.next_event().await
+    pub fn next_event(&mut self) -> impl Future<Output = Option<Result<Incoming, Error>>> + '_ {
+        self.reader.next_event()
     }
 
     /// Closes with `code` and `reason` and waits for the end of the close handshake (at most
@@ -173,7 +177,7 @@ impl WebSocket {
     /// The negotiated subprotocol.
     #[must_use]
     pub fn subprotocol(&self) -> Option<&str> {
-        self.writer.subprotocol.as_deref()
+        self.writer.subprotocol()
     }
 
     /// The round-trip time measured by the latest heartbeat.
@@ -199,7 +203,7 @@ impl WebSocket {
     }
 
     pub(crate) fn set_request(&mut self, head: Option<Box<[u8]>>) {
-        self.reader.request = head;
+        self.reader.request = head.map(Box::new);
     }
 
     /// The connection's counters: messages and bytes each way, Pings sent, Pongs received,
@@ -261,14 +265,14 @@ impl WsReader {
     }
 
     /// The next message; see [`WebSocket::recv`]. Cancel safe.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        loop {
-            match self.next_event().await? {
-                Ok(Incoming::Message(m)) => return Some(Ok(m)),
-                Ok(_) => {}
-                Err(e) => return Some(Err(e)),
-            }
-        }
+    ///
+    /// One plain future of two words (no nested `async` states): it lives in the caller's
+    /// task while the connection is idle, so its size is part of every connection's memory.
+    pub fn recv(&mut self) -> impl Future<Output = Option<Result<Message, Error>>> + '_ {
+        Recv(NextEvent {
+            shared: &self.shared,
+            waiting: false,
+        })
     }
 
     /// The next message, Ping or Pong; see [`WebSocket::next_event`]. Cancel safe.
@@ -276,12 +280,11 @@ impl WsReader {
     /// When nothing is buffered, input is read in the caller's task, and while it waits
     /// the transport's readiness wakes it directly (the driver task reads only while nobody
     /// waits here, e.g. to answer Pings).
-    pub async fn next_event(&mut self) -> Option<Result<Incoming, Error>> {
+    pub fn next_event(&mut self) -> impl Future<Output = Option<Result<Incoming, Error>>> + '_ {
         NextEvent {
             shared: &self.shared,
             waiting: false,
         }
-        .await
     }
 
     /// How the connection ended, once it has.
@@ -319,6 +322,25 @@ impl std::future::Future for NextEvent<'_> {
     }
 }
 
+/// [`NextEvent`] for messages only: Pings and Pongs are passed over (the core has answered
+/// the Pings already).
+struct Recv<'a>(NextEvent<'a>);
+
+impl std::future::Future for Recv<'_> {
+    type Output = Option<Result<Message, Error>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match std::task::ready!(Pin::new(&mut self.0).poll(cx)) {
+                Some(Ok(Incoming::Message(m))) => return Poll::Ready(Some(Ok(m))),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
 impl Drop for NextEvent<'_> {
     fn drop(&mut self) {
         if self.waiting {
@@ -346,7 +368,7 @@ impl WsWriter {
             shared,
             pending: None,
             close_started: false,
-            subprotocol: subprotocol.map(String::into_boxed_str),
+            subprotocol: subprotocol.map(|p| Box::new(p.into_boxed_str())),
         }
     }
 
@@ -379,9 +401,9 @@ impl WsWriter {
     /// accepted earlier goes first.
     pub fn try_send(&mut self, message: Message) -> Result<(), SendError<Message>> {
         if let Some(earlier) = self.pending.take()
-            && let Err(refused) = self.shared.try_send(earlier)
+            && let Err(refused) = self.shared.try_send(*earlier)
         {
-            self.pending = Some(refused.data);
+            self.pending = Some(Box::new(refused.data));
             return Err(SendError {
                 kind: refused.kind,
                 data: message,
@@ -457,7 +479,7 @@ impl WsWriter {
     /// The negotiated subprotocol.
     #[must_use]
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.subprotocol.as_deref().map(|p| &**p)
     }
 
     /// How the connection ended, once it has.
@@ -473,9 +495,15 @@ impl WsWriter {
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.shared
-            .poll_send(cx, &mut self.pending)
-            .map_err(|(e, _)| e)
+        let Some(pending) = self.pending.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut slot = Some(*pending);
+        let result = self.shared.poll_send(cx, &mut slot).map_err(|(e, _)| e);
+        if let Some(still) = slot {
+            self.pending = Some(Box::new(still));
+        }
+        result
     }
 }
 
@@ -523,7 +551,11 @@ impl Sink<Message> for WsWriter {
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
         let this = self.get_mut();
         debug_assert!(this.pending.is_none(), "start_send without poll_ready");
-        this.pending = Some(item);
+        // Queued in the core at once when it has room (the usual case); otherwise held until
+        // `poll_ready`/`poll_flush` can queue it (or report why it cannot).
+        if let Err(refused) = this.shared.try_send(item) {
+            this.pending = Some(Box::new(refused.data));
+        }
         Ok(())
     }
 
@@ -573,5 +605,36 @@ impl Sink<Message> for WebSocket {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Pin::new(&mut self.get_mut().writer).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The handle and the futures a connection's task waits in while idle are part of every
+    /// connection's memory (tokio rounds a task up to a multiple of 128 bytes: the echo
+    /// server's `serve` future went from 336 to 264 bytes, and its task from 512 to 384,
+    /// when these shrank). Growing them is a decision, not an accident.
+    #[test]
+    fn handle_and_idle_futures_stay_small() {
+        let conn = tether::Connection::open(
+            tether::Role::Server,
+            tether::Config::default(),
+            crate::clock::os_rng().expect("rng"),
+            tether::Instant::ZERO,
+        );
+        let mut ws = WebSocket::new(Shared::new(conn, || tether::Instant::ZERO), None);
+        assert!(
+            std::mem::size_of_val(&ws) <= 48,
+            "{}",
+            std::mem::size_of_val(&ws)
+        );
+        let recv = std::mem::size_of_val(&ws.recv());
+        assert!(recv <= 16, "recv future: {recv} bytes");
+        let next = std::mem::size_of_val(&ws.next_event());
+        assert!(next <= 16, "next_event future: {next} bytes");
+        let send = std::mem::size_of_val(&ws.send(Message::binary(Vec::new())));
+        assert!(send <= 48, "send future: {send} bytes");
     }
 }

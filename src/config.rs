@@ -84,6 +84,10 @@ pub struct Config {
     /// [`Connection::accept_session`](crate::Connection::accept_session) takes it. `None` (the
     /// default): nothing is offered or accepted.
     pub resume: Option<crate::resume::ResumeConfig>,
+    /// The compressors and decompressors lent, one call at a time, to the connections opened
+    /// with this configuration (and its clones) that keep no deflate state between messages.
+    #[cfg(feature = "deflate")]
+    pub(crate) deflate_pool: crate::deflate::Pool,
 }
 
 /// Heartbeat settings (see [`Config::heartbeat`]).
@@ -129,6 +133,8 @@ impl Default for Config {
             retain_unsent: false,
             deflate: None,
             resume: None,
+            #[cfg(feature = "deflate")]
+            deflate_pool: crate::deflate::Pool::default(),
         }
     }
 }

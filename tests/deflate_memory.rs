@@ -25,7 +25,8 @@ fn idle_bytes(deflate: Option<DeflateConfig>, pairs: usize, keep: &mut Vec<Pair>
     config.deflate = deflate;
     let json = "{\"user\":\"alice\",\"room\":\"general\",\"text\":\"hello there\"}".repeat(400);
     let message = Message::text(&json[..16 << 10]);
-    // One pair first, so per-thread state and lazily built tables are not counted per pair.
+    // One pair first, so the configuration's pool and lazily built tables are not counted per
+    // pair.
     keep.push(open_pair(config.clone(), &message));
     keep.reserve(pairs);
     let before = rss()?;

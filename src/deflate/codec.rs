@@ -1,8 +1,9 @@
 //! The permessage-deflate codec over zlib-rs (through flate2): whole-message and fragment
 //! compression, bounded incremental inflation (RFC 7692 §7.2).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -37,17 +38,91 @@ const HOLD: usize = 16 << 10;
 /// Last pieces up to this many compressed bytes are inflated together with the tail.
 const SMALL: usize = 512;
 
-std::thread_local! {
-    /// Per-thread compressor for connections without context takeover on their side: a whole
-    /// message is compressed within one call, so the state is free again when the call ends.
-    static SHARED_COMPRESS: RefCell<Option<(u8, u8, Compress)>> = const { RefCell::new(None) };
-    /// Per-thread decompressor for messages (without the peer's context takeover) whose
-    /// compressed bytes all arrived in one read.
-    static SHARED_INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
+/// Compression state lent for one call at a time, shared by the connections opened with
+/// the same [`Config`](crate::Config) (and its clones): the compressor of a connection
+/// without context takeover on its side (a whole message is compressed within one call, so
+/// the state is free again when the call ends), and the decompressor of a message without the
+/// peer's context takeover whose compressed bytes are all there. Nothing global: whoever owns
+/// the configuration owns the pool. It holds at most as many of each as were in use at once,
+/// which is at most the number of threads driving connections.
+#[derive(Clone, Default)]
+pub(crate) struct Pool(Arc<Mutex<Idle>>);
+
+/// What the pool holds between calls.
+#[derive(Default)]
+struct Idle {
+    /// Compressors by level and window bits.
+    compressors: Vec<(u8, u8, Compress)>,
+    /// Decompressors with a 15-bit window (which reads any smaller window).
+    inflaters: Vec<Decompress>,
 }
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, Idle> {
+        // The state behind the lock is a set of reset codecs: a panic elsewhere cannot
+        // leave it half-changed.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take_compressor(&self, level: u8, window: u8) -> Compress {
+        let found = {
+            let mut idle = self.lock();
+            let at = idle
+                .compressors
+                .iter()
+                .position(|(l, w, _)| (*l, *w) == (level, window));
+            at.map(|i| idle.compressors.swap_remove(i).2)
+        };
+        found.unwrap_or_else(|| new_compressor(level, window))
+    }
+
+    fn give_compressor(&self, level: u8, window: u8, mut c: Compress) {
+        c.reset();
+        self.lock().compressors.push((level, window, c));
+    }
+
+    fn take_inflater(&self) -> Decompress {
+        let found = self.lock().inflaters.pop();
+        found.unwrap_or_else(|| Decompress::new_with_window_bits(false, 15))
+    }
+
+    fn give_inflater(&self, mut d: Decompress) {
+        d.reset(false);
+        self.lock().inflaters.push(d);
+    }
+
+    /// How many compressors and decompressors wait in the pool.
+    #[cfg(test)]
+    fn idle(&self) -> (usize, usize) {
+        let idle = self.lock();
+        (idle.compressors.len(), idle.inflaters.len())
+    }
+}
+
+impl core::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let idle = self.lock();
+        f.debug_struct("Pool")
+            .field("compressors", &idle.compressors.len())
+            .field("decompressors", &idle.inflaters.len())
+            .finish()
+    }
+}
+
+/// A configuration's pool is a cache, not a setting: two configurations that say the same
+/// are equal whatever their pools.
+impl PartialEq for Pool {
+    fn eq(&self, _: &Pool) -> bool {
+        true
+    }
+}
+
+impl Eq for Pool {}
 
 /// The negotiated permessage-deflate state of one connection.
 pub(crate) struct Deflate {
+    /// The configuration's pool, for what is not kept between messages.
+    pool: Pool,
     level: u8,
     /// Our compressor's window (8: the peer asked for a window zlib cannot make, so nothing
     /// is compressed).
@@ -73,7 +148,7 @@ pub(crate) struct Deflate {
     /// A received piece the last step left partly inflated.
     pending: Option<Pending>,
     /// The compressed pieces so far of a message without the peer's context takeover that
-    /// arrives in pieces: inflated at its end by the thread's decompressor.
+    /// arrives in pieces: inflated at its end by a decompressor lent by the pool.
     held: Vec<u8>,
 }
 
@@ -90,7 +165,12 @@ impl core::fmt::Debug for Deflate {
 
 impl Deflate {
     /// The state for what was agreed, from `role`'s side.
-    pub(crate) fn new(role: Role, config: &DeflateConfig, agreed: &DeflateParams) -> Self {
+    pub(crate) fn new(
+        role: Role,
+        config: &DeflateConfig,
+        agreed: &DeflateParams,
+        pool: Pool,
+    ) -> Self {
         let server_window = agreed.server_max_window_bits.unwrap_or(15);
         let client_window = agreed.client_max_window_bits.flatten().unwrap_or(15);
         let (own_window, own_reset, peer_window, peer_reset) = match role {
@@ -108,6 +188,7 @@ impl Deflate {
             ),
         };
         Deflate {
+            pool,
             level: config.level.min(9),
             own_window: own_window.min(config.own_window()),
             own_reset: own_reset || config.no_context_takeover,
@@ -135,19 +216,10 @@ impl Deflate {
     pub(crate) fn compress_message(&mut self, payload: &[u8]) -> Vec<u8> {
         if self.own_reset {
             let (level, window) = (self.level, self.own_window);
-            return SHARED_COMPRESS.with(|shared| {
-                let mut shared = shared.borrow_mut();
-                let fresh = !matches!(&*shared, Some((l, w, _)) if *l == level && *w == window);
-                if fresh {
-                    *shared = Some((level, window, new_compressor(level, window)));
-                }
-                let Some((_, _, c)) = shared.as_mut() else {
-                    unreachable!("set above")
-                };
-                let out = compress(c, payload, true);
-                c.reset();
-                out
-            });
+            let mut c = self.pool.take_compressor(level, window);
+            let out = compress(&mut c, payload, true);
+            self.pool.give_compressor(level, window, c);
+            return out;
         }
         let c = self
             .compressor
@@ -199,7 +271,7 @@ impl Deflate {
             }
         }
         // A message without the peer's context takeover needs no decompressor of this
-        // connection's own: the thread's inflates it whole, unless it takes more than one
+        // connection's own: a lent one inflates it whole, unless it takes more than one
         // step. Its compressed bytes are held until its end when it arrives in pieces (over
         // several reads or frames), up to HOLD bytes; past that it gets a decompressor.
         let mut data = data;
@@ -241,19 +313,16 @@ impl Deflate {
         // a few steps whatever the limit.
         let mut budget = BUDGET.min((max / 4).max(STEP));
         let result = if p.shared {
-            SHARED_INFLATE.with(|slot| {
-                let mut slot = slot.borrow_mut();
-                let d = slot.get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
-                let result = self.run(d, &mut p, max, &mut budget, out);
-                if matches!(result, Ok(false)) {
-                    // Not done within the step: its state moves to this connection.
-                    self.inflater = slot.take();
-                    p.shared = false;
-                } else {
-                    d.reset(false);
-                }
-                result
-            })
+            let mut d = self.pool.take_inflater();
+            let result = self.run(&mut d, &mut p, max, &mut budget, out);
+            if matches!(result, Ok(false)) {
+                // Not done within the step: its state stays with this connection.
+                self.inflater = Some(d);
+                p.shared = false;
+            } else {
+                self.pool.give_inflater(d);
+            }
+            result
         } else {
             let window = self.peer_window;
             let mut d = self
@@ -473,7 +542,7 @@ struct Pending {
     /// The sync-flush tail (the message's end) is still to be inflated after `input`.
     tail: bool,
     streaming: bool,
-    /// It is inflated by the thread's shared decompressor (one step so far).
+    /// It is inflated by a decompressor lent by the pool (one step so far).
     shared: bool,
 }
 
@@ -518,4 +587,139 @@ fn compress(c: &mut Compress, payload: &[u8], end: bool) -> Vec<u8> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agreed(no_context_takeover: bool) -> DeflateParams {
+        DeflateParams {
+            server_no_context_takeover: no_context_takeover,
+            client_no_context_takeover: no_context_takeover,
+            ..DeflateParams::default()
+        }
+    }
+
+    fn codec(role: Role, no_context_takeover: bool, pool: &Pool) -> Deflate {
+        let config = DeflateConfig::new();
+        Deflate::new(role, &config, &agreed(no_context_takeover), pool.clone())
+    }
+
+    fn json(n: usize) -> Vec<u8> {
+        // Records that differ (a counter and a word picked by it), so that a message is not
+        // just one phrase repeated.
+        let words = [
+            "hello", "there", "deflate", "window", "tether", "socket", "json",
+        ];
+        let mut s = Vec::new();
+        let mut i = 0u32;
+        while s.len() < n {
+            let w = words[(i.wrapping_mul(2_654_435_761) >> 29) as usize % words.len()];
+            s.extend_from_slice(
+                alloc::format!(r#"{{"seq":{},"text":"{w} {}"}},"#, i * 7919, i ^ 0x5a5a).as_bytes(),
+            );
+            i += 1;
+        }
+        s
+    }
+
+    /// Whatever inflated `out` holds, as one message's bytes.
+    fn message(out: &[Data]) -> Vec<u8> {
+        match out {
+            [Data::Message(Message::Binary(b))] => b.to_vec(),
+            other => panic!("expected one binary message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn connections_without_context_takeover_share_the_pool() {
+        let pool = Pool::default();
+        let mut a = codec(Role::Server, true, &pool);
+        let mut b = codec(Role::Server, true, &pool);
+        let mut client = codec(Role::Client, true, &pool);
+        assert_eq!(pool.idle(), (0, 0));
+        for round in 0..3 {
+            for server in [&mut a, &mut b] {
+                let text = json(2000 + round * 100);
+                let wire = server.compress_message(&text);
+                assert!(wire.len() < text.len() / 2);
+                let mut out = Vec::new();
+                client
+                    .receive(
+                        DataKind::Binary,
+                        Bytes::from(wire),
+                        true,
+                        true,
+                        false,
+                        1 << 20,
+                        &mut out,
+                    )
+                    .expect("inflates");
+                assert_eq!(message(&out), text);
+            }
+        }
+        // One compressor and one decompressor served six messages: lent and given back.
+        assert_eq!(pool.idle(), (1, 1));
+        // None of the connections keeps state of its own between messages.
+        for c in [&a, &b, &client] {
+            assert!(c.compressor.is_none() && c.inflater.is_none());
+        }
+        // Held at the same time, two are made; both come back.
+        let (x, y) = (pool.take_compressor(1, 15), pool.take_compressor(1, 15));
+        assert_eq!(pool.idle(), (0, 1));
+        pool.give_compressor(1, 15, x);
+        pool.give_compressor(1, 15, y);
+        assert_eq!(pool.idle(), (2, 1));
+        // A different window is a different compressor.
+        let z = pool.take_compressor(1, 10);
+        assert_eq!(pool.idle(), (2, 1));
+        pool.give_compressor(1, 10, z);
+        assert_eq!(pool.idle(), (3, 1));
+    }
+
+    #[test]
+    fn context_takeover_keeps_state_on_the_connection_not_in_the_pool() {
+        let pool = Pool::default();
+        let mut server = codec(Role::Server, false, &pool);
+        let mut client = codec(Role::Client, false, &pool);
+        let text = json(3000);
+        let first = server.compress_message(&text);
+        let second = server.compress_message(&text);
+        // The second refers back to the first: much smaller.
+        assert!(
+            second.len() < first.len() / 2,
+            "{} vs {}",
+            second.len(),
+            first.len()
+        );
+        for wire in [first, second] {
+            let mut out = Vec::new();
+            client
+                .receive(
+                    DataKind::Binary,
+                    Bytes::from(wire),
+                    true,
+                    true,
+                    false,
+                    1 << 20,
+                    &mut out,
+                )
+                .expect("inflates");
+            assert_eq!(message(&out), text);
+        }
+        assert_eq!(pool.idle(), (0, 0));
+        assert!(server.compressor.is_some() && client.inflater.is_some());
+    }
+
+    #[test]
+    fn configurations_share_their_pool_with_their_clones_only() {
+        let config = crate::Config::default();
+        let clone = config.clone();
+        assert!(Arc::ptr_eq(&config.deflate_pool.0, &clone.deflate_pool.0));
+        let other = crate::Config::default();
+        assert!(!Arc::ptr_eq(&config.deflate_pool.0, &other.deflate_pool.0));
+        // The pool is not a setting.
+        assert_eq!(config, other);
+    }
 }

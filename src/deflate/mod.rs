@@ -25,9 +25,13 @@
 //! | [`DeflateConfig::default`] (15-bit windows, context takeover) | about 360 KB |
 //!
 //! Without context takeover nothing is kept between messages: a whole message is compressed
-//! with one compressor per thread, and a message whose compressed bytes arrive in one read is
-//! inflated with one decompressor per thread; only a message that arrives over several reads
-//! (or is sent in fragments) holds state of its own, until it ends. Over loopback at 10,000
+//! with a compressor lent for that call by a pool, and a message whose compressed bytes are
+//! all there is inflated with a lent decompressor; only a message that takes more than one
+//! step (or is sent in fragments) holds state of its own, until it ends. The pool belongs to
+//! the [`Config`](crate::Config): every connection opened with it (or a clone of it, as a
+//! server's connections are) shares it, and it keeps at most as many compressors and
+//! decompressors as were in use at the same time, that is at most one per thread driving
+//! connections. The core holds no global or per-thread state. Over loopback at 10,000
 //! idle connections after one 16 KiB JSON text each way (`tether-bench --only
 //! deflate-memory`), a tokio server holds about 3.5 KB per connection in this mode, and
 //! 362 KB with context takeover and 15-bit windows.
@@ -106,7 +110,7 @@ impl DeflateConfig {
     }
 
     /// No context takeover either way: every message is compressed on its own with state
-    /// shared per thread, so an idle connection holds no compression state at all.
+    /// lent by the configuration's pool, so an idle connection holds no compression state.
     #[must_use]
     pub const fn low_memory() -> Self {
         DeflateConfig {
@@ -134,7 +138,7 @@ impl Default for DeflateConfig {
 }
 
 #[cfg(feature = "deflate")]
-pub(crate) use codec::Deflate as Codec;
+pub(crate) use codec::{Deflate as Codec, Pool};
 
 /// Without the `deflate` feature there is no codec: a connection never holds one.
 #[cfg(not(feature = "deflate"))]
@@ -244,7 +248,12 @@ fn codec_for(
     agreed: &DeflateParams,
 ) -> Option<alloc::boxed::Box<Codec>> {
     let deflate = config.deflate.unwrap_or_default();
-    Some(alloc::boxed::Box::new(Codec::new(role, &deflate, agreed)))
+    Some(alloc::boxed::Box::new(Codec::new(
+        role,
+        &deflate,
+        agreed,
+        config.deflate_pool.clone(),
+    )))
 }
 
 #[cfg(not(feature = "deflate"))]

@@ -172,15 +172,23 @@ impl Receiver {
         } else {
             self.read_hint
         };
-        let want = (need.min(MAX_READ_HINT as u64) as usize).max(hint);
-        if self.buf.len() - self.filled >= want {
+        let need = need.min(MAX_READ_HINT as u64) as usize;
+        let want = need.max(hint);
+        // Room is enough when it is what we want, or, in a buffer that has grown to the wanted
+        // size already, at least half of it and what the frame needs (a smaller read beats
+        // zeroing memory for a bigger one).
+        let enough =
+            |room: usize| room >= want || (self.buf.len() >= want && room >= (want / 2).max(need));
+        if enough(self.buf.len() - self.filled) {
             // The initialised spare is enough.
+        } else if enough(self.buf.len() - self.len()) {
+            // Moving the unprocessed bytes to the front of the initialised buffer makes the
+            // room: nothing needs zeroing.
+            self.compact();
         } else if self.reclaim(want) {
             // The buffer's allocation was free again (the messages split off it are gone).
             self.buf.resize(self.filled + want, 0);
-        } else if self.buf.len() - self.filled
-            < want.min(MIN_READ).max(need.min(want as u64) as usize)
-        {
+        } else if self.buf.len() - self.filled < want.min(MIN_READ).max(need) {
             // Too little spare to be worth a read: a new allocation of exactly what is needed
             // (`reserve` would round up, and a large allocation is a fresh mapping each time).
             let mut fresh = BytesMut::with_capacity(self.len() + want);
@@ -205,6 +213,16 @@ impl Receiver {
         self.drop_consumed();
         let spare = self.buf.len() - self.filled;
         self.buf.try_reclaim(want - spare)
+    }
+
+    /// Moves the unprocessed bytes to the front of the buffer, within its initialised length:
+    /// the room the consumed bytes took is spare again without zeroing.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
+        }
     }
 
     /// Lets go of the consumed bytes at the front (the buffer's view starts at the
@@ -253,6 +271,25 @@ impl Receiver {
         self.filled -= n;
         self.split_off = self.split_off.max(self.buf.capacity());
         self.buf.split_to(n).freeze()
+    }
+
+    /// Takes a complete text message: its `avail` last bytes in the buffer, or the assembled
+    /// `parts`. One that is copied anyway (up to [`COPY_MAX`]) is checked with simdutf8 and
+    /// copied from the `&str` that check gives, so it needs no second, slower check; a larger
+    /// one keeps its bytes and gets `ByteString`'s own check.
+    fn take_text(&mut self, avail: usize, parts: BytesMut) -> Result<Utf8Bytes, ProtocolError> {
+        let text = if parts.is_empty() && avail <= COPY_MAX {
+            let text = Utf8Bytes::copy_validated(&self.buf[self.start..self.start + avail]);
+            self.consume(avail);
+            text.ok()
+        } else if parts.is_empty() {
+            Utf8Bytes::validate(self.take(avail)).ok()
+        } else if parts.len() <= COPY_MAX {
+            Utf8Bytes::copy_validated(&parts).ok()
+        } else {
+            Utf8Bytes::validate(parts.freeze()).ok()
+        };
+        text.ok_or(ProtocolError::InvalidUtf8)
     }
 
     /// The spare part prepared by [`Receiver::prepare`].
@@ -564,21 +601,279 @@ impl Receiver {
             let Some(m) = self.msg.take() else {
                 continue;
             };
-            let data = if m.parts.is_empty() {
-                self.take(avail)
-            } else {
-                m.parts.freeze()
-            };
             let message = match m.kind {
                 DataKind::Text => {
                     self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                    Message::Text(
-                        Utf8Bytes::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?,
-                    )
+                    Message::Text(self.take_text(avail, m.parts)?)
                 }
-                DataKind::Binary => Message::Binary(data),
+                DataKind::Binary if m.parts.is_empty() => Message::Binary(self.take(avail)),
+                DataKind::Binary => Message::Binary(m.parts.freeze()),
             };
             return Ok(Some(Incoming::Message(message)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::CloseCode;
+    use alloc::vec::Vec;
+
+    /// A masked client frame.
+    fn frame(out: &mut Vec<u8>, opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4]) {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: Some(key),
+            payload_len: payload.len() as u64,
+        };
+        let mut head = BytesMut::new();
+        header.encode(&mut head);
+        out.extend_from_slice(&head);
+        let at = out.len();
+        out.extend_from_slice(payload);
+        apply_mask_at(&mut out[at..], key, 0);
+    }
+
+    /// A small deterministic generator (xorshift).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn binary(len: usize, seed: u64) -> Vec<u8> {
+        let mut rng = Rng(seed | 1);
+        (0..len).map(|_| rng.next() as u8).collect()
+    }
+
+    /// Text of `len` bytes or a little less, mixing one- to four-byte characters.
+    fn text(len: usize, seed: u64) -> Vec<u8> {
+        let mut rng = Rng(seed | 1);
+        let chars = ['a', 'Z', ' ', 'é', 'ü', '—', '✓', '日', '🦀'];
+        let mut s = alloc::string::String::new();
+        loop {
+            let c = chars[rng.below(chars.len())];
+            if s.len() + c.len_utf8() > len {
+                return s.into_bytes();
+            }
+            s.push(c);
+        }
+    }
+
+    /// Messages of every size class (copied out, split off, across reads), text and binary,
+    /// some fragmented, as masked frames; returns the wire bytes and the expected messages.
+    fn stream() -> (Vec<u8>, Vec<Message>) {
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        let sizes = [
+            0,
+            1,
+            125,
+            126,
+            1000,
+            4096,
+            16 << 10,
+            (16 << 10) + 1,
+            40_000,
+            70_000,
+            3,
+        ];
+        for (i, &len) in sizes.iter().enumerate() {
+            let seed = i as u64 + 7;
+            for kind in [DataKind::Binary, DataKind::Text] {
+                let payload = match kind {
+                    DataKind::Binary => binary(len, seed),
+                    DataKind::Text => text(len, seed),
+                };
+                let key = [i as u8, 0x5a, 0xa5, seed as u8];
+                let opcode = match kind {
+                    DataKind::Binary => OpCode::Binary,
+                    DataKind::Text => OpCode::Text,
+                };
+                if i % 3 == 2 && payload.len() > 2 {
+                    // Three fragments, cut inside characters too.
+                    let (a, b) = (payload.len() / 3, 2 * payload.len() / 3 + 1);
+                    frame(&mut wire, opcode, false, &payload[..a], key);
+                    frame(&mut wire, OpCode::Continuation, false, &payload[a..b], key);
+                    frame(&mut wire, OpCode::Continuation, true, &payload[b..], key);
+                } else {
+                    frame(&mut wire, opcode, true, &payload, key);
+                }
+                expected.push(match kind {
+                    DataKind::Binary => Message::Binary(Bytes::from(payload)),
+                    DataKind::Text => Message::Text(Utf8Bytes::from(
+                        alloc::string::String::from_utf8(payload).unwrap(),
+                    )),
+                });
+            }
+        }
+        (wire, expected)
+    }
+
+    /// Reads `input` into the receiver through `prepare` / `spare_mut` / `commit`, each read at
+    /// most `next_read()` bytes, and polls after every read; `inspect` runs before each read.
+    fn run(
+        rx: &mut Receiver,
+        input: &[u8],
+        mut next_read: impl FnMut() -> usize,
+        mut inspect: impl FnMut(&Receiver),
+    ) -> Result<Vec<Message>, ProtocolError> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < input.len() {
+            rx.prepare(false);
+            inspect(rx);
+            let spare = rx.spare_mut();
+            assert!(!spare.is_empty(), "no room offered at {pos}");
+            let n = spare.len().min(next_read()).min(input.len() - pos);
+            spare[..n].copy_from_slice(&input[pos..pos + n]);
+            pos += rx.commit(n);
+            while let Some(item) = rx.poll()? {
+                match item {
+                    Incoming::Message(m) => out.push(m),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert!(rx.is_empty(), "input left over");
+        Ok(out)
+    }
+
+    fn server() -> Receiver {
+        Receiver::new(Role::Server, &crate::Config::default())
+    }
+
+    /// The buffer logic (compaction, growth, copies and splits) keeps every byte where it
+    /// belongs, whatever the read sizes: fixed ones from one byte up, and seeded random ones.
+    #[test]
+    fn messages_survive_every_read_pattern() {
+        let (wire, expected) = stream();
+        let fixed = [1, 2, 3, 7, 100, 1448, 4096, 16_391, 65_536, usize::MAX];
+        for chunk in fixed {
+            let got = run(&mut server(), &wire, || chunk, |_| {}).unwrap();
+            assert_eq!(got, expected, "reads of {chunk}");
+        }
+        for seed in 1..20u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let got = run(
+                &mut server(),
+                &wire,
+                || 1 + rng.below(if seed % 2 == 0 { 300 } else { 100_000 }),
+                |_| {},
+            )
+            .unwrap();
+            assert_eq!(got, expected, "seed {seed}");
+        }
+    }
+
+    /// In a steady stream the buffer is reused in place: the unprocessed bytes move to the
+    /// front of the initialised buffer, and the spare keeps stale bytes (it is not zeroed
+    /// again) and its allocation.
+    #[test]
+    fn steady_reads_reuse_the_buffer_without_zeroing() {
+        let mut wire = Vec::new();
+        for i in 0..80u8 {
+            frame(
+                &mut wire,
+                OpCode::Binary,
+                true,
+                &binary(16 << 10, i.into()),
+                [i, 1, 2, 3],
+            );
+        }
+        let mut rx = server();
+        let mut reads = 0;
+        let mut at = None;
+        let mut stale = 0;
+        run(
+            &mut rx,
+            &wire,
+            || usize::MAX,
+            |rx| {
+                reads += 1;
+                // The first reads grow the buffer up to the read size.
+                if reads <= 8 {
+                    return;
+                }
+                let ptr = rx.buf.as_ptr();
+                assert_eq!(*at.get_or_insert(ptr), ptr, "read {reads} reallocated");
+                // Masked random bytes from earlier reads, where zeroing would leave zeros.
+                stale += usize::from(rx.spare().iter().rev().take(256).any(|&b| b != 0));
+            },
+        )
+        .unwrap();
+        assert!(reads > 16, "{reads} reads");
+        assert_eq!(stale, reads - 8);
+    }
+
+    /// A whole text message that arrives at once is checked once it is complete; one that
+    /// arrives in pieces fails as soon as the bad byte is there. Either way the connection
+    /// fails with 1007, after the messages before it.
+    #[test]
+    fn invalid_text_fails_with_1007_at_the_right_time() {
+        let good = text(900, 3);
+        for len in [10, 1000, 16 << 10, 20_000] {
+            let mut bad = text(len, 5);
+            let at = bad.len() / 2;
+            bad[at] = 0xff;
+            let mut wire = Vec::new();
+            frame(&mut wire, OpCode::Text, true, &good, [1, 2, 3, 4]);
+            let first = wire.len();
+            frame(&mut wire, OpCode::Text, true, &bad, [5, 6, 7, 8]);
+
+            // All at once: the first message, then the error.
+            let mut rx = server();
+            rx.push(&wire);
+            assert!(
+                matches!(rx.poll(), Ok(Some(Incoming::Message(Message::Text(t)))) if t.as_bytes() == good)
+            );
+            let err = rx.poll().unwrap_err();
+            assert_eq!(err, ProtocolError::InvalidUtf8);
+            assert_eq!(err.close_code(), CloseCode::INVALID_PAYLOAD);
+
+            // Up to just past the bad byte: fails before the message is complete.
+            let mut rx = server();
+            let header = if bad.len() > 125 { 8 } else { 6 };
+            rx.push(&wire[..first + header + at + 1]);
+            assert!(matches!(rx.poll(), Ok(Some(Incoming::Message(_)))));
+            assert_eq!(
+                rx.poll().unwrap_err(),
+                ProtocolError::InvalidUtf8,
+                "len {len}"
+            );
+
+            // Up to just before it: nothing yet.
+            let mut rx = server();
+            rx.push(&wire[..first + header + at]);
+            assert!(matches!(rx.poll(), Ok(Some(Incoming::Message(_)))));
+            assert!(matches!(rx.poll(), Ok(None)), "len {len}");
+        }
+        // A character cut short by the end of the message, whole or fragmented.
+        for fragmented in [false, true] {
+            let mut wire = Vec::new();
+            let cut = "ab€".as_bytes();
+            let cut = &cut[..cut.len() - 1];
+            if fragmented {
+                frame(&mut wire, OpCode::Text, false, b"x", [1, 1, 1, 1]);
+                frame(&mut wire, OpCode::Continuation, true, cut, [2, 2, 2, 2]);
+            } else {
+                frame(&mut wire, OpCode::Text, true, cut, [2, 2, 2, 2]);
+            }
+            let mut rx = server();
+            rx.push(&wire);
+            assert_eq!(rx.poll().unwrap_err(), ProtocolError::InvalidUtf8);
         }
     }
 }

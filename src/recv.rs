@@ -5,17 +5,19 @@
 //! arrive (so a bad text frame fails before it is complete). A complete payload up to 16 KiB is
 //! copied out, so the buffer stays initialised and is reused for the next read without being
 //! zeroed again (safe Rust reads into initialised memory only), and a small message never pins
-//! a large buffer; a larger payload leaves the buffer as `Bytes` with `split_to().freeze()`,
-//! without a copy (a big message is not held twice), and the buffer's allocation is reclaimed
-//! once the message is dropped. Fragmented messages are copied, once, into their assembly
-//! buffer. An emptied buffer is kept while input keeps coming and given back once the
-//! connection is quiet (the connection's `InputBuffer` timer).
+//! a large buffer; a larger payload leaves the buffer without a copy (a big message is not held
+//! twice). Such a payload is read up to its end and no further, so it usually ends its buffer:
+//! the whole buffer is then frozen and lent out with it, and taken back, still initialised,
+//! once the message is dropped (otherwise the payload is split off the front, and the
+//! allocation is reclaimed, partly zeroed, once the message is dropped). Fragmented messages
+//! are copied, once, into their assembly buffer. An emptied buffer is kept while input keeps
+//! coming and given back once the connection is quiet (the connection's `InputBuffer` timer).
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::connection::Role;
 use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, OpCode};
+use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use crate::mask::apply_mask_at;
 use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
@@ -97,6 +99,10 @@ pub(crate) struct Receiver {
     /// with a message, and kept alive by the buffer even when the buffer's own view of it is
     /// small. 0 when nothing was split off.
     split_off: usize,
+    /// The whole buffer a large payload was handed out from (see [`Receiver::take`]): once
+    /// the message is dropped it is the only handle left, and it becomes the input buffer
+    /// again, initialised, without zeroing.
+    lent: Option<Bytes>,
     frame: Option<InFrame>,
     msg: Option<InMessage>,
     utf8: Utf8Validator,
@@ -124,6 +130,7 @@ impl Receiver {
             start: 0,
             filled: 0,
             split_off: 0,
+            lent: None,
             frame: None,
             msg: None,
             utf8: Utf8Validator::new(),
@@ -162,18 +169,26 @@ impl Receiver {
     ///
     /// A `quiet` connection with nothing buffered offers [`MIN_READ`]: its first read after
     /// a quiet time (or a read that finds nothing) leaves at most that much allocated.
+    ///
+    /// The payload of a large frame that will be handed out whole is read up to its end and
+    /// no further, so it ends its buffer and the whole buffer can be lent out with it (see
+    /// [`Receiver::take`]).
     pub(crate) fn prepare(&mut self, quiet: bool) {
+        if self.buf.capacity() == 0 {
+            self.recycle();
+        }
         let need = match &self.frame {
             Some(f) if !self.in_pieces() => f.remaining.saturating_sub(self.len() as u64),
             _ => 0,
         };
+        let lends = need > 0 && self.lends_frame();
         let hint = if quiet && self.filled == 0 {
             MIN_READ
         } else {
             self.read_hint
         };
         let need = need.min(MAX_READ_HINT as u64) as usize;
-        let want = need.max(hint);
+        let want = if lends { need } else { need.max(hint) };
         // Room is enough when it is what we want, or, in a buffer that has grown to the wanted
         // size already, at least half of it and what the frame needs (a smaller read beats
         // zeroing memory for a bigger one).
@@ -191,7 +206,10 @@ impl Receiver {
         } else if self.buf.len() - self.filled < want.min(MIN_READ).max(need) {
             // Too little spare to be worth a read: a new allocation of exactly what is needed
             // (`reserve` would round up, and a large allocation is a fresh mapping each time).
-            let mut fresh = BytesMut::with_capacity(self.len() + want);
+            // One to lend out gets room for the next header too: taken back, it holds the
+            // next message of the same size whole.
+            let slack = if lends { MAX_HEADER_LEN } else { 0 };
+            let mut fresh = BytesMut::with_capacity(self.len() + want + slack);
             fresh.extend_from_slice(&self.buf[self.start..self.filled]);
             fresh.resize(self.len() + want, 0);
             self.buf = fresh;
@@ -201,8 +219,39 @@ impl Receiver {
         }
         // Initialised spare is offered up to the read size (the hint only limits growth), so
         // a message slightly over the hint is one read, not two; beyond that what the frame
-        // needs: reads stay bounded.
-        self.offered = (self.buf.len() - self.filled).min(want.max(self.read_size));
+        // needs: reads stay bounded. A payload to lend out is read up to its end.
+        let limit = if lends {
+            need
+        } else {
+            want.max(self.read_size)
+        };
+        self.offered = (self.buf.len() - self.filled).min(limit);
+    }
+
+    /// Whether the frame being received is a payload [`Receiver::take`] hands out without a
+    /// copy: a large, unfragmented data message in assembled mode.
+    fn lends_frame(&self) -> bool {
+        !self.in_pieces()
+            && self.msg.as_ref().is_some_and(|m| m.parts.is_empty())
+            && self.frame.as_ref().is_some_and(|f| {
+                f.header.fin && !f.header.opcode.is_control() && f.remaining > COPY_MAX as u64
+            })
+    }
+
+    /// Takes back the buffer lent out with a large message if that message is gone (its
+    /// handle is the only one left): initialised memory, reused without zeroing (only room
+    /// past it in its allocation is zeroed, once). A message still held keeps its memory to
+    /// itself.
+    fn recycle(&mut self) {
+        if let Some(lent) = self.lent.take()
+            && let Ok(mut buf) = lent.try_into_mut()
+        {
+            buf.resize(buf.capacity(), 0);
+            self.buf = buf;
+            self.start = 0;
+            self.filled = 0;
+            self.split_off = 0;
+        }
     }
 
     /// Makes room for `want` bytes of spare in the buffer's own allocation, without
@@ -238,6 +287,7 @@ impl Receiver {
     /// A fresh, empty input buffer (the old one's memory is given back).
     fn reset_buffer(&mut self) {
         self.buf = BytesMut::new();
+        self.lent = None;
         self.start = 0;
         self.filled = 0;
         self.split_off = 0;
@@ -259,12 +309,24 @@ impl Receiver {
 
     /// Takes the first `n` unprocessed bytes: copied out up to [`COPY_MAX`], so the buffer
     /// stays whole and initialised for the next read and a message never pins it; split off
-    /// without a copy when larger (the buffer's allocation is reused once the message is
-    /// dropped, see [`Receiver::reclaim`]).
+    /// without a copy when larger. When nothing follows the payload, the whole buffer is
+    /// frozen and lent out with it (the message is a slice of it), to be taken back whole and
+    /// initialised once the message is dropped ([`Receiver::recycle`]); otherwise the payload
+    /// is split off the front and the allocation reclaimed once the message is dropped
+    /// ([`Receiver::reclaim`]), its new room zeroed.
     fn take(&mut self, n: usize) -> Bytes {
         if n <= COPY_MAX {
             let data = Bytes::copy_from_slice(&self.buf[self.start..self.start + n]);
             self.consume(n);
+            return data;
+        }
+        if self.start + n == self.filled {
+            let whole = core::mem::take(&mut self.buf).freeze();
+            let data = whole.slice(self.start..self.filled);
+            self.lent = Some(whole);
+            self.start = 0;
+            self.filled = 0;
+            self.split_off = 0;
             return data;
         }
         self.drop_consumed();
@@ -320,6 +382,9 @@ impl Receiver {
     /// Copies `data` into the input buffer (appended to the unprocessed bytes without zeroing
     /// anything first).
     pub(crate) fn push(&mut self, data: &[u8]) {
+        if self.buf.capacity() == 0 {
+            self.recycle();
+        }
         if self.buf.len() - self.filled >= data.len() {
             self.buf[self.filled..self.filled + data.len()].copy_from_slice(data);
             self.filled += data.len();
@@ -353,10 +418,11 @@ impl Receiver {
     }
 
     /// Whether the input buffer is empty and holds more than [`MIN_READ`] (or shares an
-    /// allocation with a message split off it): [`release`](Receiver::release) can give it
-    /// back.
+    /// allocation with a message split off or lent out with it): [`release`](Receiver::release)
+    /// can give it back.
     pub(crate) fn releasable(&self) -> bool {
-        self.filled == 0 && (self.buf.capacity() > MIN_READ || self.split_off > 0)
+        self.filled == 0
+            && (self.buf.capacity() > MIN_READ || self.split_off > 0 || self.lent.is_some())
     }
 
     /// Gives back a [`releasable`](Receiver::releasable) input buffer, so an idle connection
@@ -375,9 +441,10 @@ impl Receiver {
     }
 
     /// Bytes held in the input buffer (data and spare, and an allocation shared with a message
-    /// split off it), for memory accounting.
+    /// split off or lent out with it), for memory accounting.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity().max(self.split_off)
+            + self.lent.as_ref().map_or(0, Bytes::len)
             + self.msg.as_ref().map_or(0, |m| m.parts.capacity())
     }
 
@@ -874,6 +941,69 @@ mod tests {
             let mut rx = server();
             rx.push(&wire);
             assert_eq!(rx.poll().unwrap_err(), ProtocolError::InvalidUtf8);
+        }
+    }
+
+    /// Large payloads are lent out with their buffer: each one ends its buffer (its reads
+    /// stop at its end), and once the message is dropped the same, initialised buffer is
+    /// taken back for the next one (not zeroed: its spare keeps stale bytes). A message still
+    /// held keeps its bytes: the next one gets other memory. Every message is checked, held
+    /// ones again at the end.
+    #[test]
+    fn large_payloads_lend_their_buffer_and_get_it_back() {
+        for chunk in [usize::MAX, 1448] {
+            let mut wire = Vec::new();
+            let mut expected = Vec::new();
+            for i in 0..24u8 {
+                let len = if i % 5 == 4 { 1 << 20 } else { 64 << 10 };
+                let payload = binary(len, u64::from(i) + 100);
+                frame(&mut wire, OpCode::Binary, true, &payload, [i, 9, 8, 7]);
+                expected.push(payload);
+            }
+            let mut rx = server();
+            let mut held = Vec::new();
+            let (mut got, mut pos) = (0, 0);
+            let (mut reused, mut stale, mut fresh) = (0, 0, 0);
+            let mut last: Option<(*const u8, bool)> = None;
+            while pos < wire.len() {
+                rx.prepare(false);
+                let ptr = rx.buf.as_ptr();
+                if let Some((before, kept)) = last.take() {
+                    if kept {
+                        fresh += usize::from(ptr != before);
+                    } else {
+                        reused += usize::from(ptr == before);
+                        stale += usize::from(rx.spare().iter().rev().take(64).any(|&b| b != 0));
+                    }
+                }
+                let spare = rx.spare_mut();
+                let n = spare.len().min(chunk).min(wire.len() - pos);
+                spare[..n].copy_from_slice(&wire[pos..pos + n]);
+                pos += rx.commit(n);
+                while let Some(item) = rx.poll().unwrap() {
+                    let Incoming::Message(Message::Binary(m)) = item else {
+                        panic!("unexpected {item:?}");
+                    };
+                    assert_eq!(m[..], expected[got][..], "message {got}, reads of {chunk}");
+                    assert!(rx.is_empty(), "the read went past the payload");
+                    // The buffer the message was lent out with (before its view).
+                    let lent = rx.lent.as_ref().expect("lent out").as_ptr();
+                    let kept = got % 3 == 1;
+                    if kept {
+                        held.push((got, m));
+                    }
+                    last = Some((lent, kept));
+                    got += 1;
+                }
+            }
+            assert_eq!(got, expected.len());
+            for (i, m) in held {
+                assert_eq!(m[..], expected[i][..], "held message {i}, reads of {chunk}");
+            }
+            let dropped = expected.len() - expected.len() / 3 - 1;
+            assert_eq!(reused, dropped, "reads of {chunk}");
+            assert_eq!(stale, dropped, "reads of {chunk}");
+            assert_eq!(fresh, expected.len() / 3, "reads of {chunk}");
         }
     }
 }

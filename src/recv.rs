@@ -32,9 +32,9 @@ const MAX_READ_HINT: usize = 4 << 20;
 /// message is still held.
 const COPY_MAX: usize = 16 << 10;
 
-/// Payloads up to this size are copied into a shared block ([`ARENA`] bytes) and handed out as
-/// slices of it, instead of one allocation each: an allocation and a free cost more than
-/// copying such a payload. A message held keeps at most one block alive.
+/// Payloads up to this size are copied into a shared block ([`ARENA`] bytes, at most the read
+/// size) and handed out as slices of it, instead of one allocation each: an allocation and a
+/// free cost more than copying such a payload. A message held keeps at most one block alive.
 const SMALL_MAX: usize = 1024;
 
 /// The size of the blocks small payloads are copied into.
@@ -333,7 +333,7 @@ impl Receiver {
                 return Bytes::new();
             }
             if self.arena.capacity() - self.arena.len() < n {
-                self.arena = BytesMut::with_capacity(ARENA);
+                self.arena = BytesMut::with_capacity(ARENA.min(self.read_size));
             }
             self.arena
                 .extend_from_slice(&self.buf[self.start..self.start + n]);

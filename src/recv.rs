@@ -5,17 +5,19 @@
 //! arrive (so a bad text frame fails before it is complete). A complete payload up to 16 KiB is
 //! copied out, so the buffer stays initialised and is reused for the next read without being
 //! zeroed again (safe Rust reads into initialised memory only), and a small message never pins
-//! a large buffer; a larger payload leaves the buffer as `Bytes` with `split_to().freeze()`,
-//! without a copy (a big message is not held twice), and the buffer's allocation is reclaimed
-//! once the message is dropped. Fragmented messages are copied, once, into their assembly
-//! buffer. An emptied buffer is kept while input keeps coming and given back once the
-//! connection is quiet (the connection's `InputBuffer` timer).
+//! a large buffer; a larger payload leaves the buffer without a copy (a big message is not held
+//! twice). Such a payload is read up to its end and no further, so it usually ends its buffer:
+//! the whole buffer is then frozen and lent out with it, and taken back, still initialised,
+//! once the message is dropped (otherwise the payload is split off the front, and the
+//! allocation is reclaimed, partly zeroed, once the message is dropped). Fragmented messages
+//! are copied, once, into their assembly buffer. An emptied buffer is kept while input keeps
+//! coming and given back once the connection is quiet (the connection's `InputBuffer` timer).
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::connection::Role;
 use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, OpCode};
+use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use crate::mask::apply_mask_at;
 use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
@@ -29,6 +31,14 @@ const MAX_READ_HINT: usize = 4 << 20;
 /// fresh memory for the next read (safe Rust reads into initialised memory only) whenever the
 /// message is still held.
 const COPY_MAX: usize = 16 << 10;
+
+/// Payloads up to this size are copied into a shared block ([`ARENA`] bytes, at most the read
+/// size) and handed out as slices of it, instead of one allocation each: an allocation and a
+/// free cost more than copying such a payload. A message held keeps at most one block alive.
+const SMALL_MAX: usize = 1024;
+
+/// The size of the blocks small payloads are copied into.
+const ARENA: usize = 8 << 10;
 
 /// Smallest read slice offered, and the most an empty input buffer keeps: an idle connection
 /// holds at most this much input buffer.
@@ -97,6 +107,12 @@ pub(crate) struct Receiver {
     /// with a message, and kept alive by the buffer even when the buffer's own view of it is
     /// small. 0 when nothing was split off.
     split_off: usize,
+    /// The whole buffer a large payload was handed out from (see [`Receiver::take`]): once
+    /// the message is dropped it is the only handle left, and it becomes the input buffer
+    /// again, initialised, without zeroing.
+    lent: Option<Bytes>,
+    /// The block small payloads are copied into: its spare capacity takes the next one.
+    arena: BytesMut,
     frame: Option<InFrame>,
     msg: Option<InMessage>,
     utf8: Utf8Validator,
@@ -124,6 +140,8 @@ impl Receiver {
             start: 0,
             filled: 0,
             split_off: 0,
+            lent: None,
+            arena: BytesMut::new(),
             frame: None,
             msg: None,
             utf8: Utf8Validator::new(),
@@ -162,28 +180,47 @@ impl Receiver {
     ///
     /// A `quiet` connection with nothing buffered offers [`MIN_READ`]: its first read after
     /// a quiet time (or a read that finds nothing) leaves at most that much allocated.
+    ///
+    /// The payload of a large frame that will be handed out whole is read up to its end and
+    /// no further, so it ends its buffer and the whole buffer can be lent out with it (see
+    /// [`Receiver::take`]).
     pub(crate) fn prepare(&mut self, quiet: bool) {
+        if self.buf.capacity() == 0 {
+            self.recycle();
+        }
         let need = match &self.frame {
             Some(f) if !self.in_pieces() => f.remaining.saturating_sub(self.len() as u64),
             _ => 0,
         };
+        let lends = need > 0 && self.lends_frame();
         let hint = if quiet && self.filled == 0 {
             MIN_READ
         } else {
             self.read_hint
         };
-        let want = (need.min(MAX_READ_HINT as u64) as usize).max(hint);
-        if self.buf.len() - self.filled >= want {
+        let need = need.min(MAX_READ_HINT as u64) as usize;
+        let want = if lends { need } else { need.max(hint) };
+        // Room is enough when it is what we want, or, in a buffer that has grown to the wanted
+        // size already, at least half of it and what the frame needs (a smaller read beats
+        // zeroing memory for a bigger one).
+        let enough =
+            |room: usize| room >= want || (self.buf.len() >= want && room >= (want / 2).max(need));
+        if enough(self.buf.len() - self.filled) {
             // The initialised spare is enough.
+        } else if enough(self.buf.len() - self.len()) {
+            // Moving the unprocessed bytes to the front of the initialised buffer makes the
+            // room: nothing needs zeroing.
+            self.compact();
         } else if self.reclaim(want) {
             // The buffer's allocation was free again (the messages split off it are gone).
             self.buf.resize(self.filled + want, 0);
-        } else if self.buf.len() - self.filled
-            < want.min(MIN_READ).max(need.min(want as u64) as usize)
-        {
+        } else if self.buf.len() - self.filled < want.min(MIN_READ).max(need) {
             // Too little spare to be worth a read: a new allocation of exactly what is needed
             // (`reserve` would round up, and a large allocation is a fresh mapping each time).
-            let mut fresh = BytesMut::with_capacity(self.len() + want);
+            // One to lend out gets room for the next header too: taken back, it holds the
+            // next message of the same size whole.
+            let slack = if lends { MAX_HEADER_LEN } else { 0 };
+            let mut fresh = BytesMut::with_capacity(self.len() + want + slack);
             fresh.extend_from_slice(&self.buf[self.start..self.filled]);
             fresh.resize(self.len() + want, 0);
             self.buf = fresh;
@@ -193,8 +230,39 @@ impl Receiver {
         }
         // Initialised spare is offered up to the read size (the hint only limits growth), so
         // a message slightly over the hint is one read, not two; beyond that what the frame
-        // needs: reads stay bounded.
-        self.offered = (self.buf.len() - self.filled).min(want.max(self.read_size));
+        // needs: reads stay bounded. A payload to lend out is read up to its end.
+        let limit = if lends {
+            need
+        } else {
+            want.max(self.read_size)
+        };
+        self.offered = (self.buf.len() - self.filled).min(limit);
+    }
+
+    /// Whether the frame being received is a payload [`Receiver::take`] hands out without a
+    /// copy: a large, unfragmented data message in assembled mode.
+    fn lends_frame(&self) -> bool {
+        !self.in_pieces()
+            && self.msg.as_ref().is_some_and(|m| m.parts.is_empty())
+            && self.frame.as_ref().is_some_and(|f| {
+                f.header.fin && !f.header.opcode.is_control() && f.remaining > COPY_MAX as u64
+            })
+    }
+
+    /// Takes back the buffer lent out with a large message if that message is gone (its
+    /// handle is the only one left): initialised memory, reused without zeroing (only room
+    /// past it in its allocation is zeroed, once). A message still held keeps its memory to
+    /// itself.
+    fn recycle(&mut self) {
+        if let Some(lent) = self.lent.take()
+            && let Ok(mut buf) = lent.try_into_mut()
+        {
+            buf.resize(buf.capacity(), 0);
+            self.buf = buf;
+            self.start = 0;
+            self.filled = 0;
+            self.split_off = 0;
+        }
     }
 
     /// Makes room for `want` bytes of spare in the buffer's own allocation, without
@@ -205,6 +273,16 @@ impl Receiver {
         self.drop_consumed();
         let spare = self.buf.len() - self.filled;
         self.buf.try_reclaim(want - spare)
+    }
+
+    /// Moves the unprocessed bytes to the front of the buffer, within its initialised length:
+    /// the room the consumed bytes took is spare again without zeroing.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
+        }
     }
 
     /// Lets go of the consumed bytes at the front (the buffer's view starts at the
@@ -220,6 +298,8 @@ impl Receiver {
     /// A fresh, empty input buffer (the old one's memory is given back).
     fn reset_buffer(&mut self) {
         self.buf = BytesMut::new();
+        self.lent = None;
+        self.arena = BytesMut::new();
         self.start = 0;
         self.filled = 0;
         self.split_off = 0;
@@ -239,20 +319,64 @@ impl Receiver {
         }
     }
 
-    /// Takes the first `n` unprocessed bytes: copied out up to [`COPY_MAX`], so the buffer
-    /// stays whole and initialised for the next read and a message never pins it; split off
-    /// without a copy when larger (the buffer's allocation is reused once the message is
-    /// dropped, see [`Receiver::reclaim`]).
+    /// Takes the first `n` unprocessed bytes: copied out up to [`COPY_MAX`] (into the shared
+    /// block up to [`SMALL_MAX`]), so the buffer stays whole and initialised for the next read
+    /// and a message never pins it; split off
+    /// without a copy when larger. When nothing follows the payload, the whole buffer is
+    /// frozen and lent out with it (the message is a slice of it), to be taken back whole and
+    /// initialised once the message is dropped ([`Receiver::recycle`]); otherwise the payload
+    /// is split off the front and the allocation reclaimed once the message is dropped
+    /// ([`Receiver::reclaim`]), its new room zeroed.
     fn take(&mut self, n: usize) -> Bytes {
+        if n <= SMALL_MAX {
+            if n == 0 {
+                return Bytes::new();
+            }
+            if self.arena.capacity() - self.arena.len() < n {
+                self.arena = BytesMut::with_capacity(ARENA.min(self.read_size));
+            }
+            self.arena
+                .extend_from_slice(&self.buf[self.start..self.start + n]);
+            self.consume(n);
+            return self.arena.split().freeze();
+        }
         if n <= COPY_MAX {
             let data = Bytes::copy_from_slice(&self.buf[self.start..self.start + n]);
             self.consume(n);
+            return data;
+        }
+        if self.start + n == self.filled {
+            let whole = core::mem::take(&mut self.buf).freeze();
+            let data = whole.slice(self.start..self.filled);
+            self.lent = Some(whole);
+            self.start = 0;
+            self.filled = 0;
+            self.split_off = 0;
             return data;
         }
         self.drop_consumed();
         self.filled -= n;
         self.split_off = self.split_off.max(self.buf.capacity());
         self.buf.split_to(n).freeze()
+    }
+
+    /// Takes a complete text message: its `avail` last bytes in the buffer, or the assembled
+    /// `parts`. One that is copied anyway (up to [`COPY_MAX`]) is checked with simdutf8 and
+    /// copied from the `&str` that check gives, so it needs no second, slower check; a larger
+    /// one keeps its bytes and gets `ByteString`'s own check.
+    fn take_text(&mut self, avail: usize, parts: BytesMut) -> Result<Utf8Bytes, ProtocolError> {
+        let text = if parts.is_empty() && avail <= COPY_MAX {
+            let text = Utf8Bytes::copy_validated(&self.buf[self.start..self.start + avail]);
+            self.consume(avail);
+            text.ok()
+        } else if parts.is_empty() {
+            Utf8Bytes::validate(self.take(avail)).ok()
+        } else if parts.len() <= COPY_MAX {
+            Utf8Bytes::copy_validated(&parts).ok()
+        } else {
+            Utf8Bytes::validate(parts.freeze()).ok()
+        };
+        text.ok_or(ProtocolError::InvalidUtf8)
     }
 
     /// The spare part prepared by [`Receiver::prepare`].
@@ -283,6 +407,9 @@ impl Receiver {
     /// Copies `data` into the input buffer (appended to the unprocessed bytes without zeroing
     /// anything first).
     pub(crate) fn push(&mut self, data: &[u8]) {
+        if self.buf.capacity() == 0 {
+            self.recycle();
+        }
         if self.buf.len() - self.filled >= data.len() {
             self.buf[self.filled..self.filled + data.len()].copy_from_slice(data);
             self.filled += data.len();
@@ -316,10 +443,14 @@ impl Receiver {
     }
 
     /// Whether the input buffer is empty and holds more than [`MIN_READ`] (or shares an
-    /// allocation with a message split off it): [`release`](Receiver::release) can give it
-    /// back.
+    /// allocation with a message split off or lent out with it, or a block for small payloads
+    /// is started): [`release`](Receiver::release) can give it back.
     pub(crate) fn releasable(&self) -> bool {
-        self.filled == 0 && (self.buf.capacity() > MIN_READ || self.split_off > 0)
+        self.filled == 0
+            && (self.buf.capacity() > MIN_READ
+                || self.split_off > 0
+                || self.lent.is_some()
+                || self.arena.capacity() > 0)
     }
 
     /// Gives back a [`releasable`](Receiver::releasable) input buffer, so an idle connection
@@ -338,9 +469,11 @@ impl Receiver {
     }
 
     /// Bytes held in the input buffer (data and spare, and an allocation shared with a message
-    /// split off it), for memory accounting.
+    /// split off or lent out with it), for memory accounting.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity().max(self.split_off)
+            + self.lent.as_ref().map_or(0, Bytes::len)
+            + self.arena.capacity()
             + self.msg.as_ref().map_or(0, |m| m.parts.capacity())
     }
 
@@ -564,21 +697,365 @@ impl Receiver {
             let Some(m) = self.msg.take() else {
                 continue;
             };
-            let data = if m.parts.is_empty() {
-                self.take(avail)
-            } else {
-                m.parts.freeze()
-            };
             let message = match m.kind {
                 DataKind::Text => {
                     self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                    Message::Text(
-                        Utf8Bytes::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?,
-                    )
+                    Message::Text(self.take_text(avail, m.parts)?)
                 }
-                DataKind::Binary => Message::Binary(data),
+                DataKind::Binary if m.parts.is_empty() => Message::Binary(self.take(avail)),
+                DataKind::Binary => Message::Binary(m.parts.freeze()),
             };
             return Ok(Some(Incoming::Message(message)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::CloseCode;
+    use alloc::vec::Vec;
+
+    /// A masked client frame.
+    fn frame(out: &mut Vec<u8>, opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4]) {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: Some(key),
+            payload_len: payload.len() as u64,
+        };
+        let mut head = BytesMut::new();
+        header.encode(&mut head);
+        out.extend_from_slice(&head);
+        let at = out.len();
+        out.extend_from_slice(payload);
+        apply_mask_at(&mut out[at..], key, 0);
+    }
+
+    /// A small deterministic generator (xorshift).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn binary(len: usize, seed: u64) -> Vec<u8> {
+        let mut rng = Rng(seed | 1);
+        (0..len).map(|_| rng.next() as u8).collect()
+    }
+
+    /// Text of `len` bytes or a little less, mixing one- to four-byte characters.
+    fn text(len: usize, seed: u64) -> Vec<u8> {
+        let mut rng = Rng(seed | 1);
+        let chars = ['a', 'Z', ' ', 'é', 'ü', '—', '✓', '日', '🦀'];
+        let mut s = alloc::string::String::new();
+        loop {
+            let c = chars[rng.below(chars.len())];
+            if s.len() + c.len_utf8() > len {
+                return s.into_bytes();
+            }
+            s.push(c);
+        }
+    }
+
+    /// Messages of every size class (copied out, split off, across reads), text and binary,
+    /// some fragmented, as masked frames; returns the wire bytes and the expected messages.
+    fn stream() -> (Vec<u8>, Vec<Message>) {
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        let sizes = [
+            0,
+            1,
+            125,
+            126,
+            1000,
+            4096,
+            16 << 10,
+            (16 << 10) + 1,
+            40_000,
+            70_000,
+            3,
+        ];
+        for (i, &len) in sizes.iter().enumerate() {
+            let seed = i as u64 + 7;
+            for kind in [DataKind::Binary, DataKind::Text] {
+                let payload = match kind {
+                    DataKind::Binary => binary(len, seed),
+                    DataKind::Text => text(len, seed),
+                };
+                let key = [i as u8, 0x5a, 0xa5, seed as u8];
+                let opcode = match kind {
+                    DataKind::Binary => OpCode::Binary,
+                    DataKind::Text => OpCode::Text,
+                };
+                if i % 3 == 2 && payload.len() > 2 {
+                    // Three fragments, cut inside characters too.
+                    let (a, b) = (payload.len() / 3, 2 * payload.len() / 3 + 1);
+                    frame(&mut wire, opcode, false, &payload[..a], key);
+                    frame(&mut wire, OpCode::Continuation, false, &payload[a..b], key);
+                    frame(&mut wire, OpCode::Continuation, true, &payload[b..], key);
+                } else {
+                    frame(&mut wire, opcode, true, &payload, key);
+                }
+                expected.push(match kind {
+                    DataKind::Binary => Message::Binary(Bytes::from(payload)),
+                    DataKind::Text => Message::Text(Utf8Bytes::from(
+                        alloc::string::String::from_utf8(payload).unwrap(),
+                    )),
+                });
+            }
+        }
+        (wire, expected)
+    }
+
+    /// Reads `input` into the receiver through `prepare` / `spare_mut` / `commit`, each read at
+    /// most `next_read()` bytes, and polls after every read; `inspect` runs before each read.
+    fn run(
+        rx: &mut Receiver,
+        input: &[u8],
+        mut next_read: impl FnMut() -> usize,
+        mut inspect: impl FnMut(&Receiver),
+    ) -> Result<Vec<Message>, ProtocolError> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < input.len() {
+            rx.prepare(false);
+            inspect(rx);
+            let spare = rx.spare_mut();
+            assert!(!spare.is_empty(), "no room offered at {pos}");
+            let n = spare.len().min(next_read()).min(input.len() - pos);
+            spare[..n].copy_from_slice(&input[pos..pos + n]);
+            pos += rx.commit(n);
+            while let Some(item) = rx.poll()? {
+                match item {
+                    Incoming::Message(m) => out.push(m),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert!(rx.is_empty(), "input left over");
+        Ok(out)
+    }
+
+    fn server() -> Receiver {
+        Receiver::new(Role::Server, &crate::Config::default())
+    }
+
+    /// The buffer logic (compaction, growth, copies and splits) keeps every byte where it
+    /// belongs, whatever the read sizes: fixed ones from one byte up, and seeded random ones.
+    #[test]
+    fn messages_survive_every_read_pattern() {
+        let (wire, expected) = stream();
+        let fixed = [1, 2, 3, 7, 100, 1448, 4096, 16_391, 65_536, usize::MAX];
+        for chunk in fixed {
+            let got = run(&mut server(), &wire, || chunk, |_| {}).unwrap();
+            assert_eq!(got, expected, "reads of {chunk}");
+        }
+        for seed in 1..20u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let got = run(
+                &mut server(),
+                &wire,
+                || 1 + rng.below(if seed % 2 == 0 { 300 } else { 100_000 }),
+                |_| {},
+            )
+            .unwrap();
+            assert_eq!(got, expected, "seed {seed}");
+        }
+    }
+
+    /// In a steady stream the buffer is reused in place: the unprocessed bytes move to the
+    /// front of the initialised buffer, and the spare keeps stale bytes (it is not zeroed
+    /// again) and its allocation.
+    #[test]
+    fn steady_reads_reuse_the_buffer_without_zeroing() {
+        let mut wire = Vec::new();
+        for i in 0..80u8 {
+            frame(
+                &mut wire,
+                OpCode::Binary,
+                true,
+                &binary(16 << 10, i.into()),
+                [i, 1, 2, 3],
+            );
+        }
+        let mut rx = server();
+        let mut reads = 0;
+        let mut at = None;
+        let mut stale = 0;
+        run(
+            &mut rx,
+            &wire,
+            || usize::MAX,
+            |rx| {
+                reads += 1;
+                // The first reads grow the buffer up to the read size.
+                if reads <= 8 {
+                    return;
+                }
+                let ptr = rx.buf.as_ptr();
+                assert_eq!(*at.get_or_insert(ptr), ptr, "read {reads} reallocated");
+                // Masked random bytes from earlier reads, where zeroing would leave zeros.
+                stale += usize::from(rx.spare().iter().rev().take(256).any(|&b| b != 0));
+            },
+        )
+        .unwrap();
+        assert!(reads > 16, "{reads} reads");
+        assert_eq!(stale, reads - 8);
+    }
+
+    /// A whole text message that arrives at once is checked once it is complete; one that
+    /// arrives in pieces fails as soon as the bad byte is there. Either way the connection
+    /// fails with 1007, after the messages before it.
+    #[test]
+    fn invalid_text_fails_with_1007_at_the_right_time() {
+        let good = text(900, 3);
+        for len in [10, 1000, 16 << 10, 20_000] {
+            let mut bad = text(len, 5);
+            let at = bad.len() / 2;
+            bad[at] = 0xff;
+            let mut wire = Vec::new();
+            frame(&mut wire, OpCode::Text, true, &good, [1, 2, 3, 4]);
+            let first = wire.len();
+            frame(&mut wire, OpCode::Text, true, &bad, [5, 6, 7, 8]);
+
+            // All at once: the first message, then the error.
+            let mut rx = server();
+            rx.push(&wire);
+            assert!(
+                matches!(rx.poll(), Ok(Some(Incoming::Message(Message::Text(t)))) if t.as_bytes() == good)
+            );
+            let err = rx.poll().unwrap_err();
+            assert_eq!(err, ProtocolError::InvalidUtf8);
+            assert_eq!(err.close_code(), CloseCode::INVALID_PAYLOAD);
+
+            // Up to just past the bad byte: fails before the message is complete.
+            let mut rx = server();
+            let header = if bad.len() > 125 { 8 } else { 6 };
+            rx.push(&wire[..first + header + at + 1]);
+            assert!(matches!(rx.poll(), Ok(Some(Incoming::Message(_)))));
+            assert_eq!(
+                rx.poll().unwrap_err(),
+                ProtocolError::InvalidUtf8,
+                "len {len}"
+            );
+
+            // Up to just before it: nothing yet.
+            let mut rx = server();
+            rx.push(&wire[..first + header + at]);
+            assert!(matches!(rx.poll(), Ok(Some(Incoming::Message(_)))));
+            assert!(matches!(rx.poll(), Ok(None)), "len {len}");
+        }
+        // A character cut short by the end of the message, whole or fragmented.
+        for fragmented in [false, true] {
+            let mut wire = Vec::new();
+            let cut = "ab€".as_bytes();
+            let cut = &cut[..cut.len() - 1];
+            if fragmented {
+                frame(&mut wire, OpCode::Text, false, b"x", [1, 1, 1, 1]);
+                frame(&mut wire, OpCode::Continuation, true, cut, [2, 2, 2, 2]);
+            } else {
+                frame(&mut wire, OpCode::Text, true, cut, [2, 2, 2, 2]);
+            }
+            let mut rx = server();
+            rx.push(&wire);
+            assert_eq!(rx.poll().unwrap_err(), ProtocolError::InvalidUtf8);
+        }
+    }
+
+    /// Large payloads are lent out with their buffer: each one ends its buffer (its reads
+    /// stop at its end), and once the message is dropped the same, initialised buffer is
+    /// taken back for the next one (not zeroed: its spare keeps stale bytes). A message still
+    /// held keeps its bytes: the next one gets other memory. Every message is checked, held
+    /// ones again at the end.
+    #[test]
+    fn large_payloads_lend_their_buffer_and_get_it_back() {
+        for chunk in [usize::MAX, 1448] {
+            let mut wire = Vec::new();
+            let mut expected = Vec::new();
+            for i in 0..24u8 {
+                let len = if i % 5 == 4 { 1 << 20 } else { 64 << 10 };
+                let payload = binary(len, u64::from(i) + 100);
+                frame(&mut wire, OpCode::Binary, true, &payload, [i, 9, 8, 7]);
+                expected.push(payload);
+            }
+            let mut rx = server();
+            let mut held = Vec::new();
+            let (mut got, mut pos) = (0, 0);
+            let (mut reused, mut stale, mut fresh) = (0, 0, 0);
+            let mut last: Option<(*const u8, bool)> = None;
+            while pos < wire.len() {
+                rx.prepare(false);
+                let ptr = rx.buf.as_ptr();
+                if let Some((before, kept)) = last.take() {
+                    if kept {
+                        fresh += usize::from(ptr != before);
+                    } else {
+                        reused += usize::from(ptr == before);
+                        stale += usize::from(rx.spare().iter().rev().take(64).any(|&b| b != 0));
+                    }
+                }
+                let spare = rx.spare_mut();
+                let n = spare.len().min(chunk).min(wire.len() - pos);
+                spare[..n].copy_from_slice(&wire[pos..pos + n]);
+                pos += rx.commit(n);
+                while let Some(item) = rx.poll().unwrap() {
+                    let Incoming::Message(Message::Binary(m)) = item else {
+                        panic!("unexpected {item:?}");
+                    };
+                    assert_eq!(m[..], expected[got][..], "message {got}, reads of {chunk}");
+                    assert!(rx.is_empty(), "the read went past the payload");
+                    // The buffer the message was lent out with (before its view).
+                    let lent = rx.lent.as_ref().expect("lent out").as_ptr();
+                    let kept = got % 3 == 1;
+                    if kept {
+                        held.push((got, m));
+                    }
+                    last = Some((lent, kept));
+                    got += 1;
+                }
+            }
+            assert_eq!(got, expected.len());
+            for (i, m) in held {
+                assert_eq!(m[..], expected[i][..], "held message {i}, reads of {chunk}");
+            }
+            let dropped = expected.len() - expected.len() / 3 - 1;
+            assert_eq!(reused, dropped, "reads of {chunk}");
+            assert_eq!(stale, dropped, "reads of {chunk}");
+            assert_eq!(fresh, expected.len() / 3, "reads of {chunk}");
+        }
+    }
+
+    /// Small payloads are copied into shared blocks, one after the other, and stay intact
+    /// while later ones fill the block and the next ones.
+    #[test]
+    fn small_payloads_share_a_block() {
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..200u8 {
+            let len = [16, 0, 300, 1024, 1][usize::from(i) % 5];
+            let payload = binary(len, u64::from(i) + 1);
+            frame(&mut wire, OpCode::Binary, true, &payload, [i, 3, 5, 7]);
+            expected.push(Message::Binary(Bytes::from(payload)));
+        }
+        let got = run(&mut server(), &wire, || 1000, |_| {}).unwrap();
+        assert_eq!(got, expected);
+        let mut adjacent = 0;
+        for pair in got.windows(2) {
+            let (a, b) = (pair[0].as_bytes(), pair[1].as_bytes());
+            adjacent += usize::from(!a.is_empty() && a.as_ptr_range().end == b.as_ptr());
+        }
+        // 16 + 300 + 1024 bytes share a block in each group of five (bar a block change).
+        assert!(adjacent >= 60, "{adjacent} adjacent payloads");
     }
 }

@@ -359,12 +359,11 @@ impl Deflate {
                     }
                     out.push(Data::MessageEnd);
                 } else {
-                    let data = self.take_assembly();
                     out.push(Data::Message(match p.kind {
-                        DataKind::Text => Message::Text(
-                            Utf8Bytes::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?,
-                        ),
-                        DataKind::Binary => Message::Binary(data),
+                        DataKind::Text => {
+                            Message::Text(self.take_text().ok_or(ProtocolError::InvalidUtf8)?)
+                        }
+                        DataKind::Binary => Message::Binary(self.take_assembly()),
                     }));
                 }
                 Ok(())
@@ -372,11 +371,29 @@ impl Deflate {
         }
     }
 
+    /// The assembled text message, checked (`None` if it is not UTF-8). A short one is checked
+    /// with simdutf8 and copied from the `&str` that gives (the copy `take_assembly` makes
+    /// anyway), so it needs no second, slower check to become a `ByteString`.
+    fn take_text(&mut self) -> Option<Utf8Bytes> {
+        if self.keeps_assembly() {
+            let text = Utf8Bytes::copy_validated(&self.assembly).ok();
+            self.assembly.clear();
+            text
+        } else {
+            Utf8Bytes::validate(Bytes::from(core::mem::take(&mut self.assembly))).ok()
+        }
+    }
+
+    /// Whether the assembled message is copied out and its buffer kept (see `take_assembly`).
+    fn keeps_assembly(&self) -> bool {
+        self.assembly.len() <= KEEP && self.assembly.capacity() <= 4 * KEEP && !self.peer_reset
+    }
+
     /// The assembled message. A short one is copied out and its buffer kept for the next
     /// (with the peer's context takeover, while the connection holds its decompressor anyway),
     /// which spares an allocation and a free per message; a long one is handed over as is.
     fn take_assembly(&mut self) -> Bytes {
-        if self.assembly.len() > KEEP || self.assembly.capacity() > 4 * KEEP || self.peer_reset {
+        if !self.keeps_assembly() {
             return Bytes::from(core::mem::take(&mut self.assembly));
         }
         let data = Bytes::copy_from_slice(&self.assembly);

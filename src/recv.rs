@@ -32,14 +32,6 @@ const MAX_READ_HINT: usize = 4 << 20;
 /// message is still held.
 const COPY_MAX: usize = 16 << 10;
 
-/// Payloads up to this size are copied into a shared block ([`ARENA`] bytes, at most the read
-/// size) and handed out as slices of it, instead of one allocation each: an allocation and a
-/// free cost more than copying such a payload. A message held keeps at most one block alive.
-const SMALL_MAX: usize = 1024;
-
-/// The size of the blocks small payloads are copied into.
-const ARENA: usize = 8 << 10;
-
 /// Smallest read slice offered, and the most an empty input buffer keeps: an idle connection
 /// holds at most this much input buffer.
 const MIN_READ: usize = 1024;
@@ -111,8 +103,6 @@ pub(crate) struct Receiver {
     /// the message is dropped it is the only handle left, and it becomes the input buffer
     /// again, initialised, without zeroing.
     lent: Option<Bytes>,
-    /// The block small payloads are copied into: its spare capacity takes the next one.
-    arena: BytesMut,
     frame: Option<InFrame>,
     msg: Option<InMessage>,
     utf8: Utf8Validator,
@@ -141,7 +131,6 @@ impl Receiver {
             filled: 0,
             split_off: 0,
             lent: None,
-            arena: BytesMut::new(),
             frame: None,
             msg: None,
             utf8: Utf8Validator::new(),
@@ -299,7 +288,6 @@ impl Receiver {
     fn reset_buffer(&mut self) {
         self.buf = BytesMut::new();
         self.lent = None;
-        self.arena = BytesMut::new();
         self.start = 0;
         self.filled = 0;
         self.split_off = 0;
@@ -319,27 +307,14 @@ impl Receiver {
         }
     }
 
-    /// Takes the first `n` unprocessed bytes: copied out up to [`COPY_MAX`] (into the shared
-    /// block up to [`SMALL_MAX`]), so the buffer stays whole and initialised for the next read
-    /// and a message never pins it; split off
+    /// Takes the first `n` unprocessed bytes: copied out up to [`COPY_MAX`], so the buffer
+    /// stays whole and initialised for the next read and a message never pins it; split off
     /// without a copy when larger. When nothing follows the payload, the whole buffer is
     /// frozen and lent out with it (the message is a slice of it), to be taken back whole and
     /// initialised once the message is dropped ([`Receiver::recycle`]); otherwise the payload
     /// is split off the front and the allocation reclaimed once the message is dropped
     /// ([`Receiver::reclaim`]), its new room zeroed.
     fn take(&mut self, n: usize) -> Bytes {
-        if n <= SMALL_MAX {
-            if n == 0 {
-                return Bytes::new();
-            }
-            if self.arena.capacity() - self.arena.len() < n {
-                self.arena = BytesMut::with_capacity(ARENA.min(self.read_size));
-            }
-            self.arena
-                .extend_from_slice(&self.buf[self.start..self.start + n]);
-            self.consume(n);
-            return self.arena.split().freeze();
-        }
         if n <= COPY_MAX {
             let data = Bytes::copy_from_slice(&self.buf[self.start..self.start + n]);
             self.consume(n);
@@ -443,14 +418,11 @@ impl Receiver {
     }
 
     /// Whether the input buffer is empty and holds more than [`MIN_READ`] (or shares an
-    /// allocation with a message split off or lent out with it, or a block for small payloads
-    /// is started): [`release`](Receiver::release) can give it back.
+    /// allocation with a message split off or lent out with it): [`release`](Receiver::release)
+    /// can give it back.
     pub(crate) fn releasable(&self) -> bool {
         self.filled == 0
-            && (self.buf.capacity() > MIN_READ
-                || self.split_off > 0
-                || self.lent.is_some()
-                || self.arena.capacity() > 0)
+            && (self.buf.capacity() > MIN_READ || self.split_off > 0 || self.lent.is_some())
     }
 
     /// Gives back a [`releasable`](Receiver::releasable) input buffer, so an idle connection
@@ -473,7 +445,6 @@ impl Receiver {
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity().max(self.split_off)
             + self.lent.as_ref().map_or(0, Bytes::len)
-            + self.arena.capacity()
             + self.msg.as_ref().map_or(0, |m| m.parts.capacity())
     }
 
@@ -1034,28 +1005,5 @@ mod tests {
             assert_eq!(stale, dropped, "reads of {chunk}");
             assert_eq!(fresh, expected.len() / 3, "reads of {chunk}");
         }
-    }
-
-    /// Small payloads are copied into shared blocks, one after the other, and stay intact
-    /// while later ones fill the block and the next ones.
-    #[test]
-    fn small_payloads_share_a_block() {
-        let mut wire = Vec::new();
-        let mut expected = Vec::new();
-        for i in 0..200u8 {
-            let len = [16, 0, 300, 1024, 1][usize::from(i) % 5];
-            let payload = binary(len, u64::from(i) + 1);
-            frame(&mut wire, OpCode::Binary, true, &payload, [i, 3, 5, 7]);
-            expected.push(Message::Binary(Bytes::from(payload)));
-        }
-        let got = run(&mut server(), &wire, || 1000, |_| {}).unwrap();
-        assert_eq!(got, expected);
-        let mut adjacent = 0;
-        for pair in got.windows(2) {
-            let (a, b) = (pair[0].as_bytes(), pair[1].as_bytes());
-            adjacent += usize::from(!a.is_empty() && a.as_ptr_range().end == b.as_ptr());
-        }
-        // 16 + 300 + 1024 bytes share a block in each group of five (bar a block change).
-        assert!(adjacent >= 60, "{adjacent} adjacent payloads");
     }
 }

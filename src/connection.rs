@@ -197,8 +197,9 @@ pub struct Connection {
     /// Boxed: an open connection does not carry the room for it.
     closed: Option<Box<Closed>>,
     opened_at: Option<Instant>,
-    /// When input last left the input buffer empty (see `settle_input_buffer`).
-    emptied_at: Option<Instant>,
+    /// When input last left the input buffer empty (see `settle_input_buffer`);
+    /// `Instant::MAX` for never (8 bytes, not an `Option`'s 16).
+    emptied_at: Instant,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
     /// permessage-deflate, once negotiated (RFC 7692); `None` costs nothing.
@@ -332,7 +333,7 @@ impl Connection {
             counters: Counters::default(),
             closed: None,
             opened_at: None,
-            emptied_at: None,
+            emptied_at: Instant::MAX,
             now,
             deflate: None,
             resume: None,
@@ -2049,10 +2050,9 @@ impl Connection {
         if !self.recv.is_empty() {
             return;
         }
-        let busy = self
-            .emptied_at
-            .is_some_and(|t| now.saturating_duration_since(t) < INPUT_BUFFER_LINGER);
-        self.emptied_at = Some(now);
+        let busy = self.emptied_at != Instant::MAX
+            && now.saturating_duration_since(self.emptied_at) < INPUT_BUFFER_LINGER;
+        self.emptied_at = now;
         if busy {
             self.timers
                 .set(Timer::InputBuffer, now + INPUT_BUFFER_LINGER);

@@ -13,6 +13,7 @@
 //! are copied, once, into their assembly buffer. An emptied buffer is kept while input keeps
 //! coming and given back once the connection is quiet (the connection's `InputBuffer` timer).
 
+use alloc::boxed::Box;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::connection::Role;
@@ -101,8 +102,9 @@ pub(crate) struct Receiver {
     split_off: usize,
     /// The whole buffer a large payload was handed out from (see [`Receiver::take`]): once
     /// the message is dropped it is the only handle left, and it becomes the input buffer
-    /// again, initialised, without zeroing.
-    lent: Option<Bytes>,
+    /// again, initialised, without zeroing. Boxed: only large messages set it, and every
+    /// connection holds the field.
+    lent: Option<Box<Bytes>>,
     frame: Option<InFrame>,
     msg: Option<InMessage>,
     utf8: Utf8Validator,
@@ -244,7 +246,7 @@ impl Receiver {
     /// itself.
     fn recycle(&mut self) {
         if let Some(lent) = self.lent.take()
-            && let Ok(mut buf) = lent.try_into_mut()
+            && let Ok(mut buf) = (*lent).try_into_mut()
         {
             buf.resize(buf.capacity(), 0);
             self.buf = buf;
@@ -323,7 +325,7 @@ impl Receiver {
         if self.start + n == self.filled {
             let whole = core::mem::take(&mut self.buf).freeze();
             let data = whole.slice(self.start..self.filled);
-            self.lent = Some(whole);
+            self.lent = Some(Box::new(whole));
             self.start = 0;
             self.filled = 0;
             self.split_off = 0;
@@ -444,7 +446,7 @@ impl Receiver {
     /// split off or lent out with it), for memory accounting.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity().max(self.split_off)
-            + self.lent.as_ref().map_or(0, Bytes::len)
+            + self.lent.as_ref().map_or(0, |b| b.len())
             + self.msg.as_ref().map_or(0, |m| m.parts.capacity())
     }
 

@@ -49,6 +49,11 @@ const ANSWER_GRACE: Duration = Duration::from_secs(1);
 /// within this time reuses it; one quiet for longer gives it back (see `settle_input_buffer`).
 const INPUT_BUFFER_LINGER: Duration = Duration::from_secs(1);
 
+/// A connection whose output is all written again within this time of the previous time is
+/// busy sending: it keeps its output buffer for the next frames; one quiet for longer gives it
+/// back (see `settle_output_buffer`).
+const OUTPUT_BUFFER_LINGER: Duration = Duration::from_secs(1);
+
 /// Which end of the connection this is (RFC 6455 §5.1: clients mask, servers do not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -199,6 +204,8 @@ pub struct Connection {
     opened_at: Option<Instant>,
     /// When input last left the input buffer empty (see `settle_input_buffer`).
     emptied_at: Option<Instant>,
+    /// When the output was last all written, while open (see `settle_output_buffer`).
+    drained_at: Option<Instant>,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
     /// permessage-deflate, once negotiated (RFC 7692); `None` costs nothing.
@@ -333,6 +340,7 @@ impl Connection {
             closed: None,
             opened_at: None,
             emptied_at: None,
+            drained_at: None,
             now,
             deflate: None,
             resume: None,
@@ -587,8 +595,10 @@ impl Connection {
     /// the transport (`n` is clamped to what was waiting).
     pub fn advance(&mut self, n: usize) {
         let n = n.min(self.send.len());
-        let quiet = self.quiet();
-        self.send.consume(n, quiet);
+        self.send.consume(n);
+        if n > 0 && self.send.is_empty() {
+            self.settle_output_buffer();
+        }
         self.written_total += n as u64;
         if let Some(Flights(flights)) = self.flights.as_deref_mut() {
             while flights
@@ -2061,6 +2071,32 @@ impl Connection {
         }
     }
 
+    /// The output was all written. When that happens again within [`OUTPUT_BUFFER_LINGER`] of
+    /// the previous time on an open connection, the connection is busy sending: its output
+    /// buffer is kept, initialised, for the next frames (one no larger than the high watermark)
+    /// until the connection has been quiet that long. Otherwise it is given back at once, so an
+    /// idle connection holds none. The timer is armed once and moved on when it fires, not at
+    /// every write.
+    fn settle_output_buffer(&mut self) {
+        let now = self.now;
+        let open = matches!(self.phase, Phase::Open | Phase::Closing);
+        let busy = open
+            && self
+                .drained_at
+                .is_some_and(|t| now.saturating_duration_since(t) < OUTPUT_BUFFER_LINGER);
+        if open {
+            self.drained_at = Some(now);
+        }
+        if busy && self.send.buffer_size() <= self.config.high_watermark {
+            if self.timers.get(Timer::OutputBuffer).is_none() {
+                self.timers
+                    .set(Timer::OutputBuffer, now + OUTPUT_BUFFER_LINGER);
+            }
+        } else {
+            self.send.release();
+        }
+    }
+
     /// No input within [`INPUT_BUFFER_LINGER`] of the previous (see `settle_input_buffer`):
     /// buffers are given back rather than kept for reuse.
     fn quiet(&self) -> bool {
@@ -2242,6 +2278,15 @@ impl Connection {
             Timer::Inflate => self.continue_inflation(now, false),
             Timer::Ack => self.queue_ack(),
             Timer::Linger => self.close_transport(),
+            Timer::OutputBuffer => match self.drained_at {
+                // Written out again since the timer was armed: still busy.
+                Some(t) if now.saturating_duration_since(t) < OUTPUT_BUFFER_LINGER => {
+                    self.timers
+                        .set(Timer::OutputBuffer, t + OUTPUT_BUFFER_LINGER);
+                }
+                // Quiet for a while (output still waiting keeps it until written).
+                _ => self.send.release(),
+            },
             Timer::InputBuffer => {
                 // Quiet for a while: give back what only a busy connection reuses.
                 self.recv.release();

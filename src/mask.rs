@@ -21,10 +21,7 @@ pub fn apply_mask_at(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
 /// XORs `buf` with `key`, starting at key byte 0.
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
-    // The key repeated over a word: 8 bytes are 2 whole keys, so every word starts at key byte 0.
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let word = widen_word(key);
     if buf.len() < BLOCK {
         let (words, rest) = buf.as_chunks_mut::<8>();
         for w in words {
@@ -54,9 +51,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
 #[inline]
 pub(crate) fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
     assert_eq!(dst.len(), src.len(), "copy_masked: lengths differ");
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let word = widen_word(key);
     if src.len() >= BLOCK {
         let wide = widen(word);
         let (dst_blocks, _) = dst.as_chunks_mut::<BLOCK>();
@@ -77,6 +72,12 @@ pub(crate) fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
     for (i, (d, s)) in dst_rest.iter_mut().zip(src_rest).enumerate() {
         *d = *s ^ key[i & 3];
     }
+}
+
+/// The key repeated over a word: 8 bytes are 2 whole keys, so every word starts at key byte 0.
+#[inline]
+fn widen_word(key: [u8; 4]) -> u64 {
+    u64::from(u32::from_ne_bytes(key)) * 0x1_0000_0001
 }
 
 /// The key pattern over a whole block.

@@ -163,25 +163,25 @@ impl Sender {
     }
 
     /// Every run of bytes waiting, in order, for vectored writes.
-    pub(crate) fn slices(&self) -> impl Iterator<Item = &[u8]> {
-        let mut from = self.start;
-        self.shared
-            .iter()
-            .flat_map(move |(at, bytes)| {
-                let owned = &self.buf[from..*at];
-                from = *at;
-                [owned, &bytes[..]]
-            })
-            .chain(core::iter::once(
-                &self.buf[self.shared.back().map_or(self.start, |(at, _)| *at)..self.end],
-            ))
-            .filter(|s| !s.is_empty())
+    pub(crate) fn slices(&self) -> Runs<'_> {
+        Runs {
+            sender: self,
+            from: self.start,
+            next_shared: 0,
+        }
     }
 
     /// The driver wrote `n` bytes from the front. Once everything is written, the buffer is
     /// kept for the next frames; [`release`](Sender::release) gives it back.
     pub(crate) fn consume(&mut self, mut n: usize) {
-        n = n.min(self.len);
+        if n >= self.len {
+            // Everything written (the common case): nothing to walk.
+            self.shared.clear();
+            self.start = 0;
+            self.end = 0;
+            self.len = 0;
+            return;
+        }
         self.len -= n;
         while n > 0 {
             let owned_end = self.shared.front().map_or(self.end, |(at, _)| *at);
@@ -200,10 +200,6 @@ impl Sender {
             } else {
                 break;
             }
-        }
-        if self.len == 0 {
-            self.start = 0;
-            self.end = 0;
         }
     }
 
@@ -232,6 +228,41 @@ impl Sender {
     /// Bytes of memory the queue holds, for accounting.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity() + self.shared.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+}
+
+/// The runs of a [`Sender`], in order: owned bytes before each shared payload, the payload,
+/// and the owned bytes after the last one; empty runs are skipped.
+#[derive(Clone, Debug)]
+pub(crate) struct Runs<'a> {
+    sender: &'a Sender,
+    /// Where the next owned run starts in the buffer.
+    from: usize,
+    /// The next shared payload, by index; past the end once the last owned run is out.
+    next_shared: usize,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let sender = self.sender;
+        loop {
+            let (owned_end, shared) = match sender.shared.get(self.next_shared) {
+                Some((at, bytes)) => (*at, Some(bytes)),
+                None if self.next_shared == sender.shared.len() => (sender.end, None),
+                None => return None,
+            };
+            if self.from < owned_end {
+                let run = &sender.buf[self.from..owned_end];
+                self.from = owned_end;
+                return Some(run);
+            }
+            self.next_shared += 1;
+            if let Some(bytes) = shared {
+                return Some(bytes);
+            }
+        }
     }
 }
 

@@ -204,8 +204,9 @@ pub struct Connection {
     opened_at: Option<Instant>,
     /// When input last left the input buffer empty (see `settle_input_buffer`).
     emptied_at: Option<Instant>,
-    /// When the output was last all written, while open (see `settle_output_buffer`).
-    drained_at: Option<Instant>,
+    /// When the output was last all written, while open (see `settle_output_buffer`);
+    /// [`Instant::MAX`] for never (8 bytes where an `Option` takes 16).
+    drained_at: Instant,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
     /// permessage-deflate, once negotiated (RFC 7692); `None` costs nothing.
@@ -340,7 +341,7 @@ impl Connection {
             closed: None,
             opened_at: None,
             emptied_at: None,
-            drained_at: None,
+            drained_at: Instant::MAX,
             now,
             deflate: None,
             resume: None,
@@ -2080,12 +2081,9 @@ impl Connection {
     fn settle_output_buffer(&mut self) {
         let now = self.now;
         let open = matches!(self.phase, Phase::Open | Phase::Closing);
-        let busy = open
-            && self
-                .drained_at
-                .is_some_and(|t| now.saturating_duration_since(t) < OUTPUT_BUFFER_LINGER);
+        let busy = open && self.drained_within_linger(now);
         if open {
-            self.drained_at = Some(now);
+            self.drained_at = now;
         }
         if busy && self.send.buffer_size() <= self.config.high_watermark {
             if self.timers.get(Timer::OutputBuffer).is_none() {
@@ -2095,6 +2093,12 @@ impl Connection {
         } else {
             self.send.release();
         }
+    }
+
+    /// Whether the output was all written less than [`OUTPUT_BUFFER_LINGER`] before `now`.
+    fn drained_within_linger(&self, now: Instant) -> bool {
+        self.drained_at != Instant::MAX
+            && now.saturating_duration_since(self.drained_at) < OUTPUT_BUFFER_LINGER
     }
 
     /// No input within [`INPUT_BUFFER_LINGER`] of the previous (see `settle_input_buffer`):
@@ -2278,15 +2282,16 @@ impl Connection {
             Timer::Inflate => self.continue_inflation(now, false),
             Timer::Ack => self.queue_ack(),
             Timer::Linger => self.close_transport(),
-            Timer::OutputBuffer => match self.drained_at {
-                // Written out again since the timer was armed: still busy.
-                Some(t) if now.saturating_duration_since(t) < OUTPUT_BUFFER_LINGER => {
+            Timer::OutputBuffer => {
+                if self.drained_within_linger(now) {
+                    // Written out again since the timer was armed: still busy.
                     self.timers
-                        .set(Timer::OutputBuffer, t + OUTPUT_BUFFER_LINGER);
+                        .set(Timer::OutputBuffer, self.drained_at + OUTPUT_BUFFER_LINGER);
+                } else {
+                    // Quiet for a while (output still waiting keeps it until written).
+                    self.send.release();
                 }
-                // Quiet for a while (output still waiting keeps it until written).
-                _ => self.send.release(),
-            },
+            }
             Timer::InputBuffer => {
                 // Quiet for a while: give back what only a busy connection reuses.
                 self.recv.release();

@@ -188,6 +188,9 @@ pub struct Connection {
     out_msg: Option<OutMessage>,
     heartbeat: Heartbeat,
     close_sent: bool,
+    /// The output was all written since `Timer::OutputBuffer` was armed (see
+    /// `settle_output_buffer`).
+    drained_since_armed: bool,
     /// Client role: messages sent before the opening handshake completed.
     early: Option<Box<Early>>,
     /// With `Config::retain_unsent`: sent messages whose frames are not entirely written yet,
@@ -333,6 +336,7 @@ impl Connection {
             out_msg: None,
             heartbeat: Heartbeat::default(),
             close_sent: false,
+            drained_since_armed: false,
             early: None,
             flights: None,
             queued_total: 0,
@@ -2076,19 +2080,25 @@ impl Connection {
     /// the previous time on an open connection, the connection is busy sending: its output
     /// buffer is kept, initialised, for the next frames (one no larger than the high watermark)
     /// until the connection has been quiet that long. Otherwise it is given back at once, so an
-    /// idle connection holds none. The timer is armed once and moved on when it fires, not at
-    /// every write.
+    /// idle connection holds none. The timer is armed once and, when it fires, moved on by a
+    /// second if the output was written out meanwhile (the core's clock only moves with inputs
+    /// and timers, so a connection that only sends sees the time of the drain as stale).
     fn settle_output_buffer(&mut self) {
         let now = self.now;
         let open = matches!(self.phase, Phase::Open | Phase::Closing);
-        let busy = open && self.drained_within_linger(now);
+        // Busy: written out recently, or still within the busy time the timer measures.
+        let armed = self.timers.get(Timer::OutputBuffer).is_some();
+        let busy = open && (armed || self.drained_within_linger(now));
         if open {
             self.drained_at = now;
         }
         if busy && self.send.buffer_size() <= self.config.high_watermark {
-            if self.timers.get(Timer::OutputBuffer).is_none() {
+            if armed {
+                self.drained_since_armed = true;
+            } else {
                 self.timers
                     .set(Timer::OutputBuffer, now + OUTPUT_BUFFER_LINGER);
+                self.drained_since_armed = false;
             }
         } else {
             self.send.release();
@@ -2283,10 +2293,11 @@ impl Connection {
             Timer::Ack => self.queue_ack(),
             Timer::Linger => self.close_transport(),
             Timer::OutputBuffer => {
-                if self.drained_within_linger(now) {
+                if self.drained_since_armed {
                     // Written out again since the timer was armed: still busy.
                     self.timers
-                        .set(Timer::OutputBuffer, self.drained_at + OUTPUT_BUFFER_LINGER);
+                        .set(Timer::OutputBuffer, now + OUTPUT_BUFFER_LINGER);
+                    self.drained_since_armed = false;
                 } else {
                     // Quiet for a while (output still waiting keeps it until written).
                     self.send.release();

@@ -48,19 +48,39 @@ fn a_busy_sender_reuses_its_output_buffer_and_gives_it_back_when_quiet() {
         assert!(conn.buffer_memory() >= 16 << 10, "kept while busy");
     }
     assert!(starts.iter().all(|&s| s == starts[0]), "the same buffer");
-    // The timer armed by the first busy write fires at 1 s; the last write was at 0.6 s, so
-    // the buffer stays until 1.6 s.
+    // The timer armed by the first busy write fires at 1 s; written out since, so the buffer
+    // stays another second, then goes (nothing written in that second).
     let deadline = conn.poll_timeout().expect("a deadline to give it back");
     assert_eq!(deadline, T0 + Duration::from_secs(1));
     conn.handle_timeout(deadline);
     assert!(conn.buffer_memory() >= 16 << 10, "written to 0.4 s ago");
     let deadline = conn.poll_timeout().expect("moved on");
-    assert_eq!(deadline, T0 + Duration::from_millis(1600));
+    assert_eq!(deadline, T0 + Duration::from_secs(2));
     conn.handle_timeout(deadline);
     assert_eq!(conn.buffer_memory(), 0, "quiet for a second");
     assert_eq!(conn.poll_timeout(), None);
+    // A connection that only sends (its clock moves with timers alone, so every write in a
+    // second carries the same stale time) keeps the buffer across timer firings while it
+    // keeps writing: only the first write after the quiet time gives it back.
+    for second in 3..6u64 {
+        for i in 0..3 {
+            let (_, out) = send_and_write(&mut conn, &payload);
+            assert_eq!(
+                parse_frames(&out),
+                [(true, OpCode::Binary, payload.clone())]
+            );
+            let first = second == 3 && i == 0;
+            assert_eq!(conn.buffer_memory() == 0, first, "{second} s, write {i}");
+        }
+        let deadline = conn.poll_timeout().expect("armed while busy");
+        assert_eq!(deadline, T0 + Duration::from_secs(second));
+        conn.handle_timeout(deadline);
+        assert!(conn.buffer_memory() >= 16 << 10, "busy through {second} s");
+    }
+    conn.handle_timeout(T0 + Duration::from_secs(6));
+    assert_eq!(conn.buffer_memory(), 0, "then quiet for a second");
     // Sending once in a while (more than a second apart) keeps nothing between messages.
-    for s in [3, 5] {
+    for s in [8, 10] {
         conn.handle_timeout(T0 + Duration::from_secs(s));
         let (_, out) = send_and_write(&mut conn, &payload);
         assert_eq!(

@@ -49,6 +49,11 @@ const ANSWER_GRACE: Duration = Duration::from_secs(1);
 /// within this time reuses it; one quiet for longer gives it back (see `settle_input_buffer`).
 const INPUT_BUFFER_LINGER: Duration = Duration::from_secs(1);
 
+/// A connection whose output is all written again within this time of the previous time is
+/// busy sending: it keeps its output buffer for the next frames; one quiet for longer gives it
+/// back (see `settle_output_buffer`).
+const OUTPUT_BUFFER_LINGER: Duration = Duration::from_secs(1);
+
 /// Which end of the connection this is (RFC 6455 §5.1: clients mask, servers do not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -183,6 +188,9 @@ pub struct Connection {
     out_msg: Option<OutMessage>,
     heartbeat: Heartbeat,
     close_sent: bool,
+    /// The output was all written since `Timer::OutputBuffer` was armed (see
+    /// `settle_output_buffer`).
+    drained_since_armed: bool,
     /// Client role: messages sent before the opening handshake completed.
     early: Option<Box<Early>>,
     /// With `Config::retain_unsent`: sent messages whose frames are not entirely written yet,
@@ -200,6 +208,9 @@ pub struct Connection {
     /// When input last left the input buffer empty (see `settle_input_buffer`);
     /// `Instant::MAX` for never (8 bytes, not an `Option`'s 16).
     emptied_at: Instant,
+    /// When the output was last all written, while open (see `settle_output_buffer`);
+    /// [`Instant::MAX`] for never (8 bytes where an `Option` takes 16).
+    drained_at: Instant,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
     /// permessage-deflate, once negotiated (RFC 7692); `None` costs nothing.
@@ -326,6 +337,7 @@ impl Connection {
             out_msg: None,
             heartbeat: Heartbeat::default(),
             close_sent: false,
+            drained_since_armed: false,
             early: None,
             flights: None,
             queued_total: 0,
@@ -334,6 +346,7 @@ impl Connection {
             closed: None,
             opened_at: None,
             emptied_at: Instant::MAX,
+            drained_at: Instant::MAX,
             now,
             deflate: None,
             resume: None,
@@ -588,8 +601,10 @@ impl Connection {
     /// the transport (`n` is clamped to what was waiting).
     pub fn advance(&mut self, n: usize) {
         let n = n.min(self.send.len());
-        let quiet = self.quiet();
-        self.send.consume(n, quiet);
+        self.send.consume(n);
+        if n > 0 && self.send.is_empty() {
+            self.settle_output_buffer();
+        }
         self.written_total += n as u64;
         if let Some(Flights(flights)) = self.flights.as_deref_mut() {
             while flights
@@ -2061,6 +2076,41 @@ impl Connection {
         }
     }
 
+    /// The output was all written. When that happens again within [`OUTPUT_BUFFER_LINGER`] of
+    /// the previous time on an open connection, the connection is busy sending: its output
+    /// buffer is kept, initialised, for the next frames (one no larger than the high watermark)
+    /// until the connection has been quiet that long. Otherwise it is given back at once, so an
+    /// idle connection holds none. The timer is armed once and, when it fires, moved on by a
+    /// second if the output was written out meanwhile (the core's clock only moves with inputs
+    /// and timers, so a connection that only sends sees the time of the drain as stale).
+    fn settle_output_buffer(&mut self) {
+        let now = self.now;
+        let open = matches!(self.phase, Phase::Open | Phase::Closing);
+        // Busy: written out recently, or still within the busy time the timer measures.
+        let armed = self.timers.get(Timer::OutputBuffer).is_some();
+        let busy = open && (armed || self.drained_within_linger(now));
+        if open {
+            self.drained_at = now;
+        }
+        if busy && self.send.buffer_size() <= self.config.high_watermark {
+            if armed {
+                self.drained_since_armed = true;
+            } else {
+                self.timers
+                    .set(Timer::OutputBuffer, now + OUTPUT_BUFFER_LINGER);
+                self.drained_since_armed = false;
+            }
+        } else {
+            self.send.release();
+        }
+    }
+
+    /// Whether the output was all written less than [`OUTPUT_BUFFER_LINGER`] before `now`.
+    fn drained_within_linger(&self, now: Instant) -> bool {
+        self.drained_at != Instant::MAX
+            && now.saturating_duration_since(self.drained_at) < OUTPUT_BUFFER_LINGER
+    }
+
     /// No input within [`INPUT_BUFFER_LINGER`] of the previous (see `settle_input_buffer`):
     /// buffers are given back rather than kept for reuse.
     fn quiet(&self) -> bool {
@@ -2242,6 +2292,17 @@ impl Connection {
             Timer::Inflate => self.continue_inflation(now, false),
             Timer::Ack => self.queue_ack(),
             Timer::Linger => self.close_transport(),
+            Timer::OutputBuffer => {
+                if self.drained_since_armed {
+                    // Written out again since the timer was armed: still busy.
+                    self.timers
+                        .set(Timer::OutputBuffer, now + OUTPUT_BUFFER_LINGER);
+                    self.drained_since_armed = false;
+                } else {
+                    // Quiet for a while (output still waiting keeps it until written).
+                    self.send.release();
+                }
+            }
             Timer::InputBuffer => {
                 // Quiet for a while: give back what only a busy connection reuses.
                 self.recv.release();

@@ -1,6 +1,6 @@
 //! Frame headers (RFC 6455 §5.2): parse and encode the 7-bit, 16-bit and 64-bit length forms.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use crate::error::ProtocolError;
 
@@ -166,22 +166,45 @@ impl FrameHeader {
     /// Appends the header to `dst` in the minimal length form.
     #[inline]
     pub fn encode(&self, dst: &mut BytesMut) {
-        let b0 = (u8::from(self.fin) << 7) | ((self.rsv & 0x07) << 4) | self.opcode.as_u8();
+        let (bytes, len) = self.to_array();
+        dst.extend_from_slice(&bytes[..len]);
+    }
+
+    /// The header in the minimal length form: the first `len` bytes of the array (the rest are
+    /// zero), so a caller can copy a fixed 14 bytes and keep `len` of them.
+    #[inline]
+    #[must_use]
+    pub const fn to_array(&self) -> ([u8; MAX_HEADER_LEN], usize) {
+        let mut out = [0u8; MAX_HEADER_LEN];
+        out[0] = ((self.fin as u8) << 7) | ((self.rsv & 0x07) << 4) | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        dst.reserve(self.encoded_len());
-        dst.put_u8(b0);
+        let mut at = 2;
         if self.payload_len < 126 {
-            dst.put_u8(mask_bit | self.payload_len as u8);
+            out[1] = mask_bit | self.payload_len as u8;
         } else if self.payload_len <= u16::MAX as u64 {
-            dst.put_u8(mask_bit | 126);
-            dst.put_u16(self.payload_len as u16);
+            out[1] = mask_bit | 126;
+            let [a, b] = (self.payload_len as u16).to_be_bytes();
+            out[2] = a;
+            out[3] = b;
+            at = 4;
         } else {
-            dst.put_u8(mask_bit | 127);
-            dst.put_u64(self.payload_len);
+            out[1] = mask_bit | 127;
+            let len = self.payload_len.to_be_bytes();
+            let mut i = 0;
+            while i < 8 {
+                out[2 + i] = len[i];
+                i += 1;
+            }
+            at = 10;
         }
         if let Some(key) = self.mask {
-            dst.put_slice(&key);
+            out[at] = key[0];
+            out[at + 1] = key[1];
+            out[at + 2] = key[2];
+            out[at + 3] = key[3];
+            at += 4;
         }
+        (out, at)
     }
 }
 
@@ -209,6 +232,9 @@ mod tests {
                 let mut buf = BytesMut::new();
                 h.encode(&mut buf);
                 assert_eq!(buf.len(), h.encoded_len());
+                let (array, len) = h.to_array();
+                assert_eq!((&array[..len], len), (&buf[..], buf.len()));
+                assert!(array[len..].iter().all(|&b| b == 0));
                 for cut in 0..buf.len() {
                     assert_eq!(
                         FrameHeader::parse(&buf[..cut]),

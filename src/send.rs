@@ -1,32 +1,44 @@
 //! The send path: frame encoding, masking and the output queue.
 //!
-//! Headers and small payloads are written into one growing buffer (`tail`); a large payload in
-//! the server role (no masking) is queued as its own `Bytes` without a copy, so a driver can write
+//! Frames are written into one buffer of owned bytes: headers, small payloads, and in the
+//! client role every payload, copied and masked in one pass (RFC 6455 §5.3 wants the caller's
+//! payload left intact). A large payload in the server role (no masking) is queued as its own
+//! `Bytes` without a copy, between the owned bytes before and after it, so a driver can write
 //! header and payload with one vectored write. The driver sees the queue as slices and reports
 //! how much it wrote; partial writes are fine.
+//!
+//! The buffer is initialised memory: once written, its spare part is reused by the next
+//! frames without being zeroed again, and it is kept while the connection keeps sending (the
+//! connection decides, see `Connection::settle_output_buffer`). Safe Rust cannot write into
+//! uninitialised memory except by appending, and appending cannot fuse the copy with the
+//! masking, so new memory is zeroed once when the buffer grows.
 
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use rand_core::Rng;
 
 use crate::connection::Role;
-use crate::frame::{FrameHeader, OpCode};
-use crate::mask::apply_mask;
+use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
+use crate::mask::copy_masked;
 
 /// Payloads at least this large are queued without copying when no masking is needed.
 const ZERO_COPY_MIN: usize = 2048;
 
-/// An empty tail buffer larger than this is released rather than kept, so an idle connection
-/// holds little output buffer.
-const KEEP_CAPACITY: usize = 1024;
+/// The smallest buffer allocated: room for a few small frames.
+const MIN_BUFFER: usize = 256;
 
 #[derive(Debug, Default)]
 pub(crate) struct Sender {
-    /// Chunks older than `tail`, ready to write.
-    queue: VecDeque<Bytes>,
-    /// Newest bytes; small frames are coalesced here.
-    tail: BytesMut,
+    /// Owned bytes: `buf[start..end]` wait to be written (with the shared payloads among
+    /// them); `buf[end..]` is initialised spare for the next frames.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Payloads queued by reference, in order, each with the offset in `buf` of the owned
+    /// bytes it goes in front of (offsets never decrease and are never below `start`).
+    shared: VecDeque<(usize, Bytes)>,
     /// Total bytes waiting.
     len: usize,
 }
@@ -67,107 +79,190 @@ impl Sender {
             mask,
             payload_len: payload.len() as u64,
         };
-        self.len += header.encoded_len() + payload.len();
-        header.encode(&mut self.tail);
-        match mask {
-            Some(key) => {
-                let start = self.tail.len();
-                self.tail.extend_from_slice(payload);
-                apply_mask(&mut self.tail[start..], key);
-            }
-            None if payload.len() >= ZERO_COPY_MIN && shared.is_some() => {
-                self.queue.push_back(self.tail.split().freeze());
-                self.queue.extend(shared.cloned());
-            }
-            None => self.tail.extend_from_slice(payload),
+        let (head, head_len) = header.to_array();
+        let by_reference = mask.is_none() && payload.len() >= ZERO_COPY_MIN;
+        let shared = shared.filter(|_| by_reference);
+        let copied = if shared.is_some() { 0 } else { payload.len() };
+        // Room for the whole 14-byte array: copying a fixed size is cheaper than `head_len`.
+        let spare = self.spare(MAX_HEADER_LEN.max(head_len + copied));
+        spare[..MAX_HEADER_LEN].copy_from_slice(&head);
+        let body = &mut spare[head_len..head_len + copied];
+        match (mask, shared) {
+            (Some(key), _) => copy_masked(body, payload, key),
+            (None, None) => body.copy_from_slice(payload),
+            (None, Some(_)) => {}
+        }
+        self.end += head_len + copied;
+        self.len += head_len + copied;
+        if let Some(payload) = shared {
+            self.push_shared(payload.clone());
         }
     }
 
     /// Queues an encoded frame (a prepared message): a large one by reference, a small one
-    /// copied into the tail with its neighbours.
+    /// copied into the buffer with its neighbours.
     pub(crate) fn write_frame_bytes(&mut self, frame: &Bytes) {
-        self.len += frame.len();
         if frame.len() >= ZERO_COPY_MIN {
-            if !self.tail.is_empty() {
-                self.queue.push_back(self.tail.split().freeze());
-            }
-            self.queue.push_back(frame.clone());
+            self.push_shared(frame.clone());
         } else {
-            self.tail.extend_from_slice(frame);
+            self.write_raw(frame);
         }
     }
 
     /// Queues bytes as they are (an HTTP handshake head).
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
+        self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
         self.len += bytes.len();
-        self.tail.extend_from_slice(bytes);
+    }
+
+    /// Queues `bytes` by reference behind everything queued so far.
+    fn push_shared(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.len += bytes.len();
+            self.shared.push_back((self.end, bytes));
+        }
+    }
+
+    /// At least `n` bytes of initialised spare after `end`: reuses the buffer, moves the
+    /// waiting bytes to its front when the written part before them is at least as large (so
+    /// each byte moves at most once on average), or grows it (at least doubling).
+    fn spare(&mut self, n: usize) -> &mut [u8] {
+        if self.buf.len() - self.end < n {
+            self.make_room(n);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    #[cold]
+    fn make_room(&mut self, n: usize) {
+        let waiting = self.end - self.start;
+        if self.start > 0 && self.start >= waiting {
+            self.buf.copy_within(self.start..self.end, 0);
+            for (at, _) in &mut self.shared {
+                *at -= self.start;
+            }
+            self.start = 0;
+            self.end = waiting;
+            if self.buf.len() - self.end >= n {
+                return;
+            }
+        }
+        let want = (self.end + n).max(2 * self.buf.len()).max(MIN_BUFFER);
+        self.buf.resize(want, 0);
     }
 
     /// The first run of bytes to write.
     pub(crate) fn first(&self) -> Option<&[u8]> {
-        match self.queue.front() {
-            Some(front) => Some(front),
-            None if !self.tail.is_empty() => Some(&self.tail),
+        match self.shared.front() {
+            Some((at, bytes)) if *at == self.start => Some(bytes),
+            Some((at, _)) => Some(&self.buf[self.start..*at]),
+            None if self.end > self.start => Some(&self.buf[self.start..self.end]),
             None => None,
         }
     }
 
     /// Every run of bytes waiting, in order, for vectored writes.
-    pub(crate) fn slices(&self) -> impl Iterator<Item = &[u8]> {
-        self.queue
-            .iter()
-            .map(|b| &b[..])
-            .chain(core::iter::once(&self.tail[..]))
-            .filter(|s| !s.is_empty())
+    pub(crate) fn slices(&self) -> Runs<'_> {
+        Runs {
+            sender: self,
+            from: self.start,
+            next_shared: 0,
+        }
     }
 
-    /// The driver wrote `n` bytes from the front.
-    ///
-    /// Once everything is written, a `quiet` connection (one not sending and receiving
-    /// steadily) gives its queue memory back; a busy one keeps a small tail for the next
-    /// frames.
-    pub(crate) fn consume(&mut self, mut n: usize, quiet: bool) {
-        n = n.min(self.len);
+    /// The driver wrote `n` bytes from the front. Once everything is written, the buffer is
+    /// kept for the next frames; [`release`](Sender::release) gives it back.
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        if n >= self.len {
+            // Everything written (the common case): nothing to walk.
+            self.shared.clear();
+            self.start = 0;
+            self.end = 0;
+            self.len = 0;
+            return;
+        }
         self.len -= n;
         while n > 0 {
-            match self.queue.front_mut() {
-                Some(front) if n >= front.len() => {
+            let owned_end = self.shared.front().map_or(self.end, |(at, _)| *at);
+            if self.start < owned_end {
+                let step = n.min(owned_end - self.start);
+                self.start += step;
+                n -= step;
+            } else if let Some((_, front)) = self.shared.front_mut() {
+                if n >= front.len() {
                     n -= front.len();
-                    self.queue.pop_front();
-                }
-                Some(front) => {
+                    self.shared.pop_front();
+                } else {
                     front.advance(n);
                     n = 0;
                 }
-                None => {
-                    self.tail.advance(n);
-                    n = 0;
-                }
+            } else {
+                break;
             }
         }
-        if self.len == 0 && quiet {
-            self.queue = VecDeque::new();
-            self.tail = BytesMut::new();
-        } else if self.len == 0 {
-            self.queue.clear();
-            if self.tail.capacity() > KEEP_CAPACITY {
-                self.tail = BytesMut::new();
-            } else {
-                self.tail.clear();
-            }
+    }
+
+    /// Bytes of owned buffer held (written or not).
+    pub(crate) fn buffer_size(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Gives the memory back (only when nothing waits: it is the connection's to decide).
+    pub(crate) fn release(&mut self) {
+        if self.len == 0 {
+            self.buf = Vec::new();
+            self.shared = VecDeque::new();
         }
     }
 
     /// Drops everything not yet written (the transport is being closed).
     pub(crate) fn discard(&mut self) {
-        self.queue.clear();
-        self.tail = BytesMut::new();
+        self.buf = Vec::new();
+        self.shared = VecDeque::new();
+        self.start = 0;
+        self.end = 0;
         self.len = 0;
     }
 
     /// Bytes of memory the queue holds, for accounting.
     pub(crate) fn capacity(&self) -> usize {
-        self.tail.capacity() + self.queue.iter().map(Bytes::len).sum::<usize>()
+        self.buf.capacity() + self.shared.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+}
+
+/// The runs of a [`Sender`], in order: owned bytes before each shared payload, the payload,
+/// and the owned bytes after the last one; empty runs are skipped.
+#[derive(Clone, Debug)]
+pub(crate) struct Runs<'a> {
+    sender: &'a Sender,
+    /// Where the next owned run starts in the buffer.
+    from: usize,
+    /// The next shared payload, by index; past the end once the last owned run is out.
+    next_shared: usize,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let sender = self.sender;
+        loop {
+            let (owned_end, shared) = match sender.shared.get(self.next_shared) {
+                Some((at, bytes)) => (*at, Some(bytes)),
+                None if self.next_shared == sender.shared.len() => (sender.end, None),
+                None => return None,
+            };
+            if self.from < owned_end {
+                let run = &sender.buf[self.from..owned_end];
+                self.from = owned_end;
+                return Some(run);
+            }
+            self.next_shared += 1;
+            if let Some(bytes) = shared {
+                return Some(bytes);
+            }
+        }
     }
 }
 
@@ -225,5 +320,114 @@ impl core::fmt::Debug for Transmit<'_> {
         f.debug_struct("Transmit")
             .field("len", &self.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::collections::VecDeque;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    /// One step against the queue.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Owned bytes (a handshake head, a small frame).
+        Raw(usize),
+        /// A frame queued by reference when large (a prepared message).
+        Shared(usize),
+        /// The driver writes this many bytes; `first` writes at most the first run.
+        Write { n: usize, first: bool },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..300usize).prop_map(Op::Raw),
+            (0..5000usize).prop_map(Op::Shared),
+            ((0..6000usize), any::<bool>()).prop_map(|(n, first)| Op::Write { n, first }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever is queued and however it is written (partial writes, the first run alone,
+        /// the owned buffer reused, compacted and grown with shared payloads waiting among its
+        /// bytes), the written stream is exactly what was queued, in order.
+        #[test]
+        fn the_written_stream_is_what_was_queued(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut sender = Sender::default();
+            let mut model: VecDeque<u8> = VecDeque::new();
+            let mut written = Vec::new();
+            let mut expected = Vec::new();
+            let mut next = 0u8;
+            let mut bytes = |len: usize| {
+                let v: Vec<u8> = (0..len).map(|_| { next = next.wrapping_add(1); next }).collect();
+                v
+            };
+            for op in ops {
+                match op {
+                    Op::Raw(len) => {
+                        let v = bytes(len);
+                        sender.write_raw(&v);
+                        model.extend(&v);
+                        expected.extend(&v);
+                    }
+                    Op::Shared(len) => {
+                        let v = bytes(len);
+                        sender.write_frame_bytes(&Bytes::from(v.clone()));
+                        model.extend(&v);
+                        expected.extend(&v);
+                    }
+                    Op::Write { n, first } => {
+                        let runs: Vec<&[u8]> = sender.slices().collect();
+                        let all: Vec<u8> = runs.concat();
+                        prop_assert_eq!(&all, &model.iter().copied().collect::<Vec<u8>>());
+                        prop_assert_eq!(sender.len(), model.len());
+                        prop_assert_eq!(sender.first(), runs.first().copied());
+                        let n = if first { n.min(runs.first().map_or(0, |r| r.len())) } else { n };
+                        let n = n.min(all.len());
+                        written.extend_from_slice(&all[..n]);
+                        sender.consume(n);
+                        model.drain(..n);
+                    }
+                }
+            }
+            while let Some(run) = sender.first() {
+                let run = run.to_vec();
+                written.extend_from_slice(&run);
+                sender.consume(run.len());
+            }
+            prop_assert!(sender.is_empty());
+            prop_assert_eq!(written, expected);
+        }
+    }
+
+    /// The buffer is compacted when the written part before the waiting bytes is at least as
+    /// large, with a shared payload waiting among them, and grown otherwise.
+    #[test]
+    fn compaction_moves_waiting_bytes_and_shared_positions() {
+        let mut sender = Sender::default();
+        sender.write_raw(&[1; 200]);
+        let size = sender.buffer_size();
+        assert_eq!(size, MIN_BUFFER);
+        sender.consume(150);
+        sender.write_frame_bytes(&Bytes::from(vec![2; ZERO_COPY_MIN]));
+        sender.write_raw(&[3; 40]);
+        // 150 written, 90 owned waiting: 120 more bytes need room, so the buffer compacts.
+        sender.write_raw(&[4; 120]);
+        assert_eq!(sender.buffer_size(), size, "compacted, not grown");
+        let all: Vec<u8> = sender.slices().flatten().copied().collect();
+        let mut want = vec![1; 50];
+        want.extend([2; ZERO_COPY_MIN]);
+        want.extend([3; 40]);
+        want.extend([4; 120]);
+        assert_eq!(all, want);
+        // Now 210 owned waiting in front: no compaction (it would move more than it frees).
+        sender.write_raw(&[5; 100]);
+        assert_eq!(sender.buffer_size(), 2 * size, "grown");
+        sender.consume(sender.len());
+        assert_eq!(sender.first(), None);
+        sender.release();
+        assert_eq!(sender.capacity(), 0);
     }
 }

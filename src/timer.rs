@@ -24,13 +24,16 @@ pub(crate) enum Timer {
     /// The connection is busy (input keeps coming) until then: its buffers are kept for reuse
     /// (the input buffer without zeroing it again); at the deadline they are given back.
     InputBuffer,
+    /// The connection is busy sending (its output keeps being written out) until then: its
+    /// output buffer is kept for reuse; at the deadline it is given back.
+    OutputBuffer,
     /// A received compressed piece is inflated in steps: the next one is due (at once).
     Inflate,
     /// Received messages must be acknowledged by then (`tether-resume`).
     Ack,
 }
 
-const COUNT: usize = 10;
+const COUNT: usize = 11;
 
 impl Timer {
     pub(crate) const ALL: [Timer; COUNT] = [
@@ -42,6 +45,7 @@ impl Timer {
         Timer::Linger,
         Timer::Deferred,
         Timer::InputBuffer,
+        Timer::OutputBuffer,
         Timer::Inflate,
         Timer::Ack,
     ];

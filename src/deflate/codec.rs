@@ -641,9 +641,21 @@ mod tests {
         s
     }
 
-    /// Whatever inflated `out` holds, as one message's bytes.
-    fn message(out: &[Data]) -> Vec<u8> {
-        match out {
+    /// Inflates `wire` as one whole binary message and returns its bytes.
+    fn inflate_whole(receiver: &mut Deflate, wire: Vec<u8>) -> Vec<u8> {
+        let mut out = Vec::new();
+        receiver
+            .receive(
+                DataKind::Binary,
+                Bytes::from(wire),
+                true,
+                true,
+                false,
+                1 << 20,
+                &mut out,
+            )
+            .expect("inflates");
+        match &out[..] {
             [Data::Message(Message::Binary(b))] => b.to_vec(),
             other => panic!("expected one binary message, got {other:?}"),
         }
@@ -661,19 +673,7 @@ mod tests {
                 let text = json(2000 + round * 100);
                 let wire = server.compress_message(&text);
                 assert!(wire.len() < text.len() / 2);
-                let mut out = Vec::new();
-                client
-                    .receive(
-                        DataKind::Binary,
-                        Bytes::from(wire),
-                        true,
-                        true,
-                        false,
-                        1 << 20,
-                        &mut out,
-                    )
-                    .expect("inflates");
-                assert_eq!(message(&out), text);
+                assert_eq!(inflate_whole(&mut client, wire), text);
             }
         }
         // One compressor and one decompressor served six messages: lent and given back.
@@ -711,19 +711,7 @@ mod tests {
             first.len()
         );
         for wire in [first, second] {
-            let mut out = Vec::new();
-            client
-                .receive(
-                    DataKind::Binary,
-                    Bytes::from(wire),
-                    true,
-                    true,
-                    false,
-                    1 << 20,
-                    &mut out,
-                )
-                .expect("inflates");
-            assert_eq!(message(&out), text);
+            assert_eq!(inflate_whole(&mut client, wire), text);
         }
         assert_eq!(pool.idle(), (0, 0));
         assert!(server.compressor.is_some() && client.inflater.is_some());

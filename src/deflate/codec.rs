@@ -19,8 +19,7 @@ use crate::utf8::Utf8Validator;
 /// the receiver (RFC 7692 §7.2.1, §7.2.2).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// The most inflated output produced in one step: what a streaming receiver gets per chunk,
-/// and how far past the message limit an assembled message can grow (one byte) before it fails.
+/// The most inflated output produced in one step: what a streaming receiver gets per chunk.
 const STEP: usize = 64 << 10;
 
 /// Assembled messages up to this long are copied out of a kept buffer.
@@ -467,9 +466,12 @@ impl Deflate {
         out: &mut Vec<Data>,
     ) -> Result<(usize, Stop), ProtocolError> {
         let given = input.len();
-        // Output room must be initialised memory, so every byte offered to zlib is written
-        // twice: the first offer is sized from the input (chat-sized messages inflate to a few
-        // times their compressed size), later ones are a whole step.
+        // zlib writes into a buffer's spare capacity (`decompress_vec`: never zero-filled
+        // first), all of it: so the spare capacity offered is what bounds one call's output.
+        // It is at least `room` (progress), at most what the step's budget and the limit
+        // leave, since the buffer only grows here, to that. The first offer is sized from the
+        // input (chat-sized messages inflate to a few times their compressed size), later
+        // ones are a whole step.
         let mut offer = input.len().saturating_mul(4).clamp(256, STEP);
         loop {
             if *budget == 0 {
@@ -484,28 +486,31 @@ impl Deflate {
                 chunk.reserve_exact(room);
                 &mut chunk
             } else {
-                if self.assembly.is_empty() {
+                let buf = &mut self.assembly;
+                let spare = buf.capacity() - buf.len();
+                if buf.is_empty() {
                     // A message's first output: room for about what JSON-like text inflates
                     // to (four times), so a large message is not grown (and copied) by
                     // doubling from one step.
-                    let estimate = given.saturating_mul(4).min(left);
-                    if estimate > self.assembly.capacity() {
-                        self.assembly.reserve_exact(estimate);
+                    let estimate = given.saturating_mul(4).min(left).min(*budget);
+                    if estimate > spare {
+                        buf.reserve_exact(estimate);
                     }
                 }
-                // Grows by doubling, but never past the limit.
-                if self.assembly.capacity() - self.assembly.len() < room {
-                    let grow = self.assembly.len().max(room).min(left);
-                    self.assembly.reserve_exact(grow.max(room));
+                let spare = buf.capacity() - buf.len();
+                if spare < room {
+                    // Grows by doubling, but never past the limit or the step's budget.
+                    let target = buf.len().min(left).min(*budget).max(room);
+                    buf.reserve_exact(target - spare);
                 }
-                &mut self.assembly
+                buf
             };
             let before_out = buf.len();
-            buf.resize(before_out + room, 0);
+            let offered = buf.capacity() - before_out;
             let (before_in, before_total) = (d.total_in(), d.total_out());
-            let status = d.decompress(input, &mut buf[before_out..], FlushDecompress::Sync);
+            let status = d.decompress_vec(input, buf, FlushDecompress::Sync);
             let produced = (d.total_out() - before_total) as usize;
-            buf.truncate(before_out + produced);
+            debug_assert_eq!(buf.len(), before_out + produced);
             let status = status.map_err(|_| ProtocolError::InvalidCompressedData)?;
             let consumed = (d.total_in() - before_in) as usize;
             input = &input[consumed.min(input.len())..];
@@ -530,7 +535,7 @@ impl Deflate {
             }
             // Output room left over means the input is used up; no progress at all means
             // zlib wants input that is not there.
-            if (produced < room && input.is_empty()) || (consumed == 0 && produced == 0) {
+            if (produced < offered && input.is_empty()) || (consumed == 0 && produced == 0) {
                 return Ok((given - input.len(), Stop::UsedUp));
             }
         }
@@ -570,23 +575,23 @@ fn new_compressor(level: u8, window: u8) -> Compress {
 /// Compresses `payload` with a sync flush; at the end of a message, the flush's empty-block
 /// tail is removed (RFC 7692 §7.2.1) and the payload is never empty.
 fn compress(c: &mut Compress, payload: &[u8], end: bool) -> Vec<u8> {
-    // Output room must be initialised memory: offer about what chat-like text compresses to,
-    // then grow by doubling.
+    // zlib writes into the spare capacity (`compress_vec`, never zero-filled first): offer
+    // about what chat-like text compresses to, then grow by doubling.
     let mut out = Vec::new();
     let mut room = (payload.len() / 2).max(64);
     let mut input = payload;
     loop {
         let filled = out.len();
-        out.resize(filled + room, 0);
+        out.reserve_exact(room);
+        let offered = out.capacity() - filled;
         let (before_in, before_out) = (c.total_in(), c.total_out());
         // Compression of memory into memory with a sync flush cannot fail; an error would mean
         // a corrupted state, and the output so far is still what zlib produced.
-        let result = c.compress(input, &mut out[filled..], FlushCompress::Sync);
+        let result = c.compress_vec(input, &mut out, FlushCompress::Sync);
         let produced = (c.total_out() - before_out) as usize;
-        out.truncate(filled + produced);
         let consumed = (c.total_in() - before_in) as usize;
         input = &input[consumed.min(input.len())..];
-        if result.is_err() || (input.is_empty() && produced < room) {
+        if result.is_err() || (input.is_empty() && produced < offered) {
             break;
         }
         room = out.len().max(256);

@@ -135,12 +135,60 @@ struct OutMessage {
 /// RSV1, which marks a compressed message's first frame (RFC 7692 §6).
 const RSV1: u8 = 0b100;
 
-/// Heartbeat bookkeeping: the outstanding Ping and round-trip estimates.
-#[derive(Debug, Default)]
+/// Heartbeat bookkeeping: the outstanding Ping and round-trip estimates, in 32 bytes (every
+/// connection carries it; with `Option`s it took 56): sentinels stand for "none".
+#[derive(Debug)]
 struct Heartbeat {
-    outstanding: Option<([u8; 8], Instant)>,
-    latest_rtt: Option<Duration>,
-    smoothed_rtt: Option<Duration>,
+    /// The outstanding Ping's payload, valid while `sent_at` is not `Instant::MAX`.
+    payload: [u8; 8],
+    sent_at: Instant,
+    /// Round-trip times in nanoseconds, `u64::MAX` before the first sample.
+    latest_rtt: u64,
+    smoothed_rtt: u64,
+}
+
+/// No round-trip sample yet.
+const NO_RTT: u64 = u64::MAX;
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            payload: [0; 8],
+            sent_at: Instant::MAX,
+            latest_rtt: NO_RTT,
+            smoothed_rtt: NO_RTT,
+        }
+    }
+}
+
+impl Heartbeat {
+    fn outstanding(&self) -> Option<([u8; 8], Instant)> {
+        (self.sent_at != Instant::MAX).then_some((self.payload, self.sent_at))
+    }
+
+    /// A Ping with `payload` went out at `now` (a Ping sent at the very end of time counts
+    /// as sent a nanosecond before it, `Instant::MAX` meaning none).
+    fn sent(&mut self, payload: [u8; 8], now: Instant) {
+        self.payload = payload;
+        self.sent_at = now.min(Instant::from_nanos(u64::MAX - 1));
+    }
+
+    /// The outstanding Ping was answered after `sample`.
+    fn answered(&mut self, sample: Duration) {
+        let nanos = u64::try_from(sample.as_nanos()).map_or(NO_RTT - 1, |n| n.min(NO_RTT - 1));
+        self.smoothed_rtt = if self.smoothed_rtt == NO_RTT {
+            nanos
+        } else {
+            // RFC 6298's 7/8 + 1/8 average, without overflow.
+            ((u128::from(self.smoothed_rtt) * 7 + u128::from(nanos)) / 8) as u64
+        };
+        self.latest_rtt = nanos;
+        self.sent_at = Instant::MAX;
+    }
+
+    fn rtt(nanos: u64) -> Option<Duration> {
+        (nanos != NO_RTT).then(|| Duration::from_nanos(nanos))
+    }
 }
 
 /// A WebSocket connection as a sans-IO state machine.
@@ -204,7 +252,9 @@ pub struct Connection {
     /// The terminal record, once the connection ended.
     /// Boxed: an open connection does not carry the room for it.
     closed: Option<Box<Closed>>,
-    opened_at: Option<Instant>,
+    /// When the connection opened; `Instant::MAX` while it has not (an opening at that very
+    /// instant is recorded a nanosecond before it).
+    opened_at: Instant,
     /// When input last left the input buffer empty (see `settle_input_buffer`);
     /// `Instant::MAX` for never (8 bytes, not an `Option`'s 16).
     emptied_at: Instant,
@@ -248,7 +298,7 @@ impl RecvBuf<'_> {
     /// The driver read `n` bytes into this buffer (`n` is clamped to its length). A read of 0
     /// bytes is not end of stream: call [`Connection::handle_eof`] for that.
     pub fn commit(self, now: Instant, n: usize) {
-        let n = self.conn.recv.commit(n);
+        let n = self.conn.recv.commit(n, &self.conn.config);
         self.conn.counters.wire_bytes_received += n as u64;
         if n > 0 {
             self.conn.on_input(now);
@@ -344,7 +394,7 @@ impl Connection {
             written_total: 0,
             counters: Counters::default(),
             closed: None,
-            opened_at: None,
+            opened_at: Instant::MAX,
             emptied_at: Instant::MAX,
             drained_at: Instant::MAX,
             now,
@@ -507,7 +557,7 @@ impl Connection {
     /// buffer is then given back.
     pub fn recv_buf(&mut self) -> RecvBuf<'_> {
         let quiet = self.quiet();
-        self.recv.prepare(quiet);
+        self.recv.prepare(quiet, &self.config);
         RecvBuf { conn: self }
     }
 
@@ -1165,13 +1215,13 @@ impl Connection {
     /// The round-trip time measured by the latest heartbeat Ping.
     #[must_use]
     pub fn rtt(&self) -> Option<Duration> {
-        self.heartbeat.latest_rtt
+        Heartbeat::rtt(self.heartbeat.latest_rtt)
     }
 
     /// A smoothed round-trip time (RFC 6298's 7/8 + 1/8 average over heartbeat samples).
     #[must_use]
     pub fn smoothed_rtt(&self) -> Option<Duration> {
-        self.heartbeat.smoothed_rtt
+        Heartbeat::rtt(self.heartbeat.smoothed_rtt)
     }
 
     /// The configuration.
@@ -1204,7 +1254,7 @@ impl Connection {
     /// [`open`](Connection::open). `None` if it never did.
     #[must_use]
     pub fn opened_at(&self) -> Option<Instant> {
-        self.opened_at
+        (self.opened_at != Instant::MAX).then_some(self.opened_at)
     }
 
     /// Ping and Pong events that were not queued because those waiting already weighed
@@ -1229,8 +1279,8 @@ impl Connection {
             wire_bytes_received: c.wire_bytes_received,
             pings_sent: u64::from(c.pings_sent),
             pongs_received: u64::from(c.pongs_received),
-            rtt: self.heartbeat.latest_rtt,
-            smoothed_rtt: self.heartbeat.smoothed_rtt,
+            rtt: self.rtt(),
+            smoothed_rtt: self.smoothed_rtt(),
         }
     }
 
@@ -1739,7 +1789,7 @@ impl Connection {
             "open"
         );
         self.phase = Phase::Open;
-        self.opened_at = Some(now);
+        self.opened_at = now.min(Instant::from_nanos(u64::MAX - 1));
         self.timers.stop(Timer::Handshake);
         self.arm_open_timers(now);
         self.events.push_back(Event::Connected {
@@ -2020,14 +2070,14 @@ impl Connection {
         // Anything from the peer shows it is alive: postpone the next heartbeat Ping.
         if let Some(hb) = self.config.heartbeat
             && matches!(self.phase, Phase::Open)
-            && self.heartbeat.outstanding.is_none()
+            && self.heartbeat.outstanding().is_none()
         {
             self.timers.set(Timer::Ping, now + hb.interval);
         }
         // A partly inflated piece holds back the frames behind it (they stay buffered, and
         // reading waits) until its last step.
         while matches!(self.phase, Phase::Open | Phase::Closing) && !self.inflating() {
-            match self.recv.poll() {
+            match self.recv.poll(&self.config) {
                 Ok(None) => break,
                 // Let the application see (and answer) what came before the peer's Close.
                 Ok(Some(Incoming::Close(payload)))
@@ -2177,17 +2227,12 @@ impl Connection {
 
     fn on_pong(&mut self, now: Instant, payload: Bytes) {
         self.counters.pongs_received = self.counters.pongs_received.saturating_add(1);
-        match self.heartbeat.outstanding {
+        match self.heartbeat.outstanding() {
             // RFC 6455 §5.5.3: only the Pong that echoes our Ping answers it.
             Some((sent, at)) if payload[..] == sent[..] => {
                 let sample = now - at;
-                self.heartbeat.latest_rtt = Some(sample);
                 trace_event!(tracing::Level::DEBUG, rtt = ?sample, "heartbeat pong received");
-                self.heartbeat.smoothed_rtt = Some(match self.heartbeat.smoothed_rtt {
-                    Some(s) => (s * 7 + sample) / 8,
-                    None => sample,
-                });
-                self.heartbeat.outstanding = None;
+                self.heartbeat.answered(sample);
                 self.timers.stop(Timer::Pong);
                 if let Some(hb) = self.config.heartbeat
                     && matches!(self.phase, Phase::Open)
@@ -2247,7 +2292,7 @@ impl Connection {
             Timer::Handshake => self.on_handshake_timeout(now),
             Timer::Ping => {
                 if matches!(self.phase, Phase::Open)
-                    && self.heartbeat.outstanding.is_none()
+                    && self.heartbeat.outstanding().is_none()
                     && let Some(hb) = self.config.heartbeat
                 {
                     let mut payload = [0u8; 8];
@@ -2255,7 +2300,7 @@ impl Connection {
                     self.queue_ack();
                     self.queue_frame(OpCode::Ping, true, &payload, None);
                     trace_event!(tracing::Level::TRACE, "heartbeat ping sent");
-                    self.heartbeat.outstanding = Some((payload, now));
+                    self.heartbeat.sent(payload, now);
                     self.timers.set(Timer::Pong, now + hb.timeout);
                 }
             }

@@ -16,6 +16,7 @@
 use alloc::boxed::Box;
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::Config;
 use crate::connection::Role;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
@@ -36,6 +37,11 @@ const COPY_MAX: usize = 16 << 10;
 /// Smallest read slice offered, and the most an empty input buffer keeps: an idle connection
 /// holds at most this much input buffer.
 const MIN_READ: usize = 1024;
+
+/// The largest slice offered when no frame needs more.
+fn read_size(config: &Config) -> usize {
+    config.read_buffer_size.max(MIN_READ)
+}
 
 /// What the decoder produced.
 #[derive(Debug)]
@@ -109,15 +115,13 @@ pub(crate) struct Receiver {
     msg: Option<InMessage>,
     utf8: Utf8Validator,
     role: Role,
-    max_frame: usize,
-    max_message: usize,
+    /// The limits and the read size are the configuration's, passed to the calls that need
+    /// them: every connection holds a receiver, and copies would cost it 24 bytes.
     streaming: bool,
     /// permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 §6).
     compression: bool,
     /// `tether-resume` was negotiated: opcode 0xB is its Ack.
     acks: bool,
-    /// The largest slice offered when no frame needs more.
-    read_size: usize,
     /// The size offered next: it doubles when a read fills the slice and halves when reads use
     /// less than a quarter of it, between [`MIN_READ`] and `read_size`.
     read_hint: usize,
@@ -137,13 +141,10 @@ impl Receiver {
             msg: None,
             utf8: Utf8Validator::new(),
             role,
-            max_frame: config.max_frame_payload,
-            max_message: config.max_message_size,
             streaming: config.streaming,
             compression: false,
             acks: false,
-            read_size: config.read_buffer_size.max(MIN_READ),
-            read_hint: (4 << 10).min(config.read_buffer_size.max(MIN_READ)),
+            read_hint: (4 << 10).min(read_size(config)),
             offered: 0,
         }
     }
@@ -175,7 +176,7 @@ impl Receiver {
     /// The payload of a large frame that will be handed out whole is read up to its end and
     /// no further, so it ends its buffer and the whole buffer can be lent out with it (see
     /// [`Receiver::take`]).
-    pub(crate) fn prepare(&mut self, quiet: bool) {
+    pub(crate) fn prepare(&mut self, quiet: bool, config: &Config) {
         if self.buf.capacity() == 0 {
             self.recycle();
         }
@@ -225,7 +226,7 @@ impl Receiver {
         let limit = if lends {
             need
         } else {
-            want.max(self.read_size)
+            want.max(read_size(config))
         };
         self.offered = (self.buf.len() - self.filled).min(limit);
     }
@@ -368,13 +369,13 @@ impl Receiver {
 
     /// The driver read `n` bytes into the spare part; returns how many count (at most the
     /// spare's length).
-    pub(crate) fn commit(&mut self, n: usize) -> usize {
+    pub(crate) fn commit(&mut self, n: usize, config: &Config) -> usize {
         let n = n.min(self.offered);
         self.filled += n;
         // A read that fills its slice says more is waiting: grow the offer. A short read
         // drained the transport for now.
         if n >= self.offered && n > 0 {
-            self.read_hint = (self.read_hint * 2).min(self.read_size);
+            self.read_hint = (self.read_hint * 2).min(read_size(config));
         } else if n < self.read_hint / 4 {
             self.read_hint = (self.read_hint / 2).max(MIN_READ);
         }
@@ -457,7 +458,8 @@ impl Receiver {
             .is_some_and(|f| !f.header.opcode.is_control())
     }
 
-    fn check_header(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+    fn check_header(&self, h: &FrameHeader, config: &Config) -> Result<(), ProtocolError> {
+        let (max_frame, max_message) = (config.max_frame_payload, config.max_message_size);
         // RFC 6455 §5.2: 0xB stays reserved unless the extension that defines it was agreed.
         if h.opcode == OpCode::Ack && !self.acks {
             return Err(ProtocolError::ReservedOpcode(OpCode::Ack.as_u8()));
@@ -497,9 +499,7 @@ impl Receiver {
             // inflating (in both modes). The compressed bytes are bounded as well, a little
             // above the limit: incompressible data grows by a few bytes per block, and deflate
             // can spend bytes on no output at all.
-            let max = self
-                .max_message
-                .saturating_add(self.max_message / 64 + 1024);
+            let max = max_message.saturating_add(max_message / 64 + 1024);
             let total = self
                 .msg
                 .as_ref()
@@ -508,14 +508,14 @@ impl Receiver {
             if total > max as u64 {
                 return Err(ProtocolError::MessageTooLarge {
                     len: total,
-                    max: self.max_message,
+                    max: max_message,
                 });
             }
         } else if !self.streaming && !h.opcode.is_control() {
-            if h.payload_len > self.max_frame as u64 {
+            if h.payload_len > max_frame as u64 {
                 return Err(ProtocolError::FrameTooLarge {
                     len: h.payload_len,
-                    max: self.max_frame,
+                    max: max_frame,
                 });
             }
             let total = self
@@ -523,10 +523,10 @@ impl Receiver {
                 .as_ref()
                 .map_or(0, |m| m.size)
                 .saturating_add(h.payload_len);
-            if total > self.max_message as u64 {
+            if total > max_message as u64 {
                 return Err(ProtocolError::MessageTooLarge {
                     len: total,
-                    max: self.max_message,
+                    max: max_message,
                 });
             }
         }
@@ -534,14 +534,14 @@ impl Receiver {
     }
 
     /// Decodes the next item from the buffered bytes; `Ok(None)` when more bytes are needed.
-    pub(crate) fn poll(&mut self) -> Result<Option<Incoming>, ProtocolError> {
+    pub(crate) fn poll(&mut self, config: &Config) -> Result<Option<Incoming>, ProtocolError> {
         loop {
             if self.frame.is_none() {
                 let Some((header, len)) = FrameHeader::parse(&self.buf[self.start..self.filled])?
                 else {
                     return Ok(None);
                 };
-                self.check_header(&header)?;
+                self.check_header(&header, config)?;
                 self.consume(len);
                 let kind = match header.opcode {
                     OpCode::Text => Some(DataKind::Text),
@@ -802,14 +802,14 @@ mod tests {
         let mut out = Vec::new();
         let mut pos = 0;
         while pos < input.len() {
-            rx.prepare(false);
+            rx.prepare(false, &Config::default());
             inspect(rx);
             let spare = rx.spare_mut();
             assert!(!spare.is_empty(), "no room offered at {pos}");
             let n = spare.len().min(next_read()).min(input.len() - pos);
             spare[..n].copy_from_slice(&input[pos..pos + n]);
-            pos += rx.commit(n);
-            while let Some(item) = rx.poll()? {
+            pos += rx.commit(n, &Config::default());
+            while let Some(item) = rx.poll(&Config::default())? {
                 match item {
                     Incoming::Message(m) => out.push(m),
                     other => panic!("unexpected {other:?}"),
@@ -906,9 +906,9 @@ mod tests {
             let mut rx = server();
             rx.push(&wire);
             assert!(
-                matches!(rx.poll(), Ok(Some(Incoming::Message(Message::Text(t)))) if t.as_bytes() == good)
+                matches!(rx.poll(&Config::default()), Ok(Some(Incoming::Message(Message::Text(t)))) if t.as_bytes() == good)
             );
-            let err = rx.poll().unwrap_err();
+            let err = rx.poll(&Config::default()).unwrap_err();
             assert_eq!(err, ProtocolError::InvalidUtf8);
             assert_eq!(err.close_code(), CloseCode::INVALID_PAYLOAD);
 
@@ -916,9 +916,12 @@ mod tests {
             let mut rx = server();
             let header = if bad.len() > 125 { 8 } else { 6 };
             rx.push(&wire[..first + header + at + 1]);
-            assert!(matches!(rx.poll(), Ok(Some(Incoming::Message(_)))));
+            assert!(matches!(
+                rx.poll(&Config::default()),
+                Ok(Some(Incoming::Message(_)))
+            ));
             assert_eq!(
-                rx.poll().unwrap_err(),
+                rx.poll(&Config::default()).unwrap_err(),
                 ProtocolError::InvalidUtf8,
                 "len {len}"
             );
@@ -926,8 +929,11 @@ mod tests {
             // Up to just before it: nothing yet.
             let mut rx = server();
             rx.push(&wire[..first + header + at]);
-            assert!(matches!(rx.poll(), Ok(Some(Incoming::Message(_)))));
-            assert!(matches!(rx.poll(), Ok(None)), "len {len}");
+            assert!(matches!(
+                rx.poll(&Config::default()),
+                Ok(Some(Incoming::Message(_)))
+            ));
+            assert!(matches!(rx.poll(&Config::default()), Ok(None)), "len {len}");
         }
         // A character cut short by the end of the message, whole or fragmented.
         for fragmented in [false, true] {
@@ -942,7 +948,10 @@ mod tests {
             }
             let mut rx = server();
             rx.push(&wire);
-            assert_eq!(rx.poll().unwrap_err(), ProtocolError::InvalidUtf8);
+            assert_eq!(
+                rx.poll(&Config::default()).unwrap_err(),
+                ProtocolError::InvalidUtf8
+            );
         }
     }
 
@@ -968,7 +977,7 @@ mod tests {
             let (mut reused, mut stale, mut fresh) = (0, 0, 0);
             let mut last: Option<(*const u8, bool)> = None;
             while pos < wire.len() {
-                rx.prepare(false);
+                rx.prepare(false, &Config::default());
                 let ptr = rx.buf.as_ptr();
                 if let Some((before, kept)) = last.take() {
                     if kept {
@@ -981,8 +990,8 @@ mod tests {
                 let spare = rx.spare_mut();
                 let n = spare.len().min(chunk).min(wire.len() - pos);
                 spare[..n].copy_from_slice(&wire[pos..pos + n]);
-                pos += rx.commit(n);
-                while let Some(item) = rx.poll().unwrap() {
+                pos += rx.commit(n, &Config::default());
+                while let Some(item) = rx.poll(&Config::default()).unwrap() {
                     let Incoming::Message(Message::Binary(m)) = item else {
                         panic!("unexpected {item:?}");
                     };

@@ -409,6 +409,26 @@ fn open_emits_connected() {
     assert!(conn.closed().is_none());
 }
 
+/// An opening at the very end of the clock's range is still an opening (`Instant::MAX` means
+/// "not yet" inside the connection, so it is recorded a nanosecond before).
+#[test]
+fn opened_at_the_end_of_time_is_still_open() {
+    let conn = Connection::open(Role::Server, Config::default(), rng(3), Instant::MAX);
+    assert_eq!(
+        conn.opened_at(),
+        Some(Instant::MAX - Duration::from_nanos(1))
+    );
+}
+
+/// Every connection carries a `Connection`: 720 bytes, with the heartbeat's state in
+/// sentinels rather than `Option`s and the receiver's limits read from the shared
+/// configuration (776 before).
+#[test]
+fn a_connection_stays_small() {
+    let size = std::mem::size_of::<Connection>();
+    assert!(size <= 720, "{size} bytes");
+}
+
 /// The close handshake after an opening handshake: clean on both sides.
 #[test]
 fn full_life_cycle() {

@@ -110,8 +110,9 @@ pub(crate) struct Inner {
     pub(crate) read_eof: bool,
     /// The [`Router`]'s waker, for every poll of the transport's read side.
     router: Waker,
-    /// Live handle halves (reader, writer): when both are gone the driver closes.
-    halves: usize,
+    /// Live handle halves (reader, writer): when both are gone the driver closes
+    /// (a byte: there are at most two).
+    halves: u8,
     /// A handle was created (before that, the handshake is driven by `accept` or `connect`).
     attached: bool,
     /// Nobody will read again: the driver drops the core's events.

@@ -275,7 +275,31 @@ impl Shared {
         cx: &mut Context<'_>,
         receiving: Receiving,
     ) -> Poll<Option<Result<Incoming, Error>>> {
+        self.poll_item(cx, receiving, Some)
+    }
+
+    /// [`poll_next`](Shared::poll_next) for messages only: Pings and Pongs are passed over
+    /// (the core has answered the Pings already), under the same lock.
+    pub(crate) fn poll_message(
+        &self,
+        cx: &mut Context<'_>,
+        receiving: Receiving,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        self.poll_item(cx, receiving, |item| match item {
+            Incoming::Message(m) => Some(m),
+            Incoming::Ping(_) | Incoming::Pong(_) => None,
+        })
+    }
+
+    /// The next item `pick` takes (it passes over those it returns `None` for).
+    fn poll_item<T>(
+        &self,
+        cx: &mut Context<'_>,
+        receiving: Receiving,
+        pick: impl Fn(Incoming) -> Option<T>,
+    ) -> Poll<Option<Result<T, Error>>> {
         let inline = matches!(receiving, Receiving::Inline { .. });
+        let mut waited = matches!(receiving, Receiving::Inline { waited: true });
         let mut inner = self.lock();
         let mut wake = Wake::default();
         let mut reads = 0;
@@ -283,12 +307,17 @@ impl Shared {
         let result = loop {
             match inner.next_item() {
                 Some(Received::Item(item)) => {
-                    if reads == 0 && matches!(receiving, Receiving::Inline { waited: true }) {
+                    if reads == 0 && std::mem::take(&mut waited) {
                         // An item the driver read: a readiness wake-up routed here meanwhile
                         // is the driver's to act on.
                         self.router.withdraw_reader();
                     }
-                    break Poll::Ready(Some(Ok(item)));
+                    if let Some(item) = pick(item) {
+                        if reads > 0 {
+                            inner.rearm_read(&mut wake);
+                        }
+                        break Poll::Ready(Some(Ok(item)));
+                    }
                 }
                 Some(Received::Connected(_) | Received::Session(_)) => {}
                 None if inline && reads < INLINE_READS && inner.read_inline(&mut wake) => {
@@ -459,7 +488,7 @@ impl Inner {
     }
 
     /// Nothing is left to take: the end (once as an error if abnormal), or wait for more.
-    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, Error>>> {
+    fn poll_end<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
         match self.conn.closed() {
             Some(closed) => {
                 let reported = std::mem::replace(&mut self.end_reported, true);
@@ -545,6 +574,29 @@ impl Inner {
             }
         }
         true
+    }
+
+    /// A receiver leaves with an item after reading in its own task. Its last read may have
+    /// taken the transport's readiness without leaving a waker behind (a short read clears
+    /// it, and only a pending poll registers one), so input arriving before it comes back
+    /// would wake nobody: the driver would not read (answer a Ping, a Close, feed a `Stream`)
+    /// until a timer fired. The router's waker is registered again, or, when more input is
+    /// signalled already (or the transport cannot tell), the driver is woken to read it.
+    fn rearm_read(&mut self, wake: &mut Wake) {
+        let Inner {
+            stream: Some(stream),
+            router,
+            ..
+        } = self
+        else {
+            return;
+        };
+        if stream
+            .poll_read_ready(&mut Context::from_waker(router))
+            .is_ready()
+        {
+            wake.driver = self.driver_waker.clone();
+        }
     }
 
     /// Wakes `cx` when input reaches the core (used by a receiver that also waits elsewhere).
@@ -730,5 +782,138 @@ fn closed_error(inner: &Inner) -> Error {
     match inner.conn.closed() {
         Some(c) if !c.clean => Error::Closed(Box::new(c.clone())),
         _ => Error::Send(SendErrorKind::Closed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::io::{self, IoSlice};
+    use std::sync::atomic::AtomicUsize;
+
+    use tether::{Config, Instant, Role};
+
+    use super::*;
+
+    /// In-memory input with edge-triggered readiness, as tokio's and async-io's sockets have:
+    /// a poll that finds no readiness stores the waker, a short read clears readiness, and new
+    /// input wakes the stored waker (if there is one).
+    #[derive(Default)]
+    struct Pipe {
+        input: VecDeque<u8>,
+        ready: bool,
+        waker: Option<Waker>,
+    }
+
+    impl Pipe {
+        fn feed(&mut self, bytes: &[u8]) {
+            self.input.extend(bytes);
+            self.ready = true;
+            if let Some(w) = self.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    struct Edge(Arc<Mutex<Pipe>>);
+
+    impl Transport for Edge {
+        fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut pipe = self.0.lock().unwrap();
+            if pipe.input.is_empty() {
+                pipe.ready = false;
+                pipe.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = buf.len().min(pipe.input.len());
+            for (to, from) in buf.iter_mut().zip(pipe.input.drain(..n)) {
+                *to = from;
+            }
+            if n < buf.len() {
+                pipe.ready = false;
+            }
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let mut pipe = self.0.lock().unwrap();
+            if pipe.ready {
+                Poll::Ready(Ok(()))
+            } else {
+                pipe.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+
+        fn poll_write_vectored(
+            &mut self,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()))
+        }
+
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A client's text frame (masked with the all-zero key, which leaves the payload as is).
+    fn text_frame(text: &str) -> Vec<u8> {
+        let mut frame = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(text.as_bytes());
+        frame
+    }
+
+    /// A receiver that read its message in its own task (a short read, which clears the
+    /// readiness without registering anyone) leaves the transport armed: input that arrives
+    /// while it is away wakes the driver, which must answer Pings and a Close meanwhile.
+    #[test]
+    fn a_receiver_that_read_inline_leaves_the_transport_armed() {
+        let conn = Connection::open(
+            Role::Server,
+            Config::default(),
+            crate::clock::os_rng().expect("rng"),
+            Instant::ZERO,
+        );
+        let shared = Shared::new(conn, || Instant::ZERO);
+        let pipe = Arc::new(Mutex::new(Pipe::default()));
+        let driver = Arc::new(Count::default());
+        let driver_waker = Waker::from(Arc::clone(&driver));
+        shared.router.register_driver(&driver_waker);
+        {
+            let mut inner = shared.lock();
+            inner.stream = Some(Box::new(Edge(Arc::clone(&pipe))));
+            inner.driver_waker = Some(driver_waker);
+        }
+        pipe.lock().unwrap().feed(&text_frame("m0"));
+        let reader = Waker::from(Arc::new(Count::default()));
+        let got = shared.poll_message(
+            &mut Context::from_waker(&reader),
+            Receiving::Inline { waited: false },
+        );
+        assert!(
+            matches!(&got, Poll::Ready(Some(Ok(m))) if *m == Message::text("m0")),
+            "{got:?}"
+        );
+        let before = driver.0.load(Ordering::SeqCst);
+        pipe.lock().unwrap().feed(&text_frame("m1"));
+        assert!(
+            driver.0.load(Ordering::SeqCst) > before,
+            "input arrived while the receiver was away and nobody was woken to read it"
+        );
     }
 }

@@ -311,33 +311,39 @@ struct NextEvent<'a> {
     waiting: bool,
 }
 
-impl std::future::Future for NextEvent<'_> {
-    type Output = Option<Result<Incoming, Error>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let waited = self.waiting;
-        let result = self.shared.poll_next(cx, Receiving::Inline { waited });
+impl NextEvent<'_> {
+    fn poll_with<T>(
+        &mut self,
+        poll: impl FnOnce(&Shared, Receiving) -> Poll<Option<Result<T, Error>>>,
+    ) -> Poll<Option<Result<T, Error>>> {
+        let result = poll(
+            self.shared,
+            Receiving::Inline {
+                waited: self.waiting,
+            },
+        );
         self.waiting = result.is_pending();
         result
     }
 }
 
-/// [`NextEvent`] for messages only: Pings and Pongs are passed over (the core has answered
-/// the Pings already).
+impl std::future::Future for NextEvent<'_> {
+    type Output = Option<Result<Incoming, Error>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_with(|shared, receiving| shared.poll_next(cx, receiving))
+    }
+}
+
+/// [`NextEvent`] for messages only (see [`Shared::poll_message`]).
 struct Recv<'a>(NextEvent<'a>);
 
 impl std::future::Future for Recv<'_> {
     type Output = Option<Result<Message, Error>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            match std::task::ready!(Pin::new(&mut self.0).poll(cx)) {
-                Some(Ok(Incoming::Message(m))) => return Poll::Ready(Some(Ok(m))),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-                None => return Poll::Ready(None),
-            }
-        }
+        self.0
+            .poll_with(|shared, receiving| shared.poll_message(cx, receiving))
     }
 }
 
@@ -525,17 +531,9 @@ impl Stream for WsReader {
     type Item = Result<Message, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            // Not inline: a `Stream` cannot tell when its caller stops waiting, so the driver
-            // reads, and wakes it.
-            match self.shared.poll_next(cx, Receiving::ViaDriver) {
-                Poll::Ready(Some(Ok(Incoming::Message(m)))) => return Poll::Ready(Some(Ok(m))),
-                Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        // Not inline: a `Stream` cannot tell when its caller stops waiting, so the driver
+        // reads, and wakes it.
+        self.shared.poll_message(cx, Receiving::ViaDriver)
     }
 }
 

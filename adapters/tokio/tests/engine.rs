@@ -375,3 +375,46 @@ fn the_serve_future_of_an_echo_handler_stays_small() {
         assert!(size <= 264, "serve future: {size} bytes");
     });
 }
+
+/// `recv` and the `Stream` hand out messages only: the Pings before a message are passed over
+/// (the core has answered them), while `next_event` shows them. Each round waits for the
+/// client's word, so that its Pings are not taken with the message before.
+#[test]
+fn recv_and_the_stream_pass_over_pings() {
+    use futures_util::StreamExt;
+    use tether_tokio::Incoming;
+    let addr = server(Config::default(), |mut ws: WebSocket| async move {
+        for round in 0..3 {
+            ws.ping(&b"p1"[..]).await.unwrap();
+            ws.ping(&b"p2"[..]).await.unwrap();
+            ws.send_text(&format!("m{round}")).await.unwrap();
+            if ws.recv().await.is_none() {
+                return;
+            }
+        }
+        while ws.recv().await.is_some() {}
+    });
+    runtime().block_on(async {
+        let mut ws = connect(addr, Config::default()).await;
+        let m = tokio::time::timeout(LIMIT, ws.recv()).await.unwrap();
+        assert_eq!(m.unwrap().unwrap(), Message::text("m0"));
+        ws.send(Message::text("next")).await.unwrap();
+        let m = tokio::time::timeout(LIMIT, ws.next()).await.unwrap();
+        assert_eq!(m.unwrap().unwrap(), Message::text("m1"));
+        ws.send(Message::text("next")).await.unwrap();
+        let mut events = Vec::new();
+        while events.len() < 3 {
+            let e = tokio::time::timeout(LIMIT, ws.next_event()).await.unwrap();
+            events.push(e.unwrap().unwrap());
+        }
+        assert!(
+            matches!(
+                &events[..],
+                [Incoming::Ping(a), Incoming::Ping(b), Incoming::Message(m)]
+                    if a[..] == b"p1"[..] && b[..] == b"p2"[..] && *m == Message::text("m2")
+            ),
+            "{events:?}"
+        );
+        ws.close(tether::CloseCode::NORMAL, "").await.unwrap();
+    });
+}

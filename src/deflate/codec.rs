@@ -34,8 +34,12 @@ pub(crate) const BUDGET: usize = 1 << 20;
 /// end (instead of a decompressor of the connection's own, about 40 KiB).
 const HOLD: usize = 16 << 10;
 
-/// Last pieces up to this many compressed bytes are inflated together with the tail.
+/// Last pieces up to this many compressed bytes are joined with the tail on the stack...
 const SMALL: usize = 512;
+
+/// ...and up to this many in a temporary buffer: one inflate call per message, not two (the
+/// copy costs less than a call).
+const JOIN: usize = 64 << 10;
 
 /// Compression state lent for one call at a time, shared by the connections opened with
 /// the same [`Config`](crate::Config) (and its clones): the compressor of a connection
@@ -379,7 +383,7 @@ impl Deflate {
             self.assembly.clear();
             text
         } else {
-            Utf8Bytes::validate(Bytes::from(core::mem::take(&mut self.assembly))).ok()
+            Utf8Bytes::validate(self.hand_on()).ok()
         }
     }
 
@@ -393,11 +397,25 @@ impl Deflate {
     /// which spares an allocation and a free per message; a long one is handed over as is.
     fn take_assembly(&mut self) -> Bytes {
         if !self.keeps_assembly() {
-            return Bytes::from(core::mem::take(&mut self.assembly));
+            return self.hand_on();
         }
         let data = Bytes::copy_from_slice(&self.assembly);
         self.assembly.clear();
         data
+    }
+
+    /// The assembled message's buffer, handed on whole. In a buffer of up to [`STEP`], room
+    /// left over from the estimate (more than an eighth) is given back first, so that a message
+    /// held by the application does not pin it (shrinking a heap block in place copies
+    /// nothing); a larger one is a mapping of its own, which shrinking would unmap, and the
+    /// next message fault in again.
+    fn hand_on(&mut self) -> Bytes {
+        let mut assembly = core::mem::take(&mut self.assembly);
+        if assembly.capacity() <= STEP && assembly.capacity() - assembly.len() > assembly.len() / 8
+        {
+            assembly.shrink_to_fit();
+        }
+        Bytes::from(assembly)
     }
 
     /// Inflates what is left of the piece `p` (its bytes, then at the message's end the
@@ -411,25 +429,24 @@ impl Deflate {
         out: &mut Vec<Data>,
     ) -> Result<bool, ProtocolError> {
         loop {
-            let (consumed, stop) = if p.tail && p.input.len() <= SMALL {
-                // A short last piece goes to zlib with its tail in one call: chat-sized
-                // messages cost one inflate call, not two.
-                let mut joined = [0u8; SMALL + TAIL.len()];
+            let (consumed, stop) = if p.tail && p.input.len() <= JOIN {
+                // A last piece goes to zlib with its tail in one call.
                 let n = p.input.len();
-                joined[..n].copy_from_slice(&p.input);
-                joined[n..n + TAIL.len()].copy_from_slice(&TAIL);
-                let (used, stop) = self.inflate(
-                    d,
-                    p.kind,
-                    &joined[..n + TAIL.len()],
-                    p.streaming,
-                    max,
-                    budget,
-                    out,
-                )?;
+                let mut small = [0u8; SMALL + TAIL.len()];
+                let large;
+                let joined: &[u8] = if n <= SMALL {
+                    small[..n].copy_from_slice(&p.input);
+                    small[n..n + TAIL.len()].copy_from_slice(&TAIL);
+                    &small[..n + TAIL.len()]
+                } else {
+                    large = [&p.input[..], &TAIL[..]].concat();
+                    &large
+                };
+                let (used, stop) =
+                    self.inflate(d, p.kind, joined, p.streaming, max, budget, out)?;
                 p.tail = false;
                 // Kept only when the step ran out (a small piece can inflate a lot).
-                p.input = Bytes::copy_from_slice(&joined[used.min(n + TAIL.len())..n + TAIL.len()]);
+                p.input = Bytes::copy_from_slice(&joined[used.min(joined.len())..]);
                 (0, stop)
             } else {
                 self.inflate(d, p.kind, &p.input, p.streaming, max, budget, out)?
@@ -490,9 +507,10 @@ impl Deflate {
                 let spare = buf.capacity() - buf.len();
                 if buf.is_empty() {
                     // A message's first output: room for about what JSON-like text inflates
-                    // to (four times), so a large message is not grown (and copied) by
-                    // doubling from one step.
-                    let estimate = given.saturating_mul(4).min(left).min(*budget);
+                    // to (up to eight times), so that most messages take one call and a large
+                    // one is not grown (and copied) by doubling from one step. The room left
+                    // over is given back when the message is handed on (`hand_on`).
+                    let estimate = given.saturating_mul(8).min(left).min(*budget);
                     if estimate > spare {
                         buf.reserve_exact(estimate);
                     }

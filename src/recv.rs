@@ -206,9 +206,14 @@ impl Receiver {
         } else if self.reclaim(want) {
             // The buffer's allocation was free again (the messages split off it are gone).
             self.buf.resize(self.filled + want, 0);
-        } else if self.buf.len() - self.filled < want.min(MIN_READ).max(need) {
-            // Too little spare to be worth a read: a new allocation of exactly what is needed
-            // (`reserve` would round up, and a large allocation is a fresh mapping each time).
+        } else if self.buf.len() - self.filled < want.min(MIN_READ).max(need)
+            || self.buf.len() < want / 2
+        {
+            // Too little spare to be worth a read, or a buffer far smaller than the reads have
+            // become (the 1 KiB one a quiet connection starts with: its spare is never under
+            // 1 KiB when pieces are taken as they arrive, so it would never grow): a new
+            // allocation of exactly what is needed (`reserve` would round up, and a large
+            // allocation is a fresh mapping each time).
             // One to lend out gets room for the next header too: taken back, it holds the
             // next message of the same size whole.
             let slack = if lends { MAX_HEADER_LEN } else { 0 };

@@ -549,6 +549,8 @@ fn bomb_stops_at_the_limit_with_1009() {
             &frame_rsv(true, 4, OpCode::Binary, &bomb, Some(MASK)),
             &Chunking::Sizes(vec![65536]),
         );
+        // The steps a driver runs at its next turns (reads of 64 KiB take more than one).
+        run_steps(&mut conn);
         let data = drain_data(&mut conn);
         let delivered: usize = data.iter().map(Data::len).sum();
         assert!(delivered <= 8 << 20, "{delivered}");
@@ -747,4 +749,37 @@ fn inflation_left_at_the_end_of_stream_is_delivered() {
     let (messages, events) = read_all(&mut conn);
     assert_eq!(messages, [Message::Binary(zeros.into())]);
     assert_eq!(terminal(&events).code, CloseCode::ABNORMAL);
+}
+
+/// A connection that starts quiet reads into 1 KiB; once busy, its reads grow with what
+/// arrives, also when compressed frames are taken in pieces as they come (the input buffer is
+/// then never left with less than 1 KiB of room, which used to keep it at 1 KiB for ever:
+/// a read per KiB).
+#[test]
+fn reads_grow_past_the_quiet_kilobyte_while_pieces_arrive() {
+    let mut conn = server_with("permessage-deflate", eager());
+    let mut x = 7u64;
+    let noise: String = (0..16_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let payload = deflated(noise.as_bytes());
+    let wire = frame_rsv(true, 4, OpCode::Text, &payload, Some(MASK)).repeat(20);
+    let (mut rest, mut reads, mut largest) = (&wire[..], 0, 0);
+    while !rest.is_empty() {
+        let mut buf = conn.recv_buf();
+        largest = largest.max(buf.len());
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        buf.commit(T0, n);
+        rest = &rest[n..];
+        reads += 1;
+        while conn.read().is_some() {}
+    }
+    assert!(largest >= 16 << 10, "largest read {largest} bytes");
+    assert!(reads <= 30, "{reads} reads for {} bytes", wire.len());
 }

@@ -17,6 +17,7 @@ use crate::timer::{Timer, TimerTable};
 
 /// How long a buffer is kept for the next event after the previous one.
 pub(crate) const LINGER: Duration = Duration::from_secs(1);
+const LINGER_NANOS: u64 = LINGER.as_nanos() as u64;
 
 /// One side's state in 8 bytes: the last event's instant, rounded down to an even
 /// nanosecond (all ones for never), and in the lowest bit whether an event happened since the
@@ -47,21 +48,23 @@ impl Linger {
         timer: Timer,
     ) -> bool {
         let armed = timers.get(timer).is_some();
-        let last = self.0 & !SINCE_ARMED;
-        let recent =
-            last != NEVER && now.saturating_duration_since(Instant::from_nanos(last)) < LINGER;
-        let mut since_armed = self.0 & SINCE_ARMED;
-        let kept = (armed || recent) && keep;
-        if kept {
-            if armed {
-                since_armed = SINCE_ARMED;
-            } else {
+        let kept = keep && (armed || self.recent(now));
+        let since_armed = match (kept, armed) {
+            (true, true) => SINCE_ARMED,
+            (true, false) => {
                 timers.set(timer, now + LINGER);
-                since_armed = 0;
+                0
             }
-        }
+            (false, _) => self.0 & SINCE_ARMED,
+        };
         self.0 = (now.as_nanos() & !SINCE_ARMED) | since_armed;
         kept
+    }
+
+    /// Whether the last event was less than [`LINGER`] before `now`.
+    fn recent(self, now: Instant) -> bool {
+        let last = self.0 & !SINCE_ARMED;
+        last != NEVER && now.as_nanos().saturating_sub(last) < LINGER_NANOS
     }
 
     /// `timer` fired at `now` (the table has stopped it). Returns whether the connection is

@@ -42,8 +42,8 @@ pub struct Config {
     /// The largest slice [`Connection::recv_buf`](crate::Connection::recv_buf) offers when no
     /// frame needs more. The offer adapts to recent reads between 1 KiB and this size (it
     /// doubles when a read fills it). An emptied input buffer is kept for the next read while
-    /// input keeps coming and released once the connection has been quiet for a second, so an
-    /// idle connection holds at most 1 KiB of input buffer. Default 64 KiB.
+    /// input keeps coming and released once the connection has been quiet for a second (checked
+    /// once a second), so an idle connection holds at most 1 KiB of input buffer. Default 64 KiB.
     pub read_buffer_size: usize,
     /// Deliver data messages as [`Data::MessageStart`](crate::Data::MessageStart),
     /// [`Data::MessageChunk`](crate::Data::MessageChunk) and

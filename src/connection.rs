@@ -21,6 +21,7 @@ use crate::handshake::{
     Accept, AcceptError, ClientHandshake, ClientRequest, HandshakeError, Reject, Request, Response,
     ServerHandshake, ServerPolicy,
 };
+use crate::linger::Linger;
 use crate::message::{DataKind, Message};
 use crate::prepared::PreparedMessage;
 use crate::recv::{Incoming, Receiver};
@@ -44,15 +45,6 @@ const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
 /// How long the peer's Close (or violation) waits for the application's answer once it has
 /// taken every message before it (bounded by [`Config::close_timeout`] too).
 const ANSWER_GRACE: Duration = Duration::from_secs(1);
-
-/// How long an emptied input buffer is kept for more input: a connection that receives again
-/// within this time reuses it; one quiet for longer gives it back (see `settle_input_buffer`).
-const INPUT_BUFFER_LINGER: Duration = Duration::from_secs(1);
-
-/// A connection whose output is all written again within this time of the previous time is
-/// busy sending: it keeps its output buffer for the next frames; one quiet for longer gives it
-/// back (see `settle_output_buffer`).
-const OUTPUT_BUFFER_LINGER: Duration = Duration::from_secs(1);
 
 /// Which end of the connection this is (RFC 6455 §5.1: clients mask, servers do not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -236,9 +228,6 @@ pub struct Connection {
     out_msg: Option<OutMessage>,
     heartbeat: Heartbeat,
     close_sent: bool,
-    /// The output was all written since `Timer::OutputBuffer` was armed (see
-    /// `settle_output_buffer`).
-    drained_since_armed: bool,
     /// Client role: messages sent before the opening handshake completed.
     early: Option<Box<Early>>,
     /// With `Config::retain_unsent`: sent messages whose frames are not entirely written yet,
@@ -255,12 +244,11 @@ pub struct Connection {
     /// When the connection opened; `Instant::MAX` while it has not (an opening at that very
     /// instant is recorded a nanosecond before it).
     opened_at: Instant,
-    /// When input last left the input buffer empty (see `settle_input_buffer`);
-    /// `Instant::MAX` for never (8 bytes, not an `Option`'s 16).
-    emptied_at: Instant,
-    /// When the output was last all written, while open (see `settle_output_buffer`);
-    /// [`Instant::MAX`] for never (8 bytes where an `Option` takes 16).
-    drained_at: Instant,
+    /// Keeping the input buffer while input keeps emptying it (see `settle_input_buffer`).
+    input_linger: Linger,
+    /// Keeping the output buffer while it keeps being written out (see
+    /// `settle_output_buffer`).
+    output_linger: Linger,
     /// The latest `now` seen: a clock that steps back is read as "no time passed".
     now: Instant,
     /// permessage-deflate, once negotiated (RFC 7692); `None` costs nothing.
@@ -387,7 +375,6 @@ impl Connection {
             out_msg: None,
             heartbeat: Heartbeat::default(),
             close_sent: false,
-            drained_since_armed: false,
             early: None,
             flights: None,
             queued_total: 0,
@@ -395,8 +382,8 @@ impl Connection {
             counters: Counters::default(),
             closed: None,
             opened_at: Instant::MAX,
-            emptied_at: Instant::MAX,
-            drained_at: Instant::MAX,
+            input_linger: Linger::default(),
+            output_linger: Linger::default(),
             now,
             deflate: None,
             resume: None,
@@ -2107,62 +2094,40 @@ impl Connection {
         }
     }
 
-    /// Input was processed. When it left the input buffer empty (a message or more ended),
-    /// within [`INPUT_BUFFER_LINGER`] of the previous time, the connection is busy until it
-    /// has been quiet that long: its buffers are kept, initialised, for reuse. Otherwise an
-    /// emptied input buffer is given back at once, so an idle connection holds none.
+    /// Input was processed. When it left the input buffer empty (a message or more ended)
+    /// while the connection is busy receiving, its buffers are kept, initialised, for reuse;
+    /// otherwise the emptied input buffer is given back at once, so an idle connection holds
+    /// none (the rule is in `linger.rs`). Not inlined: in `on_frames` it cost the frame
+    /// loop a few instructions a frame (callgrind).
+    #[inline(never)]
     fn settle_input_buffer(&mut self, now: Instant) {
-        if !self.recv.is_empty() {
-            return;
-        }
-        let busy = self.emptied_at != Instant::MAX
-            && now.saturating_duration_since(self.emptied_at) < INPUT_BUFFER_LINGER;
-        self.emptied_at = now;
-        if busy {
-            self.timers
-                .set(Timer::InputBuffer, now + INPUT_BUFFER_LINGER);
-        } else {
+        if self.recv.is_empty()
+            && !self
+                .input_linger
+                .event(now, true, &mut self.timers, Timer::InputBuffer)
+        {
             self.recv.release();
         }
     }
 
-    /// The output was all written. When that happens again within [`OUTPUT_BUFFER_LINGER`] of
-    /// the previous time on an open connection, the connection is busy sending: its output
-    /// buffer is kept, initialised, for the next frames (one no larger than the high watermark)
-    /// until the connection has been quiet that long. Otherwise it is given back at once, so an
-    /// idle connection holds none. The timer is armed once and, when it fires, moved on by a
-    /// second if the output was written out meanwhile (the core's clock only moves with inputs
-    /// and timers, so a connection that only sends sees the time of the drain as stale).
+    /// The output was all written. While an open connection is busy sending, its output buffer
+    /// is kept, initialised, for the next frames if it is no larger than the high watermark;
+    /// otherwise it is given back at once, so an idle connection holds none (the rule is in
+    /// `linger.rs`; the time is the core's clock, stale on a connection that only sends).
     fn settle_output_buffer(&mut self) {
-        let now = self.now;
         let open = matches!(self.phase, Phase::Open | Phase::Closing);
-        // Busy: written out recently, or still within the busy time the timer measures.
-        let armed = self.timers.get(Timer::OutputBuffer).is_some();
-        let busy = open && (armed || self.drained_within_linger(now));
-        if open {
-            self.drained_at = now;
-        }
-        if busy && self.send.buffer_size() <= self.config.high_watermark {
-            if armed {
-                self.drained_since_armed = true;
-            } else {
-                self.timers
-                    .set(Timer::OutputBuffer, now + OUTPUT_BUFFER_LINGER);
-                self.drained_since_armed = false;
-            }
-        } else {
+        let keep = self.send.buffer_size() <= self.config.high_watermark;
+        if !(open
+            && self
+                .output_linger
+                .event(self.now, keep, &mut self.timers, Timer::OutputBuffer))
+        {
             self.send.release();
         }
     }
 
-    /// Whether the output was all written less than [`OUTPUT_BUFFER_LINGER`] before `now`.
-    fn drained_within_linger(&self, now: Instant) -> bool {
-        self.drained_at != Instant::MAX
-            && now.saturating_duration_since(self.drained_at) < OUTPUT_BUFFER_LINGER
-    }
-
-    /// No input within [`INPUT_BUFFER_LINGER`] of the previous (see `settle_input_buffer`):
-    /// buffers are given back rather than kept for reuse.
+    /// Not busy receiving (see `settle_input_buffer`): buffers are given back rather than kept
+    /// for reuse.
     fn quiet(&self) -> bool {
         self.timers.get(Timer::InputBuffer).is_none()
     }
@@ -2338,17 +2303,21 @@ impl Connection {
             Timer::Ack => self.queue_ack(),
             Timer::Linger => self.close_transport(),
             Timer::OutputBuffer => {
-                if self.drained_since_armed {
-                    // Written out again since the timer was armed: still busy.
-                    self.timers
-                        .set(Timer::OutputBuffer, now + OUTPUT_BUFFER_LINGER);
-                    self.drained_since_armed = false;
-                } else {
+                if !self
+                    .output_linger
+                    .fired(now, &mut self.timers, Timer::OutputBuffer)
+                {
                     // Quiet for a while (output still waiting keeps it until written).
                     self.send.release();
                 }
             }
             Timer::InputBuffer => {
+                if self
+                    .input_linger
+                    .fired(now, &mut self.timers, Timer::InputBuffer)
+                {
+                    return;
+                }
                 // Quiet for a while: give back what only a busy connection reuses.
                 self.recv.release();
                 if self.inbox.is_empty() {

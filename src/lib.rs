@@ -202,6 +202,7 @@ pub mod error;
 mod event;
 pub mod frame;
 pub mod handshake;
+mod linger;
 pub mod mask;
 mod message;
 mod prepared;

@@ -21,11 +21,14 @@ pub(crate) enum Timer {
     /// A protocol failure deferred behind unread messages happens by then even if they stay
     /// unread.
     Deferred,
-    /// The connection is busy (input keeps coming) until then: its buffers are kept for reuse
-    /// (the input buffer without zeroing it again); at the deadline they are given back.
+    /// Runs while the connection is busy receiving (input keeps emptying the input buffer):
+    /// its buffers are kept for reuse (the input buffer without zeroing it again). At the
+    /// deadline it is moved on if input emptied the buffer meanwhile; otherwise the buffers
+    /// are given back (`linger.rs`).
     InputBuffer,
-    /// The connection is busy sending (its output keeps being written out) until then: its
-    /// output buffer is kept for reuse; at the deadline it is given back.
+    /// Runs while the connection is busy sending (its output keeps being written out): its
+    /// output buffer is kept for reuse. At the deadline it is moved on if the output was
+    /// written out meanwhile; otherwise the buffer is given back (`linger.rs`).
     OutputBuffer,
     /// A received compressed piece is inflated in steps: the next one is due (at once).
     Inflate,

@@ -445,7 +445,7 @@ fn large_single_frame_payload_is_not_copied() {
 
 /// A small payload is copied out, so the input buffer stays whole and initialised: while input
 /// keeps coming it is reused for the next read (not zeroed again, and not pinned by the
-/// message), and once the connection is quiet for a second it is given back.
+/// message), and once the connection has been quiet for a second of its timer it is given back.
 #[test]
 fn input_buffer_is_reused_while_busy_and_released_when_quiet() {
     let mut conn = open(Role::Server, quiet());
@@ -468,7 +468,19 @@ fn input_buffer_is_reused_while_busy_and_released_when_quiet() {
     assert_eq!(starts[3], starts[1]);
     assert!(messages.iter().all(|m| m.as_bytes() == [7u8; 1000]));
     assert!(conn.buffer_memory() >= 1000, "kept while busy");
-    conn.handle_timeout(T0 + std::time::Duration::from_secs(2));
+    // The timer armed by the second input fires a second later; input came since, so the
+    // buffer stays another second, then goes (no input in that second).
+    let deadline = conn.poll_timeout().expect("a deadline to give it back");
+    assert_eq!(deadline, T0 + std::time::Duration::from_millis(1001));
+    conn.handle_timeout(deadline);
+    assert!(
+        conn.buffer_memory() >= 1000,
+        "input since the timer was armed"
+    );
+    let deadline = conn.poll_timeout().expect("moved on");
+    assert_eq!(deadline, T0 + std::time::Duration::from_millis(2001));
+    conn.handle_timeout(deadline);
+    assert_eq!(conn.poll_timeout(), None, "quiet: the timer stops");
     assert!(
         conn.buffer_memory() <= 1024,
         "given back when quiet: {}",
@@ -813,7 +825,7 @@ fn buffers_shrink_back_when_idle() {
 }
 
 /// A busy connection (input keeps coming) keeps its input buffer for the next read, and gives
-/// it back once it has been quiet for a second.
+/// it back once its timer finds it has been quiet for a second.
 #[test]
 fn a_busy_connection_keeps_its_buffer_until_quiet() {
     let mut pair = Pair::open(quiet(), Chunking::Whole);
@@ -830,7 +842,13 @@ fn a_busy_connection_keeps_its_buffer_until_quiet() {
         .poll_timeout()
         .expect("a deadline to give it back");
     assert!(deadline <= pair.now + std::time::Duration::from_secs(1));
+    // The timer was armed by the second message; the third came since: one more second.
     pair.server.conn.handle_timeout(deadline);
+    let kept = pair.server.conn.buffer_memory();
+    assert!(kept >= 8 << 10, "input since the timer was armed: {kept}");
+    let next = pair.server.conn.poll_timeout().expect("moved on");
+    assert_eq!(next, deadline + std::time::Duration::from_secs(1));
+    pair.server.conn.handle_timeout(next);
     let idle = pair.server.conn.buffer_memory();
     assert!(idle <= 1024, "{idle} bytes held once quiet");
 }

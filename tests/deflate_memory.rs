@@ -78,14 +78,26 @@ fn idle_memory_per_mode() {
     let mut small = DeflateConfig::default();
     small.max_window_bits = 10;
     small.peer_max_window_bits = 10;
+    let mut smallest = small;
+    smallest.memory_level = 1;
     let small = idle_bytes(Some(small), 200, &mut keep).unwrap();
+    let smallest = idle_bytes(Some(smallest), 200, &mut keep).unwrap();
+    let mut lean = DeflateConfig::default();
+    lean.memory_level = 1;
+    let lean = idle_bytes(Some(lean), 200, &mut keep).unwrap();
     let full = idle_bytes(Some(DeflateConfig::default()), 200, &mut keep).unwrap();
     println!("idle resident bytes per connection (with the test pair's bookkeeping):");
-    println!("  off {off}, low_memory {low}, window 10 {small}, default {full}");
     println!(
-        "  deflate's share: low_memory {}, window 10 {}, default {}",
+        "  off {off}, low_memory {low}, window 10 {small}, window 10 memory level 1 {smallest}, \
+         memory level 1 {lean}, default {full}"
+    );
+    println!(
+        "  deflate's share: low_memory {}, window 10 {}, window 10 memory level 1 {}, \
+         memory level 1 {}, default {}",
         low - off,
         small - off,
+        smallest - off,
+        lean - off,
         full - off
     );
     // Resident memory moves in pages: allow a little noise over the 4 KB goal.
@@ -95,4 +107,10 @@ fn idle_memory_per_mode() {
         low - off
     );
     assert!(full > small && small > low, "{full} {small} {low}");
+    // The memory level shrinks the kept compressor's block buffers (112 KiB at 8, under 1 KiB
+    // at 1); resident memory sees the part a 16 KiB message touched.
+    assert!(
+        small > smallest && full > lean,
+        "{small} {smallest} {full} {lean}"
+    );
 }

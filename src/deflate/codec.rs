@@ -1,12 +1,15 @@
-//! The permessage-deflate codec over zlib-rs (through flate2): whole-message and fragment
-//! compression, bounded incremental inflation (RFC 7692 §7.2).
+//! The permessage-deflate codec over zlib-rs (compression straight through its safe interface,
+//! which takes a memory level; inflation through flate2, which fills spare capacity without
+//! zeroing it first): whole-message and fragment compression, bounded incremental inflation
+//! (RFC 7692 §7.2).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
+use zlib_rs::{Deflate as Compress, DeflateFlush};
 
 use super::{DeflateConfig, DeflateParams};
 use crate::connection::Role;
@@ -54,8 +57,8 @@ pub(crate) struct Pool(Arc<Mutex<Idle>>);
 /// What the pool holds between calls.
 #[derive(Default)]
 struct Idle {
-    /// Compressors by level and window bits.
-    compressors: Vec<(u8, u8, Compress)>,
+    /// Compressors by their settings.
+    compressors: Vec<(Settings, Compress)>,
     /// Decompressors with a 15-bit window (which reads any smaller window).
     inflaters: Vec<Decompress>,
 }
@@ -67,21 +70,18 @@ impl Pool {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn take_compressor(&self, level: u8, window: u8) -> Compress {
+    fn take_compressor(&self, settings: Settings) -> Compress {
         let found = {
             let mut idle = self.lock();
-            let at = idle
-                .compressors
-                .iter()
-                .position(|(l, w, _)| (*l, *w) == (level, window));
-            at.map(|i| idle.compressors.swap_remove(i).2)
+            let at = idle.compressors.iter().position(|(s, _)| *s == settings);
+            at.map(|i| idle.compressors.swap_remove(i).1)
         };
-        found.unwrap_or_else(|| new_compressor(level, window))
+        found.unwrap_or_else(|| settings.compressor())
     }
 
-    fn give_compressor(&self, level: u8, window: u8, mut c: Compress) {
+    fn give_compressor(&self, settings: Settings, mut c: Compress) {
         c.reset();
-        self.lock().compressors.push((level, window, c));
+        self.lock().compressors.push((settings, c));
     }
 
     fn take_inflater(&self) -> Decompress {
@@ -126,10 +126,9 @@ impl Eq for Pool {}
 pub(crate) struct Deflate {
     /// The configuration's pool, for what is not kept between messages.
     pool: Pool,
-    level: u8,
-    /// Our compressor's window (8: the peer asked for a window zlib cannot make, so nothing
-    /// is compressed).
-    own_window: u8,
+    /// Our compressor's settings (window 8: the peer asked for a window zlib cannot make, so
+    /// nothing is compressed).
+    own: Settings,
     /// Our compressor starts every message afresh.
     own_reset: bool,
     /// The peer's window, our decompressor's.
@@ -158,7 +157,7 @@ pub(crate) struct Deflate {
 impl core::fmt::Debug for Deflate {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Deflate")
-            .field("own_window", &self.own_window)
+            .field("own", &self.own)
             .field("own_reset", &self.own_reset)
             .field("peer_window", &self.peer_window)
             .field("peer_reset", &self.peer_reset)
@@ -192,8 +191,11 @@ impl Deflate {
         };
         Deflate {
             pool,
-            level: config.level.min(9),
-            own_window: own_window.min(config.own_window()),
+            own: Settings {
+                level: config.level.min(9),
+                window: own_window.min(config.own_window()),
+                memory: config.memory(),
+            },
             own_reset: own_reset || config.no_context_takeover,
             // zlib has no 8-bit decoder window; a 9-bit one reads what an 8-bit encoder wrote.
             peer_window: peer_window.clamp(9, 15),
@@ -212,21 +214,19 @@ impl Deflate {
     /// Whether a message (or a fragmented message whose first fragment is) `len` bytes long
     /// is sent compressed.
     pub(crate) fn should_compress(&self, len: usize) -> bool {
-        self.own_window >= 9 && len >= self.threshold
+        self.own.window >= 9 && len >= self.threshold
     }
 
     /// Compresses a whole message: the payload of a frame with RSV1 set.
     pub(crate) fn compress_message(&mut self, payload: &[u8]) -> Vec<u8> {
         if self.own_reset {
-            let (level, window) = (self.level, self.own_window);
-            let mut c = self.pool.take_compressor(level, window);
+            let mut c = self.pool.take_compressor(self.own);
             let out = compress(&mut c, payload, true);
-            self.pool.give_compressor(level, window, c);
+            self.pool.give_compressor(self.own, c);
             return out;
         }
-        let c = self
-            .compressor
-            .get_or_insert_with(|| new_compressor(self.level, self.own_window));
+        let own = self.own;
+        let c = self.compressor.get_or_insert_with(|| own.compressor());
         compress(c, payload, true)
     }
 
@@ -234,9 +234,8 @@ impl Deflate {
     /// RSV1 set, the others not (RFC 7692 §6.1). Only the last fragment loses the sync-flush
     /// tail; the earlier ones keep it, an empty stored block the receiver reads through.
     pub(crate) fn compress_fragment(&mut self, payload: &[u8], fin: bool) -> Vec<u8> {
-        let c = self
-            .compressor
-            .get_or_insert_with(|| new_compressor(self.level, self.own_window));
+        let own = self.own;
+        let c = self.compressor.get_or_insert_with(|| own.compressor());
         let out = compress(c, payload, fin);
         if fin && self.own_reset {
             self.compressor = None;
@@ -586,30 +585,52 @@ struct Pending {
     shared: bool,
 }
 
-fn new_compressor(level: u8, window: u8) -> Compress {
-    Compress::new_with_window_bits(Compression::new(u32::from(level)), false, window)
+/// What a compressor is made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Settings {
+    /// zlib's level, 0..=9.
+    level: u8,
+    /// Window bits, 9..=15 (8: compress nothing).
+    window: u8,
+    /// zlib's memory level, 1..=9.
+    memory: u8,
+}
+
+impl Settings {
+    /// A raw-deflate compressor (no zlib header) with these settings.
+    fn compressor(self) -> Compress {
+        Compress::new_with_config(zlib_rs::DeflateConfig {
+            level: i32::from(self.level),
+            method: zlib_rs::Method::Deflated,
+            window_bits: -i32::from(self.window),
+            mem_level: i32::from(self.memory),
+            strategy: zlib_rs::Strategy::Default,
+        })
+    }
 }
 
 /// Compresses `payload` with a sync flush; at the end of a message, the flush's empty-block
 /// tail is removed (RFC 7692 §7.2.1) and the payload is never empty.
 fn compress(c: &mut Compress, payload: &[u8], end: bool) -> Vec<u8> {
-    // zlib writes into the spare capacity (`compress_vec`, never zero-filled first): offer
-    // about what chat-like text compresses to, then grow by doubling.
+    // Offer about what chat-like text compresses to, then grow by doubling. The room is
+    // zeroed first (safe code cannot hand zlib uninitialised memory): a memset of half the
+    // payload, under 1% of compressing it.
     let mut out = Vec::new();
     let mut room = (payload.len() / 2).max(64);
     let mut input = payload;
     loop {
         let filled = out.len();
         out.reserve_exact(room);
-        let offered = out.capacity() - filled;
+        out.resize(filled + room, 0);
         let (before_in, before_out) = (c.total_in(), c.total_out());
         // Compression of memory into memory with a sync flush cannot fail; an error would mean
         // a corrupted state, and the output so far is still what zlib produced.
-        let result = c.compress_vec(input, &mut out, FlushCompress::Sync);
+        let result = c.compress(input, &mut out[filled..], DeflateFlush::SyncFlush);
         let produced = (c.total_out() - before_out) as usize;
         let consumed = (c.total_in() - before_in) as usize;
+        out.truncate(filled + produced.min(room));
         input = &input[consumed.min(input.len())..];
-        if result.is_err() || (input.is_empty() && produced < offered) {
+        if result.is_err() || (input.is_empty() && produced < room) {
             break;
         }
         room = out.len().max(256);
@@ -706,16 +727,24 @@ mod tests {
             assert!(c.compressor.is_none() && c.inflater.is_none());
         }
         // Held at the same time, two are made; both come back.
-        let (x, y) = (pool.take_compressor(1, 15), pool.take_compressor(1, 15));
+        let settings = |window, memory| Settings {
+            level: 1,
+            window,
+            memory,
+        };
+        let (x, y) = (pool.take_compressor(a.own), pool.take_compressor(a.own));
+        assert_eq!(a.own, settings(15, 8));
         assert_eq!(pool.idle(), (0, 1));
-        pool.give_compressor(1, 15, x);
-        pool.give_compressor(1, 15, y);
+        pool.give_compressor(a.own, x);
+        pool.give_compressor(a.own, y);
         assert_eq!(pool.idle(), (2, 1));
-        // A different window is a different compressor.
-        let z = pool.take_compressor(1, 10);
+        // A different window or memory level is a different compressor.
+        let z = pool.take_compressor(settings(10, 8));
+        let w = pool.take_compressor(settings(15, 1));
         assert_eq!(pool.idle(), (2, 1));
-        pool.give_compressor(1, 10, z);
-        assert_eq!(pool.idle(), (3, 1));
+        pool.give_compressor(settings(10, 8), z);
+        pool.give_compressor(settings(15, 1), w);
+        assert_eq!(pool.idle(), (4, 1));
     }
 
     #[test]
@@ -749,5 +778,45 @@ mod tests {
         assert!(!Arc::ptr_eq(&config.deflate_pool.0, &other.deflate_pool.0));
         // The pool is not a setting.
         assert_eq!(config, other);
+    }
+
+    /// The memory level reaches the compressor: at memory level 1 its blocks hold 128 symbols,
+    /// so a message comes out in more, smaller blocks (longer) than at 8, and still inflates.
+    /// (zlib level 6: level 1's quick strategy writes the same bytes either way, in a smaller
+    /// buffer.)
+    #[test]
+    fn the_memory_level_sizes_the_compressor_s_blocks() {
+        let pool = Pool::default();
+        let text = json(16 << 10);
+        let mut wires = Vec::new();
+        for memory_level in [8, 1] {
+            let mut config = DeflateConfig::new();
+            config.level = 6;
+            config.memory_level = memory_level;
+            let mut server = Deflate::new(Role::Server, &config, &agreed(true), pool.clone());
+            let wire = server.compress_message(&text);
+            let mut client = codec(Role::Client, true, &pool);
+            assert_eq!(inflate_whole(&mut client, wire.clone()), text);
+            wires.push(wire);
+        }
+        assert!(
+            wires[1].len() > wires[0].len(),
+            "memory level 1: {} bytes, 8: {}",
+            wires[1].len(),
+            wires[0].len()
+        );
+        // Out of range is clamped, not a panic.
+        let mut config = DeflateConfig::new();
+        config.level = 6;
+        config.memory_level = 0;
+        let mut server = Deflate::new(Role::Server, &config, &agreed(false), pool.clone());
+        assert_eq!(server.compress_message(&text), wires[1]);
+        config.memory_level = 200;
+        let mut server = Deflate::new(Role::Server, &config, &agreed(false), pool);
+        let mut client = codec(Role::Client, false, &Pool::default());
+        assert_eq!(
+            inflate_whole(&mut client, server.compress_message(&text)),
+            text
+        );
     }
 }

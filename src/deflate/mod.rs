@@ -11,18 +11,27 @@
 //! ## Memory
 //!
 //! Compression state is what permessage-deflate costs per connection: a compressor holds its
-//! window (`2^window_bits` bytes, twice) and hash tables and a block buffer sized by zlib's
-//! memory level (8, which flate2 does not let us change: about 128 KiB whatever the window); a
-//! decompressor holds about 7 KiB and its window. Measured by `tests/deflate_memory.rs`
-//! (resident memory per connection over 1,000 idle connections, after one 16 KiB JSON text each
-//! way, zlib-rs backend, x86-64 Linux), what deflate adds to an idle connection:
+//! window (`2^window_bits` bytes, twice), zlib-rs's hash table (128 KiB whatever the window)
+//! and block buffers sized by zlib's memory level ([`DeflateConfig::memory_level`]: 112 KiB at
+//! the default 8, under 1 KiB at 1); a decompressor holds about 7 KiB and its window. Measured
+//! by `tests/deflate_memory.rs` (resident memory per connection over 1,000 idle connections,
+//! after one 16 KiB JSON text each way, zlib-rs backend, x86-64 Linux), what deflate adds to an
+//! idle connection:
 //!
 //! | mode | per idle connection |
 //! | --- | --- |
 //! | off (`Config::deflate = None`, the default) | 0 (about 2 KB for the whole connection) |
-//! | [`DeflateConfig::low_memory`] (no context takeover either way) | about 1.6 KB |
-//! | 10-bit windows both ways, context takeover | about 230 KB |
-//! | [`DeflateConfig::default`] (15-bit windows, context takeover) | about 360 KB |
+//! | [`DeflateConfig::low_memory`] (no context takeover either way) | about 0.6 KB |
+//! | 10-bit windows both ways, context takeover, memory level 1 | about 177 KB |
+//! | 10-bit windows both ways, context takeover | about 231 KB |
+//! | 15-bit windows, context takeover, memory level 1 | about 305 KB |
+//! | [`DeflateConfig::default`] (15-bit windows, context takeover) | about 358 KB |
+//!
+//! Resident memory counts the pages a connection touched: the block buffers are allocated in
+//! full but filled only as far as messages need them. Unlike C zlib, whose hash table shrinks
+//! with the memory level (python-websockets measures 70 KiB at window 12 and memory level 5),
+//! zlib-rs keeps 64 Ki entries at every level, so with context takeover a compressor costs at
+//! least 128 KiB; where that matters, the shared mode below costs nothing per connection.
 //!
 //! Without context takeover nothing is kept between messages: a whole message is compressed
 //! with a compressor lent for that call by a pool, and a message whose compressed bytes are
@@ -33,13 +42,9 @@
 //! decompressors as were in use at the same time, that is at most one per thread driving
 //! connections. The core holds no global or per-thread state. Over loopback at 10,000
 //! idle connections after one 16 KiB JSON text each way (`tether-bench --only
-//! deflate-memory`), a tokio server holds about 3.5 KB per connection in this mode, and
+//! deflate-memory`), a tokio server holds about 3.7 KB per connection in this mode, and
 //! 362 KB with context takeover and 15-bit windows.
-//!
-//! zlib's memory level is not a setting: flate2 (the backend's safe interface) always uses 8,
-//! and reaching zlib-rs's own `memLevel` takes its raw-pointer C interface, which the core
-//! does not call; the shared mode above is the memory answer instead.
-//!
+
 //! ## Bounds
 //!
 //! The inflated size counts against [`Config::max_message_size`](crate::Config) while
@@ -92,6 +97,12 @@ pub struct DeflateConfig {
     /// Messages shorter than this are sent uncompressed (RSV1 clear): compressing a few bytes
     /// costs more than it saves. Default 1024, as Node's `ws`.
     pub threshold: usize,
+    /// zlib's memory level for our compressor, 1 to 9: the size of its block buffers
+    /// (`2^(level + 6)` symbols, 7 bytes each: 112 KiB at 8, under 1 KiB at 1; the window
+    /// and zlib-rs's 128 KiB hash table come on top). Lower levels emit smaller blocks and
+    /// compress a little worse; they matter where a compressor is kept per connection
+    /// (context takeover), not for the few the pool lends. Default 8, zlib's.
+    pub memory_level: u8,
 }
 
 impl DeflateConfig {
@@ -106,6 +117,7 @@ impl DeflateConfig {
             no_context_takeover: false,
             peer_no_context_takeover: false,
             threshold: 1024,
+            memory_level: 8,
         }
     }
 
@@ -128,6 +140,12 @@ impl DeflateConfig {
     /// The window bits asked of the peer, clamped to 9..=15.
     pub(crate) fn peer_window(&self) -> u8 {
         self.peer_max_window_bits.clamp(9, 15)
+    }
+
+    /// The memory level clamped to zlib's 1..=9.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn memory(&self) -> u8 {
+        self.memory_level.clamp(1, 9)
     }
 }
 

@@ -1649,12 +1649,17 @@ impl Connection {
     ) {
         let streaming = self.config.streaming;
         let max = self.config.max_message_size;
-        let mut out = Vec::new();
-        let result = match self.deflate.as_deref_mut() {
-            Some(d) => d.receive(kind, data, first, last, streaming, max, &mut out),
-            None => Err(ProtocolError::ReservedBits(RSV1)),
+        // The codec is taken out while it hands its output over, one item at a time (no
+        // list allocated per message).
+        let Some(mut codec) = self.deflate.take() else {
+            self.after_inflation(now, Err(ProtocolError::ReservedBits(RSV1)));
+            return;
         };
-        self.after_inflation(now, out, result);
+        let result = codec.receive(kind, data, first, last, streaming, max, &mut |data| {
+            self.on_inflated(now, data)
+        });
+        self.deflate = Some(codec);
+        self.after_inflation(now, result);
     }
 
     /// Whether a received compressed piece is only partly inflated.
@@ -1662,16 +1667,18 @@ impl Connection {
         self.deflate.as_deref().is_some_and(|d| d.is_inflating())
     }
 
-    /// Hands inflated data on; arms the next step while the piece is unfinished.
-    fn after_inflation(&mut self, now: Instant, out: Vec<Data>, result: Result<(), ProtocolError>) {
-        for data in out {
-            // A message is received (for `tether-resume`'s count) once it is whole.
-            let ended = matches!(data, Data::Message(_) | Data::MessageEnd);
-            self.push_data(data);
-            if ended {
-                self.on_message_received(now);
-            }
+    /// Hands inflated data on.
+    fn on_inflated(&mut self, now: Instant, data: Data) {
+        // A message is received (for `tether-resume`'s count) once it is whole.
+        let ended = matches!(data, Data::Message(_) | Data::MessageEnd);
+        self.push_data(data);
+        if ended {
+            self.on_message_received(now);
         }
+    }
+
+    /// Arms the next step while the piece is unfinished; fails the connection on an error.
+    fn after_inflation(&mut self, now: Instant, result: Result<(), ProtocolError>) {
         match result {
             Ok(()) if self.inflating() => self.timers.set(Timer::Inflate, now),
             Ok(()) => {}
@@ -1694,12 +1701,11 @@ impl Connection {
             return;
         }
         let max = self.config.max_message_size;
-        let mut out = Vec::new();
-        let result = match self.deflate.as_deref_mut() {
-            Some(d) => d.step(max, &mut out),
-            None => Ok(()),
-        };
-        self.after_inflation(now, out, result);
+        if let Some(mut codec) = self.deflate.take() {
+            let result = codec.step(max, &mut |data| self.on_inflated(now, data));
+            self.deflate = Some(codec);
+            self.after_inflation(now, result);
+        }
         if !self.inflating() {
             self.timers.stop(Timer::Inflate);
             self.on_frames(now);

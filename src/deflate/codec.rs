@@ -37,7 +37,11 @@ pub(crate) const BUDGET: usize = 1 << 20;
 /// end (instead of a decompressor of the connection's own, about 40 KiB).
 const HOLD: usize = 16 << 10;
 
-/// Last pieces up to this many compressed bytes are joined with the tail on the stack...
+/// Last pieces up to this many compressed bytes are joined with the tail in a small stack
+/// buffer...
+const TINY: usize = 60;
+
+/// ...up to this many in a larger one...
 const SMALL: usize = 512;
 
 /// ...and up to this many in a temporary buffer: one inflate call per message, not two (the
@@ -244,7 +248,7 @@ impl Deflate {
     }
 
     /// Receives a piece of a compressed message's payload (`first` and `last` say where it
-    /// sits in the message) and appends to `out` what the application gets: the assembled
+    /// sits in the message) and hands `out` what the application gets: the assembled
     /// message at its end, or (`streaming`) its start, the inflated chunks (at most [`STEP`]
     /// bytes each) and its end.
     ///
@@ -263,13 +267,13 @@ impl Deflate {
         last: bool,
         streaming: bool,
         max: usize,
-        out: &mut Vec<Data>,
+        out: &mut dyn FnMut(Data),
     ) -> Result<(), ProtocolError> {
         if first {
             self.inflated = 0;
             self.utf8.reset();
             if streaming {
-                out.push(Data::MessageStart(kind));
+                out(Data::MessageStart(kind));
             }
         }
         // A message without the peer's context takeover needs no decompressor of this
@@ -307,7 +311,11 @@ impl Deflate {
     }
 
     /// Inflates the kept rest of a piece, one step of at most [`BUDGET`] output bytes.
-    pub(crate) fn step(&mut self, max: usize, out: &mut Vec<Data>) -> Result<(), ProtocolError> {
+    pub(crate) fn step(
+        &mut self,
+        max: usize,
+        out: &mut dyn FnMut(Data),
+    ) -> Result<(), ProtocolError> {
         let Some(mut p) = self.pending.take() else {
             return Ok(());
         };
@@ -359,9 +367,9 @@ impl Deflate {
                     if p.kind == DataKind::Text {
                         self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                     }
-                    out.push(Data::MessageEnd);
+                    out(Data::MessageEnd);
                 } else {
-                    out.push(Data::Message(match p.kind {
+                    out(Data::Message(match p.kind {
                         DataKind::Text => {
                             Message::Text(self.take_text().ok_or(ProtocolError::InvalidUtf8)?)
                         }
@@ -425,18 +433,22 @@ impl Deflate {
         p: &mut Pending,
         max: usize,
         budget: &mut usize,
-        out: &mut Vec<Data>,
+        out: &mut dyn FnMut(Data),
     ) -> Result<bool, ProtocolError> {
         loop {
             let (consumed, stop) = if p.tail && p.input.len() <= JOIN {
                 // A last piece goes to zlib with its tail in one call.
                 let n = p.input.len();
-                let mut small = [0u8; SMALL + TAIL.len()];
+                // Only the buffer used is zeroed (a chat message's piece is a few bytes).
+                let mut tiny: [u8; TINY + TAIL.len()];
+                let mut small: [u8; SMALL + TAIL.len()];
                 let large;
-                let joined: &[u8] = if n <= SMALL {
-                    small[..n].copy_from_slice(&p.input);
-                    small[n..n + TAIL.len()].copy_from_slice(&TAIL);
-                    &small[..n + TAIL.len()]
+                let joined: &[u8] = if n <= TINY {
+                    tiny = [0; TINY + TAIL.len()];
+                    with_tail(&mut tiny, &p.input)
+                } else if n <= SMALL {
+                    small = [0; SMALL + TAIL.len()];
+                    with_tail(&mut small, &p.input)
                 } else {
                     large = [&p.input[..], &TAIL[..]].concat();
                     &large
@@ -479,7 +491,7 @@ impl Deflate {
         streaming: bool,
         max: usize,
         budget: &mut usize,
-        out: &mut Vec<Data>,
+        out: &mut dyn FnMut(Data),
     ) -> Result<(usize, Stop), ProtocolError> {
         let given = input.len();
         // zlib writes into a buffer's spare capacity (`decompress_vec`: never zero-filled
@@ -545,7 +557,7 @@ impl Deflate {
                         .feed(&chunk)
                         .map_err(|_| ProtocolError::InvalidUtf8)?;
                 }
-                out.push(Data::MessageChunk(Bytes::from(chunk)));
+                out(Data::MessageChunk(Bytes::from(chunk)));
             }
             if status == Status::StreamEnd {
                 return Ok((given - input.len(), Stop::Ended));
@@ -557,6 +569,14 @@ impl Deflate {
             }
         }
     }
+}
+
+/// `input` and the sync-flush tail, written into the start of `buf` (long enough).
+fn with_tail<'a>(buf: &'a mut [u8], input: &[u8]) -> &'a [u8] {
+    let n = input.len();
+    buf[..n].copy_from_slice(input);
+    buf[n..n + TAIL.len()].copy_from_slice(&TAIL);
+    &buf[..n + TAIL.len()]
 }
 
 /// Why [`Deflate::inflate`] returned.
@@ -696,7 +716,7 @@ mod tests {
                 true,
                 false,
                 1 << 20,
-                &mut out,
+                &mut |d| out.push(d),
             )
             .expect("inflates");
         match &out[..] {

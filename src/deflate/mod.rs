@@ -186,7 +186,7 @@ impl Codec {
         _last: bool,
         _streaming: bool,
         _max: usize,
-        _out: &mut alloc::vec::Vec<crate::Data>,
+        _out: &mut dyn FnMut(crate::Data),
     ) -> Result<(), crate::ProtocolError> {
         match *self {}
     }
@@ -198,7 +198,7 @@ impl Codec {
     pub(crate) fn step(
         &mut self,
         _max: usize,
-        _out: &mut alloc::vec::Vec<crate::Data>,
+        _out: &mut dyn FnMut(crate::Data),
     ) -> Result<(), crate::ProtocolError> {
         match *self {}
     }

@@ -632,28 +632,29 @@ impl Settings {
 /// Compresses `payload` with a sync flush; at the end of a message, the flush's empty-block
 /// tail is removed (RFC 7692 §7.2.1) and the payload is never empty.
 fn compress(c: &mut Compress, payload: &[u8], end: bool) -> Vec<u8> {
-    // Offer about what chat-like text compresses to, then grow by doubling. The room is
-    // zeroed first (safe code cannot hand zlib uninitialised memory): a memset of half the
-    // payload, under 1% of compressing it.
-    let mut out = Vec::new();
-    let mut room = (payload.len() / 2).max(64);
+    // Room for about what chat-like text compresses to, grown by doubling when it is not
+    // enough. zlib is offered at most a step of it at a time, zeroed first (safe code cannot
+    // hand it uninitialised memory): what is zeroed stays within a step of what is written.
+    let mut out = Vec::with_capacity((payload.len() / 2).max(64));
     let mut input = payload;
     loop {
         let filled = out.len();
-        out.reserve_exact(room);
-        out.resize(filled + room, 0);
+        if filled == out.capacity() {
+            out.reserve(filled.max(256));
+        }
+        let offer = (out.capacity() - filled).min(STEP);
+        out.resize(filled + offer, 0);
         let (before_in, before_out) = (c.total_in(), c.total_out());
         // Compression of memory into memory with a sync flush cannot fail; an error would mean
         // a corrupted state, and the output so far is still what zlib produced.
         let result = c.compress(input, &mut out[filled..], DeflateFlush::SyncFlush);
         let produced = (c.total_out() - before_out) as usize;
         let consumed = (c.total_in() - before_in) as usize;
-        out.truncate(filled + produced.min(room));
+        out.truncate(filled + produced.min(offer));
         input = &input[consumed.min(input.len())..];
-        if result.is_err() || (input.is_empty() && produced < room) {
+        if result.is_err() || (input.is_empty() && produced < offer) {
             break;
         }
-        room = out.len().max(256);
     }
     if end {
         if out.ends_with(&TAIL) {
@@ -838,5 +839,33 @@ mod tests {
             inflate_whole(&mut client, server.compress_message(&text)),
             text
         );
+    }
+
+    /// Output room is offered a step at a time and grown by doubling: incompressible data
+    /// (which comes out a little longer than it went in) over several steps, and the smallest
+    /// payloads, come back whole.
+    #[test]
+    fn compressed_output_grows_past_its_estimate_in_steps() {
+        let pool = Pool::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..(3 * STEP + 1000))
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        for payload in [&noise[..], &noise[..1], &[][..], &json(3 * STEP)[..]] {
+            for takeover in [false, true] {
+                let mut server = codec(Role::Server, !takeover, &pool);
+                let mut client = codec(Role::Client, !takeover, &pool);
+                for _ in 0..2 {
+                    let wire = server.compress_message(payload);
+                    assert!(!wire.is_empty());
+                    assert_eq!(inflate_whole(&mut client, wire), payload);
+                }
+            }
+        }
     }
 }

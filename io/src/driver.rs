@@ -31,6 +31,10 @@ pub(crate) struct Driver<R: Runtime> {
     shut_down: bool,
     /// The core said `TransportAction::Close`; whether the write side was already shut down.
     closing: Option<bool>,
+    /// The timer runs for [`SHUTDOWN_TIMEOUT`]: armed only when the shutdown did not finish
+    /// at once (a timer armed and dropped per connection costs tokio a wake-up of its I/O
+    /// driver, a syscall, when no other timer runs).
+    shutdown_timer: bool,
     /// The transport is closed and everyone was told.
     finished: bool,
     /// Dropped with the driver: e.g. a server's connection slot.
@@ -53,6 +57,7 @@ impl<R: Runtime> Driver<R> {
             timer: CoreTimer::new(),
             shut_down: false,
             closing: None,
+            shutdown_timer: false,
             finished: false,
             _guard: None,
             end_hook: None,
@@ -128,7 +133,6 @@ impl<R: Runtime> Driver<R> {
                         Self::stream(inner).abort();
                         self.closing = Some(true);
                     }
-                    self.timer.reset_after(SHUTDOWN_TIMEOUT);
                 } else if action == Some(TransportAction::Shutdown)
                     && !self.shut_down
                     && Self::stream(inner).poll_shutdown(cx).is_ready()
@@ -142,6 +146,10 @@ impl<R: Runtime> Driver<R> {
             if let Some(shut_down) = self.closing {
                 // Best effort: a peer that stopped reading cannot hold the task.
                 let done = shut_down || Self::stream(inner).poll_shutdown(cx).is_ready();
+                if !done && !self.shutdown_timer {
+                    self.shutdown_timer = true;
+                    self.timer.reset_after(SHUTDOWN_TIMEOUT);
+                }
                 let expired = !done && self.timer.poll_elapsed(cx);
                 if done || expired {
                     if expired {

@@ -418,3 +418,85 @@ fn recv_and_the_stream_pass_over_pings() {
         ws.close(tether::CloseCode::NORMAL, "").await.unwrap();
     });
 }
+
+/// A stream whose shutdown never finishes (a TLS close_notify that cannot be written because
+/// the peer stopped reading).
+struct StuckShutdown(tokio::io::DuplexStream);
+
+impl tokio::io::AsyncRead for StuckShutdown {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for StuckShutdown {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// The peer ended its side after the close handshake, and our shutdown never finishes: the
+/// transport is given up (dropped) one second later, on the runtime's clock (paused here).
+#[test]
+fn a_shutdown_that_never_finishes_is_given_up_after_a_second() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (ours, mut peer) = tokio::io::duplex(1 << 16);
+        let upgraded = tether_tokio::Upgraded::new(tether::Role::Server, Config::default());
+        let mut ws = tether_tokio::open_upgraded(StuckShutdown(ours), &[], upgraded).unwrap();
+        let start = tokio::time::Instant::now();
+        // The peer's Close (1000, masked with the zero key), our answer, the peer's FIN.
+        peer.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8])
+            .await
+            .unwrap();
+        let mut answer = [0u8; 4];
+        peer.read_exact(&mut answer).await.unwrap();
+        assert_eq!(answer, [0x88, 0x02, 0x03, 0xe8]);
+        peer.shutdown().await.unwrap();
+        assert!(
+            tokio::time::timeout(LIMIT, ws.recv())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The transport is dropped: the peer reads the end of the stream.
+        let mut rest = Vec::new();
+        tokio::time::timeout(LIMIT, peer.read_to_end(&mut rest))
+            .await
+            .expect("the transport was never given up")
+            .unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+    });
+}

@@ -1044,7 +1044,8 @@ impl Connection {
             return Err(AcceptError::NotWebSocket(refusal.effective_status()));
         }
         let deflate = crate::deflate::server_codec(&self.config, request, &mut accept);
-        let mut head = bytes::BytesMut::new();
+        // Room for the usual 101 (about 130 bytes): written without growing.
+        let mut head = bytes::BytesMut::with_capacity(256);
         crate::handshake::write_accept(request, &accept, &mut head)?;
         if deflate.is_some() {
             self.recv.allow_compression();

@@ -510,6 +510,9 @@ impl Tracker {
     }
 }
 
+/// Places an empty slab keeps (12 bytes each).
+const KEPT_PLACES: usize = 64;
+
 /// Weak pointers in numbered places that are reused once free.
 #[derive(Default)]
 struct Slab {
@@ -536,9 +539,16 @@ impl Slab {
             *entry = None;
             self.free.push(at);
         }
-        // Once every connection is gone, so is the slab's memory (after a burst).
+        // Once every connection is gone, so is the slab's memory after a burst; a few places
+        // are kept (a server taking connections one at a time would otherwise allocate and
+        // free both lists per connection).
         if self.free.len() == self.entries.len() {
-            *self = Slab::default();
+            if self.entries.capacity() > KEPT_PLACES {
+                *self = Slab::default();
+            } else {
+                self.entries.clear();
+                self.free.clear();
+            }
         }
     }
 }
@@ -657,9 +667,20 @@ mod tests {
         for id in [0, 1, 2, 3, 4] {
             slab.remove(id);
         }
-        assert_eq!(slab.entries.capacity(), 0);
-        assert_eq!(slab.free.capacity(), 0);
+        // A few places are kept for the next connections...
+        assert!(slab.entries.is_empty() && slab.free.is_empty());
+        assert!(slab.entries.capacity() >= 5);
         // A place removed twice (it cannot happen: a slot removes its own once) breaks nothing.
         assert_eq!(slab.insert(Weak::new()), 0);
+        slab.remove(0);
+        // ...the memory of a burst is given back.
+        let ids: Vec<u32> = (0..=KEPT_PLACES)
+            .map(|_| slab.insert(Weak::new()))
+            .collect();
+        for id in ids {
+            slab.remove(id);
+        }
+        assert_eq!(slab.entries.capacity(), 0);
+        assert_eq!(slab.free.capacity(), 0);
     }
 }

@@ -93,18 +93,58 @@ pub struct Negotiated {
 /// The header fields the handshake rules read, gathered in one pass.
 #[derive(Default)]
 struct Fields<'a> {
-    host: Vec<&'a str>,
-    upgrade: Vec<&'a str>,
-    connection: Vec<&'a str>,
-    key: Vec<&'a str>,
-    version: Vec<&'a str>,
-    accept: Vec<&'a str>,
-    protocol: Vec<&'a str>,
-    extensions: Vec<&'a str>,
-    origin: Vec<&'a str>,
-    location: Vec<&'a str>,
+    host: Values<'a>,
+    upgrade: Values<'a>,
+    connection: Values<'a>,
+    key: Values<'a>,
+    version: Values<'a>,
+    accept: Values<'a>,
+    protocol: Values<'a>,
+    extensions: Values<'a>,
+    origin: Values<'a>,
+    location: Values<'a>,
     /// The name of a field above whose value is not UTF-8.
     not_utf8: Option<&'a str>,
+}
+
+/// The values of one field name, in order: a field is usually sent once, so up to two are
+/// kept inline and only more take an allocation (a handshake gathers five or more names).
+#[derive(Default)]
+struct Values<'a> {
+    inline: [&'a str; 2],
+    len: usize,
+    more: Vec<&'a str>,
+}
+
+impl<'a> Values<'a> {
+    fn push(&mut self, value: &'a str) {
+        if !self.more.is_empty() {
+            self.more.push(value);
+        } else if self.len < self.inline.len() {
+            self.inline[self.len] = value;
+            self.len += 1;
+        } else {
+            self.more.reserve(self.len + 1);
+            self.more.extend_from_slice(&self.inline);
+            self.more.push(value);
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a str] {
+        if self.more.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.more
+        }
+    }
+}
+
+impl<'a> core::ops::Deref for Values<'a> {
+    type Target = [&'a str];
+
+    fn deref(&self) -> &[&'a str] {
+        self.as_slice()
+    }
 }
 
 impl<'a> Fields<'a> {
@@ -554,5 +594,25 @@ mod tests {
             e.to_string(),
             "server rejected the handshake: 500 Internal Server Error"
         );
+    }
+
+    /// A field's values keep their order however many there are (two inline, then a list).
+    #[test]
+    fn gathered_values_keep_their_order_past_the_inline_ones() {
+        let names = ["Sec-WebSocket-Protocol", "host", "SEC-WEBSOCKET-PROTOCOL"];
+        for n in 0..=5usize {
+            let values: Vec<String> = (0..n).map(|i| alloc::format!("p{i}")).collect();
+            let headers: Vec<(&str, &[u8])> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (names[i % 2 * 2], v.as_bytes()))
+                .chain([(names[1], &b"example.com"[..])])
+                .collect();
+            let f = Fields::gather(headers.iter().copied());
+            let want: Vec<&str> = values.iter().map(String::as_str).collect();
+            assert_eq!(f.protocol.as_slice(), &want[..]);
+            assert_eq!(f.host.as_slice(), &["example.com"][..]);
+            assert!(f.key.is_empty());
+        }
     }
 }

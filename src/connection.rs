@@ -74,7 +74,7 @@ pub enum State {
 enum Phase {
     ClientHandshake(Box<ClientHandshake>),
     ServerHandshake(Box<ServerHandshake>),
-    AwaitingAccept(Box<Request>),
+    AwaitingAccept(Request),
     Open,
     Closing,
     Ended,
@@ -1983,7 +1983,7 @@ impl Connection {
                             match verdict {
                                 Ok(()) => {
                                     self.events.push_back(Event::Request(request.clone()));
-                                    self.phase = Phase::AwaitingAccept(Box::new(request));
+                                    self.phase = Phase::AwaitingAccept(request);
                                 }
                                 Err(reject) => self.reject_request(&reject),
                             }

@@ -2,6 +2,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 
 use super::headers::Headers;
 use super::reject::Reject;
@@ -15,8 +16,14 @@ use super::validate::{HttpVersion, RequestInfo};
 ///
 /// The application (or a [`ServerPolicy`](super::ServerPolicy)) reads it to decide between
 /// [`Accept`](super::Accept) and [`Reject`](super::Reject).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
+///
+/// Cloning it is cheap: the parts are shared (the connection keeps the request it hands to
+/// the application until the request is answered).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Request(Arc<Parts>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct Parts {
     method: String,
     target: String,
     version: HttpVersion,
@@ -24,6 +31,21 @@ pub struct Request {
     info: RequestInfo,
     /// Why this is not a valid opening request, for a request passed on as plain HTTP.
     refusal: Option<Box<Reject>>,
+}
+
+/// Shows the parts, as if they were the request's own fields.
+impl core::fmt::Debug for Request {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let p = &*self.0;
+        f.debug_struct("Request")
+            .field("method", &p.method)
+            .field("target", &p.target)
+            .field("version", &p.version)
+            .field("headers", &p.headers)
+            .field("info", &p.info)
+            .field("refusal", &p.refusal)
+            .finish()
+    }
 }
 
 impl Request {
@@ -34,14 +56,14 @@ impl Request {
         headers: Headers,
         info: RequestInfo,
     ) -> Self {
-        Request {
+        Request(Arc::new(Parts {
             method,
             target,
             version,
             headers,
             info,
             refusal: None,
-        }
+        }))
     }
 
     /// A request that is HTTP but not a valid opening request: `refusal` is the answer the
@@ -53,84 +75,91 @@ impl Request {
         headers: Headers,
         refusal: Reject,
     ) -> Self {
-        Request {
+        Request(Arc::new(Parts {
+            method,
+            target,
+            version,
+            headers,
+            info: RequestInfo::default(),
             refusal: Some(Box::new(refusal)),
-            ..Request::new(method, target, version, headers, RequestInfo::default())
-        }
+        }))
     }
 
     /// The method: `GET` for an HTTP/1.1 upgrade.
     #[must_use]
     pub fn method(&self) -> &str {
-        &self.method
+        &self.0.method
     }
 
     /// The request target as sent: the path and the query, if any (RFC 6455 §3, the
     /// "resource name").
     #[must_use]
     pub fn target(&self) -> &str {
-        &self.target
+        &self.0.target
     }
 
     /// The path: the target up to `?`.
     #[must_use]
     pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
+        self.0
+            .target
+            .split_once('?')
+            .map_or(&self.0.target, |(p, _)| p)
     }
 
     /// The query: the target after the first `?`, if there is one.
     #[must_use]
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        self.0.target.split_once('?').map(|(_, q)| q)
     }
 
     /// The HTTP version.
     #[must_use]
     pub fn version(&self) -> HttpVersion {
-        self.version
+        self.0.version
     }
 
     /// Every header field, in order.
     #[must_use]
     pub fn headers(&self) -> &Headers {
-        &self.headers
+        &self.0.headers
     }
 
     /// The value of the first header field named `name` (any case), if it is UTF-8.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)
+        self.0.headers.get(name)
     }
 
     /// The `Origin` header (RFC 6455 §4.2.1 item 7, §10.2): browsers always send it.
     #[must_use]
     pub fn origin(&self) -> Option<&str> {
-        self.info.origin.as_deref()
+        self.0.info.origin.as_deref()
     }
 
     /// The subprotocols the client offered, in its order of preference (RFC 6455 §4.2.1,
     /// item 8).
     #[must_use]
     pub fn subprotocols(&self) -> &[String] {
-        &self.info.subprotocols
+        &self.0.info.subprotocols
     }
 
     /// The extensions the client offered, parameters included (RFC 6455 §4.2.1, item 9).
     #[must_use]
     pub fn extensions(&self) -> &[String] {
-        &self.info.extensions
+        &self.0.info.extensions
     }
 
     /// The `Sec-WebSocket-Key`, as sent (RFC 6455 §4.2.1, item 5).
     #[must_use]
     pub fn key(&self) -> &str {
-        self.info.key.as_deref().unwrap_or_default()
+        self.0.info.key.as_deref().unwrap_or_default()
     }
 
     /// Everything the handshake rules extracted.
     #[must_use]
     pub fn info(&self) -> &RequestInfo {
-        &self.info
+        &self.0.info
     }
 
     /// The first subprotocol of `supported` (the server's order of preference) that the client
@@ -138,7 +167,8 @@ impl Request {
     #[must_use]
     pub fn choose_subprotocol<S: AsRef<str>>(&self, supported: &[S]) -> Option<&str> {
         supported.iter().find_map(|s| {
-            self.info
+            self.0
+                .info
                 .subprotocols
                 .iter()
                 .find(|offered| offered.as_str() == s.as_ref())
@@ -151,7 +181,7 @@ impl Request {
     /// it can only be answered with a [`Reject`] (any status, a health check's 200 included).
     #[must_use]
     pub fn is_websocket(&self) -> bool {
-        self.refusal.is_none()
+        self.0.refusal.is_none()
     }
 
     /// For a request that is not a valid opening request, the answer the handshake rules
@@ -159,14 +189,14 @@ impl Request {
     /// the reason.
     #[must_use]
     pub fn refusal(&self) -> Option<&Reject> {
-        self.refusal.as_deref()
+        self.0.refusal.as_deref()
     }
 
     /// The request head as received: the request line and the header fields, through the
     /// empty line that ends them.
     #[must_use]
     pub fn head(&self) -> &[u8] {
-        self.headers.buf()
+        self.0.headers.buf()
     }
 
     /// Parses a request head (as [`head`](Request::head) returns it, or as read from a
@@ -183,5 +213,28 @@ impl Request {
             Some(request) => Ok(request),
             None => Err(Reject::protocol(400, "malformed request: incomplete head")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection hands the application a clone of the request it keeps: a clone shares
+    /// the parts instead of copying every string.
+    #[test]
+    fn a_clone_shares_the_request() {
+        let head = b"GET /chat?x=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n\r\n";
+        let a = Request::parse(head).unwrap();
+        let b = a.clone();
+        assert_eq!(a, b);
+        assert!(core::ptr::eq(a.target(), b.target()));
+        assert!(core::ptr::eq(a.key(), b.key()));
+        assert!(core::ptr::eq(a.subprotocols(), b.subprotocols()));
+        assert_eq!(b.path(), "/chat");
+        assert_eq!(b.subprotocols(), ["chat", "superchat"]);
+        assert!(alloc::format!("{b:?}").starts_with("Request { method: \"GET\""));
     }
 }

@@ -369,46 +369,34 @@ impl Deflate {
                     }
                     out(Data::MessageEnd);
                 } else {
-                    out(Data::Message(match p.kind {
-                        DataKind::Text => {
-                            Message::Text(self.take_text().ok_or(ProtocolError::InvalidUtf8)?)
-                        }
-                        DataKind::Binary => Message::Binary(self.take_assembly()),
-                    }));
+                    out(Data::Message(self.take_message(p.kind)?));
                 }
                 Ok(())
             }
         }
     }
 
-    /// The assembled text message, checked (`None` if it is not UTF-8). A short one is checked
-    /// with simdutf8 and copied from the `&str` that gives (the copy `take_assembly` makes
-    /// anyway), so it needs no second, slower check to become a `ByteString`.
-    fn take_text(&mut self) -> Option<Utf8Bytes> {
-        if self.keeps_assembly() {
-            let text = Utf8Bytes::copy_validated(&self.assembly).ok();
-            self.assembly.clear();
-            text
-        } else {
-            Utf8Bytes::validate(self.hand_on()).ok()
-        }
-    }
-
-    /// Whether the assembled message is copied out and its buffer kept (see `take_assembly`).
-    fn keeps_assembly(&self) -> bool {
-        self.assembly.len() <= KEEP && self.assembly.capacity() <= 4 * KEEP && !self.peer_reset
-    }
-
-    /// The assembled message. A short one is copied out and its buffer kept for the next
-    /// (with the peer's context takeover, while the connection holds its decompressor anyway),
-    /// which spares an allocation and a free per message; a long one is handed over as is.
-    fn take_assembly(&mut self) -> Bytes {
-        if !self.keeps_assembly() {
-            return self.hand_on();
-        }
-        let data = Bytes::copy_from_slice(&self.assembly);
+    /// The assembled message; a text is checked (1007 if it is not UTF-8). A short one is
+    /// copied out and its buffer kept for the next (with the peer's context takeover, while
+    /// the connection holds its decompressor anyway), which spares an allocation and a free per
+    /// message; a short text is checked with simdutf8 and copied from the `&str` that gives, so
+    /// it needs no second, slower check to become a `ByteString`. A long one is handed over as
+    /// is.
+    fn take_message(&mut self, kind: DataKind) -> Result<Message, ProtocolError> {
+        let keep =
+            self.assembly.len() <= KEEP && self.assembly.capacity() <= 4 * KEEP && !self.peer_reset;
+        let message = match (kind, keep) {
+            (DataKind::Text, true) => Utf8Bytes::copy_validated(&self.assembly)
+                .ok()
+                .map(Message::Text),
+            (DataKind::Text, false) => Utf8Bytes::validate(self.hand_on()).ok().map(Message::Text),
+            (DataKind::Binary, true) => {
+                Some(Message::Binary(Bytes::copy_from_slice(&self.assembly)))
+            }
+            (DataKind::Binary, false) => Some(Message::Binary(self.hand_on())),
+        };
         self.assembly.clear();
-        data
+        message.ok_or(ProtocolError::InvalidUtf8)
     }
 
     /// The assembled message's buffer, handed on whole. In a buffer of up to [`STEP`], room

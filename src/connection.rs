@@ -162,7 +162,7 @@ impl Heartbeat {
     /// as sent a nanosecond before it, `Instant::MAX` meaning none).
     fn sent(&mut self, payload: [u8; 8], now: Instant) {
         self.payload = payload;
-        self.sent_at = now.min(Instant::from_nanos(u64::MAX - 1));
+        self.sent_at = now.short_of_max();
     }
 
     /// The outstanding Ping was answered after `sample`.
@@ -1783,7 +1783,7 @@ impl Connection {
             "open"
         );
         self.phase = Phase::Open;
-        self.opened_at = now.min(Instant::from_nanos(u64::MAX - 1));
+        self.opened_at = now.short_of_max();
         self.timers.stop(Timer::Handshake);
         self.arm_open_timers(now);
         self.events.push_back(Event::Connected {

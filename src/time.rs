@@ -28,6 +28,17 @@ impl Instant {
         Instant(nanos)
     }
 
+    /// This instant, or a nanosecond before the end of time if it is [`Instant::MAX`]: for a
+    /// field where `MAX` stands for "none" (a sentinel costs no `Option` word), so that an
+    /// event at the very end of time is still recorded.
+    pub(crate) const fn short_of_max(self) -> Instant {
+        if self.0 == u64::MAX {
+            Instant(u64::MAX - 1)
+        } else {
+            self
+        }
+    }
+
     /// An instant `millis` milliseconds after the origin.
     #[must_use]
     pub const fn from_millis(millis: u64) -> Self {

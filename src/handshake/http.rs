@@ -106,7 +106,13 @@ impl Request {
             .path_and_query()
             .map_or_else(|| String::from("/"), |pq| pq.as_str().into());
         let headers = Headers::from_pairs(pairs(&parts.headers));
-        Ok(Request::new(method.into(), target, version, headers, info))
+        Ok(Request::new(
+            method.into(),
+            target,
+            version,
+            headers,
+            Ok(info),
+        ))
     }
 
     /// The request as an [`http::Request<()>`](http::Request): the method, the target as the

@@ -49,39 +49,26 @@ impl core::fmt::Debug for Request {
 }
 
 impl Request {
+    /// A request with what the handshake rules found: `Ok` for a valid opening request, `Err`
+    /// with the answer they call for when it is HTTP but not one (a plain request).
     pub(crate) fn new(
         method: String,
         target: String,
         version: HttpVersion,
         headers: Headers,
-        info: RequestInfo,
+        info: Result<RequestInfo, Reject>,
     ) -> Self {
+        let (info, refusal) = match info {
+            Ok(info) => (info, None),
+            Err(refusal) => (RequestInfo::default(), Some(Box::new(refusal))),
+        };
         Request(Arc::new(Parts {
             method,
             target,
             version,
             headers,
             info,
-            refusal: None,
-        }))
-    }
-
-    /// A request that is HTTP but not a valid opening request: `refusal` is the answer the
-    /// handshake rules call for.
-    pub(crate) fn plain(
-        method: String,
-        target: String,
-        version: HttpVersion,
-        headers: Headers,
-        refusal: Reject,
-    ) -> Self {
-        Request(Arc::new(Parts {
-            method,
-            target,
-            version,
-            headers,
-            info: RequestInfo::default(),
-            refusal: Some(Box::new(refusal)),
+            refusal,
         }))
     }
 

@@ -96,18 +96,16 @@ impl ServerHandshake {
             });
             validate_request(&parsed.method, parsed.version, fields)
         };
+        // A request that is not a valid opening request is refused, or passed on as plain
+        // HTTP with the refusal it would have had.
         let info = match info {
-            Ok(info) => Ok(info),
-            Err(refusal) if self.pass_http => Err(refusal),
-            Err(refusal) => return Err(refusal),
+            Err(refusal) if !self.pass_http => return Err(refusal),
+            info => info,
         };
         let head = input.split_to(parsed.len).freeze();
         let headers = Headers::from_ranges(head, parsed.fields);
         let (method, target, version) = (parsed.method, parsed.target, parsed.version);
-        Ok(Some(match info {
-            Ok(info) => Request::new(method, target, version, headers, info),
-            Err(refusal) => Request::plain(method, target, version, headers, refusal),
-        }))
+        Ok(Some(Request::new(method, target, version, headers, info)))
     }
 
     /// Parses a complete head.

@@ -125,7 +125,10 @@ impl<R: Runtime> Driver<R> {
                 let action = inner.conn.poll_transport();
                 if action == Some(TransportAction::Close) {
                     if inner.read_eof {
-                        self.closing = Some(self.shut_down);
+                        // The peer ended its side: closing plain TCP sends our FIN, so its
+                        // shutdown would only add a syscall.
+                        let ends = Self::stream(inner).ends_when_dropped();
+                        self.closing = Some(self.shut_down || ends);
                     } else {
                         // Given up before the peer ended its side (the close timeout or the
                         // linger passed, or the connection failed): whatever the peer did

@@ -433,6 +433,10 @@ impl<T: Transport> Transport for Tunnel<T> {
     fn abort(&mut self) {
         self.io.abort();
     }
+
+    fn ends_when_dropped(&self) -> bool {
+        self.io.ends_when_dropped()
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,14 @@ pub trait Transport: Send + Unpin + 'static {
     /// transport reset it (`SO_LINGER` 0) instead of leaving the data queued in the kernel.
     /// The default does nothing (not every transport can).
     fn abort(&mut self) {}
+
+    /// Whether closing the transport (dropping it) ends the write side as well as
+    /// [`poll_shutdown`](Transport::poll_shutdown) would: plain TCP, whose close sends the FIN.
+    /// Once the peer has ended its side the engine then closes without the shutdown (a
+    /// syscall per connection). The default says no (TLS has a close_notify to send).
+    fn ends_when_dropped(&self) -> bool {
+        false
+    }
 }
 
 /// A listener accepting TCP connections.
@@ -185,6 +193,13 @@ impl<P: Transport, T: Transport> Transport for MaybeTls<P, T> {
         match self {
             MaybeTls::Plain(s) => s.abort(),
             MaybeTls::Tls(s) => s.abort(),
+        }
+    }
+
+    fn ends_when_dropped(&self) -> bool {
+        match self {
+            MaybeTls::Plain(s) => s.ends_when_dropped(),
+            MaybeTls::Tls(s) => s.ends_when_dropped(),
         }
     }
 }

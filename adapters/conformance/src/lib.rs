@@ -144,6 +144,8 @@ define_test_macros! {
         unsendable_close_is_refused_client_role,
         dropping_the_handle_closes_with_1001_server_role,
         dropping_the_handle_closes_with_1001_client_role,
+        peer_ends_tcp_first_server_role,
+        peer_ends_tcp_first_client_role,
         heartbeat_timeout_server_role,
         heartbeat_timeout_client_role,
         idle_timeout_server_role,

@@ -238,6 +238,13 @@ impl RawPeer {
         self.input.drain(..n).collect()
     }
 
+    /// Ends the peer's side of the TCP connection (a FIN), without a Close frame.
+    pub fn end_writing(&mut self) {
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shut the raw peer's writing down");
+    }
+
     /// Reads and discards until the connection ends; `None` if it is still open at `timeout`.
     pub fn wait_end(&mut self, timeout: Duration) -> Option<End> {
         let deadline = Instant::now() + timeout;

@@ -139,9 +139,29 @@ where
             let _ = socket2::SockRef::from(tcp.get_ref()).set_linger(Some(Duration::ZERO));
         }
     }
+
+    fn ends_when_dropped(&self) -> bool {
+        tcp_under(&self.0).is_some()
+    }
 }
 
 /// The TCP socket `stream` is, if it is one.
 fn tcp_under<S: 'static>(stream: &S) -> Option<&Async<TcpStream>> {
     (stream as &dyn std::any::Any).downcast_ref::<Async<TcpStream>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only plain TCP ends its write side by being dropped; any other stream (an in-memory
+    /// cursor here, TLS in the engine) is shut down first.
+    #[test]
+    fn only_tcp_ends_when_dropped() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert!(SmolIo(Async::new(tcp).unwrap()).ends_when_dropped());
+        let cursor = futures_lite::io::Cursor::new(Vec::<u8>::new());
+        assert!(!SmolIo(cursor).ends_when_dropped());
+    }
 }

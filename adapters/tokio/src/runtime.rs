@@ -126,4 +126,32 @@ where
             let _ = tcp.set_zero_linger();
         }
     }
+
+    fn ends_when_dropped(&self) -> bool {
+        (&self.0 as &dyn Any).is::<TcpStream>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only plain TCP ends its write side by being dropped; any other stream (a pipe here, TLS
+    /// in the engine) is shut down first.
+    #[test]
+    fn only_tcp_ends_when_dropped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let tcp = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            assert!(TokioIo(tcp).ends_when_dropped());
+            let (pipe, _other) = tokio::io::duplex(64);
+            assert!(!TokioIo(pipe).ends_when_dropped());
+        });
+    }
 }

@@ -128,6 +128,26 @@ pub fn dropping_the_handle_closes_with_1001<A: Adapter>(role: Role) {
     finish_as_raw(role, peer);
 }
 
+/// A peer that ends its side of the TCP connection without a Close (a killed client or
+/// server): the adapter reports an abnormal end (1006), and the peer reads the adapter's end
+/// of the stream, a FIN, not a reset.
+pub fn peer_ends_tcp_first<A: Adapter>(role: Role) {
+    let (mut conn, mut peer, _) = facing_raw::<A>(role, Config::default(), None);
+    peer.end_writing();
+    let received = conn.recv(LIMIT);
+    assert!(
+        matches!(&received, Some(Err(Error::Closed(c))) if c.code == CloseCode::ABNORMAL),
+        "{}: {received:?}",
+        A::NAME
+    );
+    assert_eq!(
+        peer.wait_end(LIMIT),
+        Some(End::Eof),
+        "{}: the adapter must end its side too",
+        A::NAME
+    );
+}
+
 /// Ends the TCP connection after the close handshake the way RFC 6455 §7.1.1 wants: a raw
 /// client waits for the server's end first, a raw server closes at once.
 fn finish_as_raw(role: Role, mut peer: RawPeer) {

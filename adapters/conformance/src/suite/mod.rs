@@ -67,6 +67,7 @@ in_both_roles! {
     close::dropping_the_handle_closes_with_1001 =>
         dropping_the_handle_closes_with_1001_server_role,
         dropping_the_handle_closes_with_1001_client_role;
+    close::peer_ends_tcp_first => peer_ends_tcp_first_server_role, peer_ends_tcp_first_client_role;
     timeouts::heartbeat_timeout => heartbeat_timeout_server_role, heartbeat_timeout_client_role;
     timeouts::idle_timeout => idle_timeout_server_role, idle_timeout_client_role;
     close_timeout::close_timeout_releases_a_stuck_socket =>

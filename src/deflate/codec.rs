@@ -271,8 +271,9 @@ impl Deflate {
     ) -> Result<(), ProtocolError> {
         if first {
             self.inflated = 0;
-            self.utf8.reset();
             if streaming {
+                // Only a streamed text is checked as it comes (a whole one is checked once).
+                self.utf8.reset();
                 out(Data::MessageStart(kind));
             }
         }
@@ -445,7 +446,12 @@ impl Deflate {
                     self.inflate(d, p.kind, joined, p.streaming, max, budget, out)?;
                 p.tail = false;
                 // Kept only when the step ran out (a small piece can inflate a lot).
-                p.input = Bytes::copy_from_slice(&joined[used.min(joined.len())..]);
+                let rest = &joined[used.min(joined.len())..];
+                p.input = if rest.is_empty() {
+                    Bytes::new()
+                } else {
+                    Bytes::copy_from_slice(rest)
+                };
                 (0, stop)
             } else {
                 self.inflate(d, p.kind, &p.input, p.streaming, max, budget, out)?

@@ -752,6 +752,11 @@ impl Connection {
     /// bounded by [`Config::close_timeout`] while data is unread, and by one second (at most
     /// the close timeout) once the application has taken everything and is only answering.
     /// Data received before the end stays readable after [`Event::Closed`].
+    ///
+    /// While data is waiting ([`has_unread_data`](Connection::has_unread_data)) and
+    /// [`wants_read`](Connection::wants_read) is true, taking it changes nothing else a driver
+    /// acts on (`wants_read`, the output, [`poll_transport`](Connection::poll_transport),
+    /// [`poll_timeout`](Connection::poll_timeout)): a driver need not look again.
     pub fn read(&mut self) -> Option<Data> {
         if self.inbox.is_empty() && self.inflating() {
             // Everything inflated so far is taken: the next step, at once.

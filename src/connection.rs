@@ -1598,6 +1598,12 @@ impl Connection {
             Message::Text(t) => (OpCode::Text, t.shared()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
+        if self.resume.is_none() && self.deflate.is_none() && !self.config.retain_unsent {
+            // Nothing to acknowledge, compress or remember (the common case).
+            self.counters.sent(payload.len(), true);
+            self.queue_frame(opcode, true, payload, Some(payload));
+            return;
+        }
         self.queue_ack();
         self.queue_message(opcode, payload, Some(payload));
         if let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) {

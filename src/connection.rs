@@ -686,7 +686,16 @@ impl Connection {
     /// application takes it with [`read`](Connection::read). Polling changes nothing else, so a
     /// driver may drain events as eagerly as it likes.
     #[must_use]
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
+        // Usually there is none: asked for before every message a receiver takes.
+        if self.events.is_empty() {
+            return None;
+        }
+        self.pop_event()
+    }
+
+    fn pop_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
         self.event_bytes -= event_weight(&event);
         if self.events.is_empty() {

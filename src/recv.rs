@@ -20,7 +20,7 @@ use crate::Config;
 use crate::connection::Role;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
-use crate::mask::apply_mask_at;
+use crate::mask::{apply_mask, apply_mask_at};
 use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
@@ -403,13 +403,13 @@ impl Receiver {
         {
             return None;
         }
-        let key = masked.then(|| {
-            let at = 2 + ext;
-            [input[at], input[at + 1], input[at + 2], input[at + 3]]
-        });
+        let key = match rest[ext..].first_chunk::<4>() {
+            Some(&key) if masked => Some(key),
+            _ => None,
+        };
         self.consume(head);
         if let Some(key) = key {
-            apply_mask_at(&mut self.buf[self.start..self.start + len], key, 0);
+            apply_mask(&mut self.buf[self.start..self.start + len], key);
         }
         Some(if text {
             self.take_text(len, BytesMut::new()).map(Message::Text)

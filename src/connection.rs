@@ -1574,6 +1574,7 @@ impl Connection {
     }
 
     /// Queues one frame with RSV bits (RSV1 marks a compressed message, RFC 7692 §6).
+    #[inline]
     fn queue_frame_rsv(
         &mut self,
         opcode: OpCode,
@@ -2021,6 +2022,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn push_data(&mut self, data: Data) {
         match &data {
             Data::Message(m) => self.counters.received(m.len(), true),

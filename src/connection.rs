@@ -766,6 +766,7 @@ impl Connection {
     /// [`wants_read`](Connection::wants_read) is true, taking it changes nothing else a driver
     /// acts on (`wants_read`, the output, [`poll_transport`](Connection::poll_transport),
     /// [`poll_timeout`](Connection::poll_timeout)): a driver need not look again.
+    #[inline]
     pub fn read(&mut self) -> Option<Data> {
         if self.inbox.is_empty() && self.inflating() {
             // Everything inflated so far is taken: the next step, at once.
@@ -1602,6 +1603,7 @@ impl Connection {
 
     /// Queues a data message's frame; remembers the message until it is written when
     /// [`Config::retain_unsent`] asks for it.
+    #[inline]
     fn write_message(&mut self, message: &Message) {
         // Text and binary alike: a large payload is queued without a copy in the server role.
         let (opcode, payload) = match message {
@@ -2162,6 +2164,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn on_incoming(&mut self, now: Instant, item: Incoming) {
         if !matches!(item, Incoming::Pong(_)) {
             self.touch_idle(now);

@@ -58,6 +58,7 @@ impl Sender {
     /// payload is also available as `shared` `Bytes`, a large unmasked payload is queued
     /// without a copy.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn write_frame(
         &mut self,
         role: Role,
@@ -69,10 +70,26 @@ impl Sender {
         rng: &mut dyn Rng,
     ) {
         if role == Role::Server && payload.len() < 126 {
-            // The common frame, a server's small one: a two-byte header, no mask, copied.
+            // The common frame, a server's small one: a two-byte header, no mask, copied
+            // (inlined; the general path's prologue alone cost it a third).
             self.write_small(opcode, fin, rsv, payload);
-            return;
+        } else {
+            self.write_any(role, opcode, fin, rsv, payload, shared, rng);
         }
+    }
+
+    /// [`write_frame`](Sender::write_frame) for every frame.
+    #[allow(clippy::too_many_arguments)]
+    fn write_any(
+        &mut self,
+        role: Role,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        payload: &[u8],
+        shared: Option<&Bytes>,
+        rng: &mut dyn Rng,
+    ) {
         let mask = match role {
             Role::Client => Some(rng.next_u32().to_ne_bytes()),
             Role::Server => None,

@@ -386,9 +386,13 @@ impl Shared {
         let idle = inner.conn.poll_transmit().is_none();
         match f(&mut inner.conn, value) {
             Ok(()) => {
-                let wake = inner.queued(idle);
-                drop(inner);
-                wake.run();
+                // Output that was waiting already is the driver's (or a writer's) to write:
+                // nothing to wake (the common case while messages stream).
+                if idle {
+                    let wake = inner.queued(idle);
+                    drop(inner);
+                    wake.run();
+                }
                 Poll::Ready(Ok(()))
             }
             Err(SendError {

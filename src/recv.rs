@@ -1080,10 +1080,14 @@ mod tests {
         frame(&mut wire, OpCode::Binary, false, b"first", key);
         frame(&mut wire, OpCode::Binary, true, b"second", key);
         cases.push((Role::Server, wire));
-        let mut tight = Config::default();
-        tight.max_frame_payload = 100;
-        let mut small_messages = Config::default();
-        small_messages.max_message_size = 126;
+        let tight = Config {
+            max_frame_payload: 100,
+            ..Config::default()
+        };
+        let small_messages = Config {
+            max_message_size: 126,
+            ..Config::default()
+        };
         for config in [Config::default(), tight, small_messages] {
             for (role, wire) in &cases {
                 let whole = decode(

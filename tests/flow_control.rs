@@ -213,7 +213,7 @@ fn taking_waiting_data_while_reading_changes_nothing_a_driver_acts_on() {
             let mut quiet_reads = 0;
             loop {
                 if conn.wants_read() && fed < wire.len() {
-                    now = now + std::time::Duration::from_millis(1);
+                    now += std::time::Duration::from_millis(1);
                     let end = (fed + 700).min(wire.len());
                     conn.handle_data(now, &wire[fed..end]);
                     fed = end;

@@ -686,7 +686,16 @@ impl Connection {
     /// application takes it with [`read`](Connection::read). Polling changes nothing else, so a
     /// driver may drain events as eagerly as it likes.
     #[must_use]
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
+        // Usually there is none: asked for before every message a receiver takes.
+        if self.events.is_empty() {
+            return None;
+        }
+        self.pop_event()
+    }
+
+    fn pop_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
         self.event_bytes -= event_weight(&event);
         if self.events.is_empty() {
@@ -752,6 +761,12 @@ impl Connection {
     /// bounded by [`Config::close_timeout`] while data is unread, and by one second (at most
     /// the close timeout) once the application has taken everything and is only answering.
     /// Data received before the end stays readable after [`Event::Closed`].
+    ///
+    /// While data is waiting ([`has_unread_data`](Connection::has_unread_data)) and
+    /// [`wants_read`](Connection::wants_read) is true, taking it changes nothing else a driver
+    /// acts on (`wants_read`, the output, [`poll_transport`](Connection::poll_transport),
+    /// [`poll_timeout`](Connection::poll_timeout)): a driver need not look again.
+    #[inline]
     pub fn read(&mut self) -> Option<Data> {
         if self.inbox.is_empty() && self.inflating() {
             // Everything inflated so far is taken: the next step, at once.
@@ -1561,6 +1576,7 @@ impl Connection {
     }
 
     /// Queues one frame with RSV bits (RSV1 marks a compressed message, RFC 7692 §6).
+    #[inline]
     fn queue_frame_rsv(
         &mut self,
         opcode: OpCode,
@@ -1588,12 +1604,19 @@ impl Connection {
 
     /// Queues a data message's frame; remembers the message until it is written when
     /// [`Config::retain_unsent`] asks for it.
+    #[inline]
     fn write_message(&mut self, message: &Message) {
         // Text and binary alike: a large payload is queued without a copy in the server role.
         let (opcode, payload) = match message {
             Message::Text(t) => (OpCode::Text, t.shared()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
+        if self.resume.is_none() && self.deflate.is_none() && !self.config.retain_unsent {
+            // Nothing to acknowledge, compress or remember (the common case).
+            self.counters.sent(payload.len(), true);
+            self.queue_frame(opcode, true, payload, Some(payload));
+            return;
+        }
         self.queue_ack();
         self.queue_message(opcode, payload, Some(payload));
         if let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) {
@@ -2008,6 +2031,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn push_data(&mut self, data: Data) {
         match &data {
             Data::Message(m) => self.counters.received(m.len(), true),
@@ -2147,6 +2171,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn on_incoming(&mut self, now: Instant, item: Incoming) {
         if !matches!(item, Incoming::Pong(_)) {
             self.touch_idle(now);

@@ -21,7 +21,9 @@ pub fn apply_mask_at(buf: &mut [u8], key: [u8; 4], offset: usize) -> usize {
 }
 
 /// XORs `buf` with `key`, starting at key byte 0.
-#[inline]
+// Always inlined: out of line, unmasking a 20-byte payload cost some 70 instructions
+// instead of 20 (callgrind, echo server).
+#[inline(always)]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     let word = widen(key);
     let (blocks, rest) = buf.as_chunks_mut::<BLOCK>();

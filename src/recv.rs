@@ -20,7 +20,7 @@ use crate::Config;
 use crate::connection::Role;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
-use crate::mask::apply_mask_at;
+use crate::mask::{apply_mask, apply_mask_at};
 use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
@@ -362,6 +362,62 @@ impl Receiver {
         text.ok_or(ProtocolError::InvalidUtf8)
     }
 
+    /// The common case in one step: a whole, unfragmented, uncompressed data message of up
+    /// to [`COPY_MAX`] bytes in one frame that is all buffered, between messages, in assembled
+    /// mode. Decoded as [`poll`](Receiver::poll) would, without setting up the frame and
+    /// message state; `None` for anything else (including every malformed header: the
+    /// general path reports it).
+    #[inline]
+    fn poll_whole(&mut self, config: &Config) -> Option<Result<Message, ProtocolError>> {
+        let input = &self.buf[self.start..self.filled];
+        let (&[b0, b1], rest) = input.split_first_chunk::<2>()?;
+        // FIN, no RSV bits, text or binary.
+        let text = match b0 {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        // RFC 6455 §5.1: clients mask every frame, servers mask none.
+        let masked = b1 & 0x80 != 0;
+        if masked != (self.role == Role::Server) {
+            return None;
+        }
+        let (len, ext) = match b1 & 0x7f {
+            126 => {
+                let &[a, b] = rest.first_chunk::<2>()?;
+                let len = u16::from_be_bytes([a, b]) as usize;
+                // The minimal length form (RFC 6455 §5.2) is the general path's to enforce.
+                if len < 126 {
+                    return None;
+                }
+                (len, 2)
+            }
+            127 => return None,
+            len => (len as usize, 0),
+        };
+        let head = 2 + ext + if masked { 4 } else { 0 };
+        if len > COPY_MAX
+            || input.len() < head + len
+            || len > config.max_frame_payload
+            || len > config.max_message_size
+        {
+            return None;
+        }
+        let key = match rest[ext..].first_chunk::<4>() {
+            Some(&key) if masked => Some(key),
+            _ => None,
+        };
+        self.consume(head);
+        if let Some(key) = key {
+            apply_mask(&mut self.buf[self.start..self.start + len], key);
+        }
+        Some(if text {
+            self.take_text(len, BytesMut::new()).map(Message::Text)
+        } else {
+            Ok(Message::Binary(self.take(len)))
+        })
+    }
+
     /// The spare part prepared by [`Receiver::prepare`].
     pub(crate) fn spare(&self) -> &[u8] {
         &self.buf[self.filled..self.filled + self.offered]
@@ -540,6 +596,13 @@ impl Receiver {
 
     /// Decodes the next item from the buffered bytes; `Ok(None)` when more bytes are needed.
     pub(crate) fn poll(&mut self, config: &Config) -> Result<Option<Incoming>, ProtocolError> {
+        if self.frame.is_none()
+            && self.msg.is_none()
+            && !self.streaming
+            && let Some(message) = self.poll_whole(config)
+        {
+            return message.map(|m| Some(Incoming::Message(m)));
+        }
         loop {
             if self.frame.is_none() {
                 let Some((header, len)) = FrameHeader::parse(&self.buf[self.start..self.filled])?
@@ -692,6 +755,7 @@ impl Receiver {
 mod tests {
     use super::*;
     use crate::close::CloseCode;
+    use alloc::string::String;
     use alloc::vec::Vec;
 
     /// A masked client frame.
@@ -957,6 +1021,85 @@ mod tests {
                 rx.poll(&Config::default()).unwrap_err(),
                 ProtocolError::InvalidUtf8
             );
+        }
+    }
+
+    /// Pushes `wire` in pieces of `chunk` bytes and polls after each: what came out (as
+    /// text, control frames included), up to and including the first error.
+    fn decode(rx: &mut Receiver, wire: &[u8], chunk: usize, config: &Config) -> Vec<String> {
+        let mut out = Vec::new();
+        for piece in wire.chunks(chunk) {
+            rx.push(piece);
+            loop {
+                match rx.poll(config) {
+                    Ok(None) => break,
+                    Ok(Some(item)) => out.push(alloc::format!("{item:?}")),
+                    Err(e) => {
+                        out.push(alloc::format!("{e:?}"));
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whole small frames take a shortcut when they are all buffered; fed a byte at a time
+    /// they never can. Both ways must decode alike: sizes around the length forms, empty
+    /// payloads, invalid text, the size limits, masking against the role, the minimal length
+    /// form, reserved bits, and data frames inside a fragmented message.
+    #[test]
+    fn whole_frames_decode_as_frames_taken_in_pieces() {
+        let key = [9, 8, 7, 6];
+        let mut cases: Vec<(Role, Vec<u8>)> = Vec::new();
+        for len in [0, 1, 5, 125, 126, 127, 300, COPY_MAX, COPY_MAX + 1] {
+            let mut wire = Vec::new();
+            frame(&mut wire, OpCode::Binary, true, &binary(len, 1), key);
+            frame(&mut wire, OpCode::Text, true, &text(len, 2), key);
+            frame(&mut wire, OpCode::Ping, true, b"p", key);
+            cases.push((Role::Server, wire));
+        }
+        let mut bad = text(40, 3);
+        bad[7] = 0xff;
+        let mut wire = Vec::new();
+        frame(&mut wire, OpCode::Text, true, &bad, key);
+        cases.push((Role::Server, wire));
+        // Unmasked frames: fine for a client, a violation for a server.
+        let unmasked = [0x82, 3, 1, 2, 3, 0x81, 2, b'h', b'i'].to_vec();
+        cases.push((Role::Client, unmasked.clone()));
+        cases.push((Role::Server, unmasked));
+        // Masked frames sent to a client.
+        let mut wire = Vec::new();
+        frame(&mut wire, OpCode::Binary, true, b"abc", key);
+        cases.push((Role::Client, wire));
+        // A 16-bit length under 126 (not the minimal form), and RSV1 without deflate.
+        cases.push((Role::Client, [0x82, 126, 0, 5, 1, 2, 3, 4, 5].to_vec()));
+        cases.push((Role::Client, [0xc2, 1, 1].to_vec()));
+        // A data frame where a continuation must come.
+        let mut wire = Vec::new();
+        frame(&mut wire, OpCode::Binary, false, b"first", key);
+        frame(&mut wire, OpCode::Binary, true, b"second", key);
+        cases.push((Role::Server, wire));
+        let tight = Config {
+            max_frame_payload: 100,
+            ..Config::default()
+        };
+        let small_messages = Config {
+            max_message_size: 126,
+            ..Config::default()
+        };
+        for config in [Config::default(), tight, small_messages] {
+            for (role, wire) in &cases {
+                let whole = decode(
+                    &mut Receiver::new(*role, &config),
+                    wire,
+                    wire.len(),
+                    &config,
+                );
+                let bytewise = decode(&mut Receiver::new(*role, &config), wire, 1, &config);
+                assert_eq!(whole, bytewise, "{role:?} {wire:?}");
+                assert!(!whole.is_empty());
+            }
         }
     }
 

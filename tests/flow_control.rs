@@ -172,3 +172,70 @@ fn discard_incoming_keeps_reading_without_holding_data() {
     );
     assert_eq!(parse_frames(&drain_output(&mut conn))[0].1, OpCode::Pong);
 }
+
+/// What a driver acts on: whether to read, how much to write, what to do with the transport,
+/// when to wake.
+fn driver_view(
+    conn: &Connection,
+) -> (
+    bool,
+    usize,
+    Option<tether::TransportAction>,
+    Option<Instant>,
+) {
+    (
+        conn.wants_read(),
+        conn.poll_transmit().map_or(0, |t| t.len()),
+        conn.poll_transport(),
+        conn.poll_timeout(),
+    )
+}
+
+/// The engine skips looking at the driver's view around `read` while data is waiting and the
+/// core wants reads (`tether-io`'s receive path): such a read must change none of it, whether
+/// the peer's Close or a violation waits behind the data, and across the flow-control pause.
+#[test]
+fn taking_waiting_data_while_reading_changes_nothing_a_driver_acts_on() {
+    let message = cframe(true, OpCode::Binary, &[5u8; 300]);
+    let close = cframe(true, OpCode::Close, &[0x03, 0xe8]);
+    let violation = cframe(true, OpCode::Continuation, b"x");
+    for tail in [Vec::new(), close, violation] {
+        for (high, low) in [(2 << 20, 1 << 20), (1000, 400), (1000, 0)] {
+            let mut config = Config::default();
+            config.high_watermark = high;
+            config.low_watermark = low;
+            config.idle_timeout = Some(std::time::Duration::from_secs(30));
+            let mut conn = open(Role::Server, config);
+            let mut wire = message.repeat(10);
+            wire.extend_from_slice(&tail);
+            let mut now = T0;
+            let mut fed = 0;
+            let mut quiet_reads = 0;
+            loop {
+                if conn.wants_read() && fed < wire.len() {
+                    now += std::time::Duration::from_millis(1);
+                    let end = (fed + 700).min(wire.len());
+                    conn.handle_data(now, &wire[fed..end]);
+                    fed = end;
+                }
+                let quiet = conn.has_unread_data() && conn.wants_read();
+                let before = driver_view(&conn);
+                let Some(_) = conn.read() else {
+                    if fed == wire.len() || !conn.wants_read() && !conn.has_unread_data() {
+                        break;
+                    }
+                    continue;
+                };
+                if quiet {
+                    quiet_reads += 1;
+                    assert_eq!(
+                        driver_view(&conn),
+                        before,
+                        "tail {tail:?}, marks {high}/{low}"
+                    );
+                }
+            }
+            assert!(quiet_reads > 0);
+        }
+    }
+}

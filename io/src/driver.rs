@@ -217,9 +217,13 @@ pub(crate) struct Together<'a, R: Runtime, F> {
 }
 
 /// The driver's waker inside a [`Together`]: notes that the driver has work, then wakes the
-/// task.
+/// task, unless the task is polling the handler: the driver's turn comes right after that
+/// (a handler's first reply to a batch of messages wakes the driver, and a second poll of the
+/// task for it cost a round of every future in it).
 struct DriverWake {
     woken: AtomicBool,
+    /// The handler is being polled; the driver's `woken` is looked at once it returns.
+    in_handler: AtomicBool,
     task: AtomicWaker,
 }
 
@@ -229,8 +233,28 @@ impl std::task::Wake for DriverWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.task.wake();
+        // Sequentially consistent, with the handler's poll below: a wake-up that finds the
+        // handler being polled is seen by the `woken.swap` that follows the poll.
+        self.woken.store(true, Ordering::SeqCst);
+        if !self.in_handler.load(Ordering::SeqCst) {
+            self.task.wake();
+        }
+    }
+}
+
+/// Marks the handler's poll in a [`DriverWake`] (cleared on unwinding too).
+struct InHandler<'a>(&'a AtomicBool);
+
+impl<'a> InHandler<'a> {
+    fn enter(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        InHandler(flag)
+    }
+}
+
+impl Drop for InHandler<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
@@ -242,6 +266,7 @@ impl<'a, R: Runtime, F> Together<'a, R, F> {
             // The first poll runs the driver, which registers its wakers.
             wake: Arc::new(DriverWake {
                 woken: AtomicBool::new(true),
+                in_handler: AtomicBool::new(false),
                 task: AtomicWaker::new(),
             }),
             handled: false,
@@ -261,9 +286,10 @@ impl<R: Runtime, F: Future<Output = ()>> Future for Together<'_, R, F> {
         this.wake.task.register(cx.waker());
         // The handler first: what it sent is then written in the driver's round.
         if !this.handled {
+            let _polling = InHandler::enter(&this.wake.in_handler);
             this.handled = this.handler.as_mut().poll(cx).is_ready();
         }
-        if !this.driven && this.wake.woken.swap(false, Ordering::AcqRel) {
+        if !this.driven && this.wake.woken.swap(false, Ordering::SeqCst) {
             let waker = Waker::from(Arc::clone(&this.wake));
             this.driven = this
                 .driver

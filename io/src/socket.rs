@@ -500,7 +500,17 @@ impl WsWriter {
         self.shared.lock().conn.stats()
     }
 
+    /// Queues the message the `Sink` accepted but the core refused for now, if any (usually
+    /// there is none: that check is inlined into every send).
+    #[inline]
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.pending.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_refused(cx)
+    }
+
+    fn poll_refused(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let Some(pending) = self.pending.take() else {
             return Poll::Ready(Ok(()));
         };

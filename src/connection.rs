@@ -1670,6 +1670,7 @@ impl Connection {
         data: Bytes,
         first: bool,
         last: bool,
+        tailed: bool,
     ) {
         let streaming = self.config.streaming;
         let max = self.config.max_message_size;
@@ -1679,9 +1680,16 @@ impl Connection {
             self.after_inflation(now, Err(ProtocolError::ReservedBits(RSV1)));
             return;
         };
-        let result = codec.receive(kind, data, first, last, streaming, max, &mut |data| {
-            self.on_inflated(now, data)
-        });
+        let result = codec.receive(
+            kind,
+            data,
+            first,
+            last,
+            tailed,
+            streaming,
+            max,
+            &mut |data| self.on_inflated(now, data),
+        );
         self.deflate = Some(codec);
         self.after_inflation(now, result);
     }
@@ -2187,13 +2195,15 @@ impl Connection {
                 first,
                 last,
                 compressed: true,
-            } => self.on_compressed(now, kind, data, first, last),
+                tailed,
+            } => self.on_compressed(now, kind, data, first, last, tailed),
             Incoming::Chunk {
                 kind,
                 data,
                 first,
                 last,
                 compressed: false,
+                ..
             } => {
                 if first {
                     self.push_data(Data::MessageStart(kind));

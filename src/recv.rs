@@ -14,10 +14,12 @@
 //! coming and given back once the connection is quiet (the connection's `InputBuffer` timer).
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::Config;
 use crate::connection::Role;
+use crate::deflate::TAIL;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use crate::mask::{apply_mask, apply_mask_at};
@@ -57,6 +59,9 @@ pub(crate) enum Incoming {
         /// A piece of a compressed message's payload (RFC 7692), to inflate: delivered this
         /// way in both modes.
         compressed: bool,
+        /// The last piece of a compressed message, copied out with the sync-flush tail
+        /// appended (RFC 7692 §7.2.2): the inflater needs no copy of its own to join them.
+        tailed: bool,
     },
     Ping(Bytes),
     Pong(Bytes),
@@ -341,6 +346,16 @@ impl Receiver {
         self.filled -= n;
         self.split_off = self.split_off.max(self.buf.capacity());
         self.buf.split_to(n).freeze()
+    }
+
+    /// Copies the first `n` unprocessed bytes out with the sync-flush tail appended (the last
+    /// piece of a compressed message, RFC 7692 §7.2.2), in one buffer of exactly that length.
+    fn take_with_tail(&mut self, n: usize) -> Bytes {
+        let mut data = Vec::with_capacity(n + TAIL.len());
+        data.extend_from_slice(&self.buf[self.start..self.start + n]);
+        data.extend_from_slice(&TAIL);
+        self.consume(n);
+        Bytes::from(data)
     }
 
     /// Takes a complete text message: its `avail` last bytes in the buffer, or the assembled
@@ -673,15 +688,21 @@ impl Receiver {
                 if avail == 0 && f.remaining > 0 {
                     return Ok(None);
                 }
-                let data = self.take(avail);
+                let frame_done = avail as u64 == f.remaining;
+                let last = frame_done && f.header.fin;
+                let tailed =
+                    last && avail <= COPY_MAX && self.msg.as_ref().is_some_and(|m| m.compressed);
+                let data = if tailed {
+                    self.take_with_tail(avail)
+                } else {
+                    self.take(avail)
+                };
                 let Some(f) = self.frame.as_mut() else {
                     unreachable!("the frame being received")
                 };
                 f.remaining -= avail as u64;
                 f.offset += avail;
                 f.ready = 0;
-                let frame_done = f.remaining == 0;
-                let last = frame_done && f.header.fin;
                 if frame_done {
                     self.frame = None;
                 }
@@ -707,6 +728,7 @@ impl Receiver {
                     first,
                     last,
                     compressed,
+                    tailed,
                 }));
             }
             if (avail as u64) < f.remaining {
@@ -1164,5 +1186,81 @@ mod tests {
             assert_eq!(stale, dropped, "reads of {chunk}");
             assert_eq!(fresh, expected.len() / 3, "reads of {chunk}");
         }
+    }
+
+    /// The last piece of a compressed message comes with the sync-flush tail when it is copied
+    /// out of the input buffer (up to `COPY_MAX`), without it when it is lent out; earlier
+    /// pieces never have it. Fragmented and whole, at every read size.
+    #[test]
+    fn a_compressed_message_s_copied_last_piece_ends_with_the_tail() {
+        // Last pieces seen without and with the tail.
+        let mut seen = [0, 0];
+        for len in [0, 1, 100, COPY_MAX, COPY_MAX + 1, 64 << 10] {
+            for fragments in [1, 3] {
+                for chunk in [usize::MAX, 1448, 7] {
+                    let payload = binary(len, len as u64 + 7);
+                    let mut wire = Vec::new();
+                    let piece = len.div_ceil(fragments).max(1);
+                    let parts: Vec<&[u8]> = if len == 0 {
+                        alloc::vec![&payload[..]]
+                    } else {
+                        payload.chunks(piece).collect()
+                    };
+                    for (i, part) in parts.iter().enumerate() {
+                        let op = if i == 0 {
+                            OpCode::Binary
+                        } else {
+                            OpCode::Continuation
+                        };
+                        let at = wire.len();
+                        frame(&mut wire, op, i + 1 == parts.len(), part, [1, 2, 3, 4]);
+                        if i == 0 {
+                            wire[at] |= 0x40; // RSV1: compressed
+                        }
+                    }
+                    let mut rx = server();
+                    rx.allow_compression();
+                    let config = Config::default();
+                    let (mut pos, mut got, mut ended) = (0, Vec::new(), false);
+                    while pos < wire.len() {
+                        rx.prepare(false, &config);
+                        let spare = rx.spare_mut();
+                        let n = spare.len().min(chunk).min(wire.len() - pos);
+                        spare[..n].copy_from_slice(&wire[pos..pos + n]);
+                        pos += rx.commit(n, &config);
+                        while let Some(item) = rx.poll(&config).unwrap() {
+                            let Incoming::Chunk {
+                                data,
+                                last,
+                                compressed: true,
+                                tailed,
+                                ..
+                            } = item
+                            else {
+                                panic!("unexpected {item:?}");
+                            };
+                            assert!(!ended);
+                            let what = alloc::format!("{len} B in {fragments}, reads of {chunk}");
+                            assert!(last || !tailed, "{what}");
+                            if last {
+                                seen[usize::from(tailed)] += 1;
+                            }
+                            if tailed {
+                                assert!(data.len() - TAIL.len() <= COPY_MAX, "{what}");
+                                assert_eq!(data[data.len() - TAIL.len()..], TAIL, "{what}");
+                                got.extend_from_slice(&data[..data.len() - TAIL.len()]);
+                            } else {
+                                assert!(!last || data.len() > COPY_MAX, "{what}");
+                                got.extend_from_slice(&data);
+                            }
+                            ended = last;
+                        }
+                    }
+                    assert!(ended);
+                    assert_eq!(got, payload);
+                }
+            }
+        }
+        assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
     }
 }

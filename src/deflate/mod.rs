@@ -62,6 +62,11 @@ mod params;
 #[cfg(feature = "deflate")]
 pub(crate) mod codec;
 
+/// The empty stored block a sync flush ends with, removed by the sender and appended again by
+/// the receiver (RFC 7692 §7.2.1, §7.2.2). The receiver appends it to a compressed message's
+/// last piece as it copies the piece out of its input buffer, when it does.
+pub(crate) const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
 pub use params::{
     DeflateParams, NegotiationError, PERMESSAGE_DEFLATE, accept_offers, check_response,
     client_offer, parse_params,
@@ -184,6 +189,7 @@ impl Codec {
         _data: bytes::Bytes,
         _first: bool,
         _last: bool,
+        _tailed: bool,
         _streaming: bool,
         _max: usize,
         _out: &mut dyn FnMut(crate::Data),

@@ -85,6 +85,13 @@ pub struct FrameHeader {
     pub payload_len: u64,
 }
 
+/// A frame's first byte (RFC 6455 §5.2): FIN, the three RSV bits (the low bits of `rsv`) and
+/// the opcode.
+#[inline]
+pub(crate) const fn first_byte(opcode: OpCode, fin: bool, rsv: u8) -> u8 {
+    ((fin as u8) << 7) | ((rsv & 0x07) << 4) | opcode.as_u8()
+}
+
 impl FrameHeader {
     /// Parses a header from the start of `buf`. `Ok(None)` means more bytes are needed;
     /// `Ok(Some((header, len)))` gives the header and its length on the wire.
@@ -176,7 +183,7 @@ impl FrameHeader {
     #[must_use]
     pub const fn to_array(&self) -> ([u8; MAX_HEADER_LEN], usize) {
         let mut out = [0u8; MAX_HEADER_LEN];
-        out[0] = ((self.fin as u8) << 7) | ((self.rsv & 0x07) << 4) | self.opcode.as_u8();
+        out[0] = first_byte(self.opcode, self.fin, self.rsv);
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         let mut at = 2;
         if self.payload_len < 126 {

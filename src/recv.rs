@@ -384,46 +384,30 @@ impl Receiver {
     /// general path reports it).
     #[inline]
     fn poll_whole(&mut self, config: &Config) -> Option<Result<Message, ProtocolError>> {
-        let input = &self.buf[self.start..self.filled];
-        let (&[b0, b1], rest) = input.split_first_chunk::<2>()?;
-        // FIN, no RSV bits, text or binary.
-        let text = match b0 {
-            0x81 => true,
-            0x82 => false,
+        // Anything else (a header in error, a control frame, a fragment, RSV bits, a payload
+        // that is large or not all here, the wrong masking for the role) is the general
+        // path's, which parses the header again.
+        let (h, head) = FrameHeader::parse(&self.buf[self.start..self.filled]).ok()??;
+        let text = match h.opcode {
+            OpCode::Text => true,
+            OpCode::Binary => false,
             _ => return None,
         };
         // RFC 6455 §5.1: clients mask every frame, servers mask none.
-        let masked = b1 & 0x80 != 0;
-        if masked != (self.role == Role::Server) {
-            return None;
-        }
-        let (len, ext) = match b1 & 0x7f {
-            126 => {
-                let &[a, b] = rest.first_chunk::<2>()?;
-                let len = u16::from_be_bytes([a, b]) as usize;
-                // The minimal length form (RFC 6455 §5.2) is the general path's to enforce.
-                if len < 126 {
-                    return None;
-                }
-                (len, 2)
-            }
-            127 => return None,
-            len => (len as usize, 0),
-        };
-        let head = 2 + ext + if masked { 4 } else { 0 };
-        if len > COPY_MAX
-            || input.len() < head + len
-            || len > config.max_frame_payload
-            || len > config.max_message_size
+        let len = h.payload_len;
+        if !h.fin
+            || h.rsv != 0
+            || h.mask.is_some() != (self.role == Role::Server)
+            || len > COPY_MAX as u64
+            || (self.len() - head) < len as usize
+            || len > config.max_frame_payload as u64
+            || len > config.max_message_size as u64
         {
             return None;
         }
-        let key = match rest[ext..].first_chunk::<4>() {
-            Some(&key) if masked => Some(key),
-            _ => None,
-        };
+        let len = len as usize;
         self.consume(head);
-        if let Some(key) = key {
+        if let Some(key) = h.mask {
             apply_mask(&mut self.buf[self.start..self.start + len], key);
         }
         Some(if text {

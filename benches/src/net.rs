@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,58 @@ pub fn pin(cpu: usize) {
     }
 }
 
+/// Bun's built-in WebSocket server (uWebSockets inside), an outside reference in the echo and
+/// memory scenarios: shown in the tables, never tether's best peer (`report::OUTSIDE_REFERENCES`).
+pub const BUN: &str = "bun";
+
+/// The echo server script Bun runs (`benches/bun/echo.js`).
+fn bun_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("bun")
+        .join("echo.js")
+}
+
+/// The Bun binary: `$TETHER_BENCH_BUN`, else the one `npm install --prefix benches/bun`
+/// installed, else `bun` on the PATH; only if it answers `--version`.
+fn bun_exe() -> Option<PathBuf> {
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bun/node_modules/.bin/bun");
+    let candidates = [
+        std::env::var_os("TETHER_BENCH_BUN").map(PathBuf::from),
+        Some(local),
+        Some(PathBuf::from("bun")),
+    ];
+    candidates.into_iter().flatten().find(|exe| {
+        Command::new(exe)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// `libs` plus the outside references that were not filtered out by `--libs` and are
+/// installed; a missing Bun is skipped with a note.
+fn with_references<'a>(opts: &Opts, libs: &[&'a str]) -> Vec<&'a str> {
+    let mut out = libs.to_vec();
+    if opts
+        .libs
+        .as_ref()
+        .is_none_or(|o| o.iter().any(|l| l == BUN))
+    {
+        if bun_exe().is_some() {
+            out.push(BUN);
+        } else {
+            eprintln!(
+                "# bun is not installed, so it has no rows: `npm install --prefix benches/bun` \
+                 (or set TETHER_BENCH_BUN)"
+            );
+        }
+    }
+    out
+}
+
 /// A server child process; closing its standard input (on drop) ends it.
 pub struct ServerProc {
     child: Child,
@@ -40,7 +93,16 @@ pub struct ServerProc {
 
 impl ServerProc {
     pub fn start(lib: &str) -> Option<ServerProc> {
-        let exe = std::env::current_exe().ok()?;
+        // The Rust servers are this binary (`--serve LIB --cpu N`, pinning itself); Bun runs
+        // its script and inherits the CPU this generator is pinned to (every thread it starts
+        // does too).
+        let (exe, args): (PathBuf, Vec<String>) = if lib == BUN {
+            let script = bun_script();
+            (bun_exe()?, vec![script.display().to_string()])
+        } else {
+            let args = ["--serve", lib, "--cpu", &CPU.to_string()].map(String::from);
+            (std::env::current_exe().ok()?, args.to_vec())
+        };
         // TETHER_BENCH_SERVER_WRAP="strace -f -c -o FILE" runs the server under a tool (for
         // syscall counts; the CPU numbers are then the tool's, not the server's).
         let wrap = std::env::var("TETHER_BENCH_SERVER_WRAP").unwrap_or_default();
@@ -54,7 +116,7 @@ impl ServerProc {
             None => Command::new(exe),
         };
         let mut child = cmd
-            .args(["--serve", lib, "--cpu", &CPU.to_string()])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -378,30 +440,91 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-pub const ECHO_CASES: [(usize, usize, usize); 6] = [
-    (1, 20, 1),
-    (1, 16 << 10, 1),
-    (100, 20, 1),
-    (100, 16 << 10, 1),
-    (1, 20, 16),
-    (100, 16 << 10, 16),
+/// One echo cell: `n` upgraded connections, `active` of them (spread evenly over the others)
+/// doing echo with `len`-byte messages and at most `k` in flight each; the rest stay idle.
+#[derive(Clone, Copy)]
+pub struct EchoCase {
+    pub n: usize,
+    pub active: usize,
+    pub len: usize,
+    pub k: usize,
+}
+
+const fn all_active(n: usize, len: usize, k: usize) -> EchoCase {
+    EchoCase {
+        n,
+        active: n,
+        len,
+        k,
+    }
+}
+
+pub const ECHO_CASES: [EchoCase; 9] = [
+    all_active(1, 20, 1),
+    all_active(1, 16 << 10, 1),
+    all_active(100, 20, 1),
+    all_active(100, 16 << 10, 1),
+    all_active(1, 20, 16),
+    all_active(100, 16 << 10, 16),
+    // Issue 15: where the best servers win.
+    all_active(1, 20, 64),
+    all_active(100, 512, 1),
+    // 10,000 connections held open, 1 % of them active (500 and 5 with --quick): the
+    // n100-20B-k1 traffic with 9,900 idle neighbours.
+    EchoCase {
+        n: 10_000,
+        active: 100,
+        len: 20,
+        k: 1,
+    },
 ];
+
+impl EchoCase {
+    /// The case as run: the many-connections case shrinks to 500 (5 active) with `--quick`,
+    /// like the memory scenario.
+    fn scaled(self, quick: bool) -> EchoCase {
+        if quick && self.n > 1_000 {
+            EchoCase {
+                n: self.n / 20,
+                active: self.active / 20,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+
+    pub fn name(&self) -> String {
+        let size = crate::decode::size_name(self.len);
+        if self.active == self.n {
+            echo_case_name(self.n, self.len, self.k)
+        } else {
+            format!("n{}a{}-{size}-k{}", self.n, self.active, self.k)
+        }
+    }
+}
 
 pub fn echo_case_name(n: usize, len: usize, k: usize) -> String {
     format!("n{n}-{}-k{k}", crate::decode::size_name(len))
 }
 
+/// tether-std (a thread per connection) stops accepting at about 8,200 connections here
+/// (`vm.max_map_count`), so it sits out cases with more.
+const TETHER_STD_MAX_CONNS: usize = 8_000;
+
 pub fn run_echo(opts: &Opts, report: &mut Report, libs: &[&str]) {
     pin(CPU);
     let rt = runtime();
+    let libs = with_references(opts, libs);
     let dur = if opts.quick {
         Duration::from_millis(120)
     } else {
         Duration::from_millis(500)
     };
     let reps = opts.reps.clamp(3, 3);
-    for (ci, &(n, len, k)) in ECHO_CASES.iter().enumerate() {
-        let case = echo_case_name(n, len, k);
+    for (ci, c) in ECHO_CASES.iter().enumerate() {
+        let EchoCase { n, active, len, k } = c.scaled(opts.quick);
+        let case = c.scaled(opts.quick).name();
         if opts
             .case
             .as_ref()
@@ -419,17 +542,33 @@ pub fn run_echo(opts: &Opts, report: &mut Report, libs: &[&str]) {
         for rep in 0..reps {
             for i in 0..libs.len() {
                 let lib = libs[(i + rep) % libs.len()];
+                if lib == "tether-std" && n > TETHER_STD_MAX_CONNS {
+                    if rep == 0 {
+                        eprintln!("# echo {case}: tether-std sits out (a thread per connection)");
+                    }
+                    continue;
+                }
                 let Some(srv) = ServerProc::start(lib) else {
                     eprintln!("# echo: could not start the {lib} server");
                     continue;
                 };
                 let res: Result<EchoStats, String> = rt.block_on(async {
-                    let mut conns = connect_many(srv.addr, n, ci * 1000 + rep * 100 + i).await;
+                    let conns = connect_many(srv.addr, n, ci * 1000 + rep * 100 + i).await;
                     if conns.len() != n {
                         return Err("connections failed".into());
                     }
-                    echo_phase(&srv, &mut conns, len, k, dur / 5).await?;
-                    echo_phase(&srv, &mut conns, len, k, dur).await
+                    // Every (n / active)-th connection echoes; the others stay open, idle,
+                    // until the measured phase is over.
+                    let stride = n / active;
+                    let (busy, idle): (Vec<_>, Vec<_>) = conns
+                        .into_iter()
+                        .enumerate()
+                        .partition(|(j, _)| j % stride == 0 && j / stride < active);
+                    let mut busy: Vec<TcpStream> = busy.into_iter().map(|(_, s)| s).collect();
+                    echo_phase(&srv, &mut busy, len, k, dur / 5).await?;
+                    let st = echo_phase(&srv, &mut busy, len, k, dur).await;
+                    drop(idle);
+                    st
                 });
                 match res {
                     Ok(st) => {
@@ -464,6 +603,7 @@ pub fn run_echo(opts: &Opts, report: &mut Report, libs: &[&str]) {
 pub fn run_memory(opts: &Opts, report: &mut Report, libs: &[&str]) {
     pin(CPU);
     let rt = runtime();
+    let libs = with_references(opts, libs);
     let conns_n = if opts.quick { 500 } else { 10_000 };
     let reps = if opts.quick { 3 } else { opts.reps.max(5) };
     let settle = Duration::from_millis(if opts.quick { 50 } else { 150 });

@@ -32,6 +32,18 @@ pub struct CellSpec {
     pub reference_only: Vec<String>,
 }
 
+/// Outside references: servers that are not Rust libraries (Bun, uWebSockets inside), shown in
+/// every cell they run in but never counted as tether's best peer, which is a Rust library.
+pub const OUTSIDE_REFERENCES: [&str; 1] = ["bun"];
+
+impl CellSpec {
+    /// Whether `lib` is shown only, never the best peer: the cell's own references or an
+    /// outside one.
+    pub fn is_reference(&self, lib: &str) -> bool {
+        self.reference_only.iter().any(|r| r == lib) || OUTSIDE_REFERENCES.contains(&lib)
+    }
+}
+
 #[derive(Default)]
 pub struct Report {
     pub cells: Vec<CellSpec>,
@@ -108,7 +120,7 @@ impl Report {
                 libs.push(&s.lib);
             }
         }
-        let counted = |lib: &str| !spec.reference_only.iter().any(|r| r == lib);
+        let counted = |lib: &str| !spec.is_reference(lib);
         let mut rows = Vec::new();
         for lib in &libs {
             let mut values = Vec::new();
@@ -215,7 +227,7 @@ impl Report {
                 let _ = writeln!(out, "---:|");
             }
             for r in &sum.rows {
-                let mark = if spec.reference_only.contains(&r.lib) {
+                let mark = if spec.is_reference(&r.lib) {
                     " (ref)"
                 } else {
                     ""

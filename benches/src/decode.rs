@@ -11,9 +11,14 @@
 //! - fastwebsockets: `FragmentCollector` over `WebSocket::after_handshake(.., Role::Server)`,
 //!   `read_frame()` (assembles fragments and validates text like the others).
 //! - tokio-websockets: `ServerBuilder::new().serve(..)` and `StreamExt::next()`.
+//! - yawc: `WebSocket::from_stream(.., Role::Server, ..)` and `next_frame()`, with UTF-8
+//!   validation on, tether's limits and its README's tuned 128 KiB read buffer.
+//! - sockudo-ws: `WebSocketStream::server(.., Config::default())` and `StreamExt::next()`
+//!   yielding `Message` (text validated; not `RawMessage`).
 //!
 //! The async libraries are polled with `now_or_never`: the stream never blocks, so no runtime
-//! is in the measurement.
+//! is in the measurement. yawc and sockudo-ws are built and polled inside an entered, idle
+//! tokio runtime because sockudo-ws arms tokio timers.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -26,12 +31,25 @@ use crate::report::{CellSpec, Report, Sample};
 use crate::wire::{self, KeyGen};
 use crate::{NOW, Opts};
 
-pub const LIBS: [&str; 4] = [
+pub const LIBS: [&str; 6] = [
     "tether",
     "tungstenite",
     "fastwebsockets",
     "tokio-websockets",
+    "yawc",
+    "sockudo-ws",
 ];
+
+/// yawc's options here: UTF-8 validation of text on (it is off by default), limits raised to
+/// tether's (16 MiB frame, 64 MiB message; its defaults reject a 1 MiB frame) and the 128 KiB
+/// read buffer of its README's tuned setup (the default 8 KiB one is reallocated after every
+/// larger frame).
+fn yawc_options() -> yawc::Options {
+    yawc::Options::default()
+        .with_utf8()
+        .with_limits(16 << 20, 64 << 20)
+        .with_read_buffer_capacity(128 << 10)
+}
 
 pub struct Case {
     pub name: String,
@@ -188,6 +206,62 @@ pub fn make(lib: &str, input: Arc<[u8]>, chunk: usize, len: usize, text: bool) -
                         .expect("tokio-websockets read");
                     assert!(m.is_text() == text && m.as_payload().len() == len);
                     bytes += len as u64;
+                    black_box(m);
+                }
+                (n, bytes)
+            })
+        }
+        "yawc" => {
+            let rt = crate::net::runtime();
+            let mut ws = {
+                let _g = rt.enter();
+                yawc::WebSocket::from_stream(s, yawc::Role::Server, yawc_options()).expect("yawc")
+            };
+            let want = if text {
+                yawc::OpCode::Text
+            } else {
+                yawc::OpCode::Binary
+            };
+            Box::new(move |n| {
+                let _g = rt.enter();
+                let mut bytes = 0;
+                for _ in 0..n {
+                    let f = ws
+                        .next_frame()
+                        .now_or_never()
+                        .expect("never pending")
+                        .expect("yawc read");
+                    assert!(f.opcode() == want && f.payload().len() == len);
+                    bytes += len as u64;
+                    black_box(f);
+                }
+                (n, bytes)
+            })
+        }
+        "sockudo-ws" => {
+            let rt = crate::net::runtime();
+            // Default `Config`: text validated, limits 16 MiB frame / 64 MiB message.
+            let mut ws = {
+                let _g = rt.enter();
+                sockudo_ws::WebSocketStream::server(s, sockudo_ws::Config::default())
+            };
+            Box::new(move |n| {
+                let _g = rt.enter();
+                let mut bytes = 0;
+                for _ in 0..n {
+                    let m = ws
+                        .next()
+                        .now_or_never()
+                        .expect("never pending")
+                        .expect("stream open")
+                        .expect("sockudo-ws read");
+                    let l = match &m {
+                        sockudo_ws::Message::Binary(b) if !text => b.len(),
+                        sockudo_ws::Message::Text(t) if text => t.len(),
+                        other => panic!("sockudo-ws: unexpected {other:?}"),
+                    };
+                    assert_eq!(l, len);
+                    bytes += l as u64;
                     black_box(m);
                 }
                 (n, bytes)

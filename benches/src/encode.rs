@@ -13,8 +13,16 @@
 //!   in place (the payload is destroyed, so it is shown as a reference, not as the best peer).
 //! - tokio-websockets: `SinkExt::send(Message)` on `ClientBuilder::take_over(..)`; fragments by
 //!   its `Config::frame_size(4096)`.
+//! - yawc: `SinkExt::send(Frame)` on `WebSocket::from_stream(.., Role::Client, ..)`; fragments
+//!   by its `Options::with_max_fragment_size(4096)`.
+//! - sockudo-ws: `SinkExt::send(Message)` on `WebSocketStream::client(..)`; it cannot send a
+//!   fragmented message, so it sits out that cell.
+//!
+//! yawc and sockudo-ws run inside an entered, idle tokio runtime (sockudo-ws arms timers).
 
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt};
@@ -26,13 +34,21 @@ use crate::report::{CellSpec, Report, Sample};
 use crate::wire;
 use crate::{NOW, Opts};
 
-pub const LIBS: [&str; 5] = [
+pub const LIBS: [&str; 7] = [
     "tether",
     "tungstenite",
     "fastwebsockets",
     "fastwebsockets-inplace",
     "tokio-websockets",
+    "yawc",
+    "sockudo-ws",
 ];
+
+/// Whether `lib` can send the message as asked: sockudo-ws has no API to send a fragmented
+/// message, so it has no sample in the fragmented cell.
+pub fn supports(lib: &str, frag: Option<usize>) -> bool {
+    !(lib == "sockudo-ws" && frag.is_some())
+}
 
 type Runner = Box<dyn FnMut(u64) -> (u64, u64)>;
 
@@ -165,6 +181,72 @@ pub fn make(lib: &str, len: usize, text: bool, frag: Option<usize>) -> Runner {
                 (n, n * per_msg)
             })
         }
+        "yawc" => {
+            // Fragments by its `Options::with_max_fragment_size`, as tokio-websockets does.
+            let mut options = yawc::Options::default();
+            if let Some(f) = frag {
+                options = options.with_max_fragment_size(f);
+            }
+            let rt = crate::net::runtime();
+            let written = Arc::new(AtomicU64::new(0));
+            let mut ws = {
+                let _g = rt.enter();
+                yawc::WebSocket::from_stream(
+                    MemStream::counting_sink(written.clone()),
+                    yawc::Role::Client,
+                    options,
+                )
+                .expect("yawc")
+            };
+            Box::new(move |n| {
+                let _g = rt.enter();
+                let before = written.load(Ordering::Relaxed);
+                for _ in 0..n {
+                    let f = if text {
+                        yawc::Frame::text(payload.clone())
+                    } else {
+                        yawc::Frame::binary(payload.clone())
+                    };
+                    ws.send(f)
+                        .now_or_never()
+                        .expect("never pending")
+                        .expect("yawc send");
+                }
+                assert!(written.load(Ordering::Relaxed) - before >= n * per_msg);
+                (n, n * per_msg)
+            })
+        }
+        "sockudo-ws" => {
+            assert!(
+                frag.is_none(),
+                "sockudo-ws cannot send a fragmented message"
+            );
+            let rt = crate::net::runtime();
+            let mut ws = {
+                let _g = rt.enter();
+                sockudo_ws::WebSocketStream::client(
+                    MemStream::sink(),
+                    sockudo_ws::Config::default(),
+                )
+            };
+            Box::new(move |n| {
+                let _g = rt.enter();
+                let before = ws.get_ref().written;
+                for _ in 0..n {
+                    let m = if text {
+                        sockudo_ws::Message::Text(payload.clone())
+                    } else {
+                        sockudo_ws::Message::Binary(payload.clone())
+                    };
+                    ws.send(m)
+                        .now_or_never()
+                        .expect("never pending")
+                        .expect("sockudo-ws send");
+                }
+                assert!(ws.get_ref().written - before >= n * per_msg);
+                (n, n * per_msg)
+            })
+        }
         _ => unreachable!("{lib}"),
     }
 }
@@ -181,6 +263,9 @@ pub fn run(opts: &Opts, report: &mut Report) {
         for rep in 0..opts.reps {
             for i in 0..LIBS.len() {
                 let lib = LIBS[(i + rep) % LIBS.len()];
+                if !supports(lib, frag) {
+                    continue;
+                }
                 let mut r = make(lib, len, text, frag);
                 let m = crate::measure::measure(opts.budget, &mut r);
                 report.push(Sample {

@@ -69,10 +69,15 @@ impl Sender {
         shared: Option<&Bytes>,
         rng: &mut dyn Rng,
     ) {
-        if role == Role::Server && payload.len() < 126 {
-            // The common frame, a server's small one: a two-byte header, no mask, copied
-            // (inlined; the general path's prologue alone cost it a third).
-            self.write_small(opcode, fin, rsv, payload);
+        if payload.len() < 126 {
+            // The common frame, a small one: the 7-bit length form, copied (and masked by a
+            // client) in one step (inlined; the general path's prologue alone cost a server's
+            // a third).
+            let mask = match role {
+                Role::Client => Some(rng.next_u32().to_ne_bytes()),
+                Role::Server => None,
+            };
+            self.write_small(opcode, fin, rsv, payload, mask);
         } else {
             self.write_any(role, opcode, fin, rsv, payload, shared, rng);
         }
@@ -121,17 +126,33 @@ impl Sender {
         }
     }
 
-    /// [`write_frame`](Sender::write_frame) for an unmasked payload under 126 bytes (the
-    /// 7-bit length form, RFC 6455 §5.2): the header's two bytes and the payload, copied.
+    /// [`write_frame`](Sender::write_frame) for a payload under 126 bytes (the 7-bit length
+    /// form, RFC 6455 §5.2): the header's two bytes, the masking key if there is one, and the
+    /// payload, copied (and masked).
     #[inline]
-    fn write_small(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
+    fn write_small(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        payload: &[u8],
+        mask: Option<[u8; 4]>,
+    ) {
         let n = payload.len();
-        let spare = self.spare(2 + n);
+        let head = if mask.is_some() { 6 } else { 2 };
+        let spare = self.spare(head + n);
         spare[0] = crate::frame::first_byte(opcode, fin, rsv);
         spare[1] = n as u8;
-        spare[2..2 + n].copy_from_slice(payload);
-        self.end += 2 + n;
-        self.len += 2 + n;
+        match mask {
+            Some(key) => {
+                spare[1] |= 0x80;
+                spare[2..6].copy_from_slice(&key);
+                copy_masked(&mut spare[6..6 + n], payload, key);
+            }
+            None => spare[2..2 + n].copy_from_slice(payload),
+        }
+        self.end += head + n;
+        self.len += head + n;
     }
 
     /// Queues an encoded frame (a prepared message): a large one by reference, a small one
@@ -466,7 +487,7 @@ mod tests {
         assert_eq!(sender.capacity(), 0);
     }
 
-    /// A server's frames, small ones included (they take a shortcut), encode as
+    /// Frames in both roles, small ones included (they take a shortcut), encode as
     /// `FrameHeader::encode` says, whatever the opcode, FIN and RSV bits; a client's are masked.
     #[test]
     fn frames_encode_as_their_header_says() {

@@ -666,6 +666,11 @@ mod tests {
 
     /// Inflates `wire` as one whole binary message and returns its bytes.
     fn inflate_whole(receiver: &mut Deflate, wire: Vec<u8>) -> Vec<u8> {
+        inflate_whole_tailed(receiver, wire, false)
+    }
+
+    /// As `inflate_whole`; a `tailed` wire ends with the sync-flush tail.
+    fn inflate_whole_tailed(receiver: &mut Deflate, wire: Vec<u8>, tailed: bool) -> Vec<u8> {
         let mut out = Vec::new();
         receiver
             .receive(
@@ -673,7 +678,7 @@ mod tests {
                 Bytes::from(wire),
                 true,
                 true,
-                false,
+                tailed,
                 false,
                 1 << 20,
                 &mut |d| out.push(d),
@@ -699,24 +704,12 @@ mod tests {
             let text = json(n);
             let wire = server.compress_message(&text);
             assert_eq!(inflate_whole(&mut bare, wire.clone()), text);
-            let mut out = Vec::new();
             let with_tail = [&wire[..], &TAIL[..]].concat();
-            tailed
-                .receive(
-                    DataKind::Binary,
-                    Bytes::from(with_tail),
-                    true,
-                    true,
-                    true,
-                    false,
-                    1 << 20,
-                    &mut |d| out.push(d),
-                )
-                .expect("inflates");
-            match &out[..] {
-                [Data::Message(Message::Binary(b))] => assert_eq!(b[..], text[..], "{n} B"),
-                other => panic!("expected one binary message, got {other:?}"),
-            }
+            assert_eq!(
+                inflate_whole_tailed(&mut tailed, with_tail, true),
+                text,
+                "{n} B"
+            );
         }
     }
 

@@ -11,24 +11,27 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 pub const MAX_HEADER_LEN: usize = 14;
 
 /// A frame opcode (RFC 6455 §5.2, §11.8).
+// The wire values as discriminants: converting either way, and telling control frames apart
+// (bit 3), need no lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum OpCode {
     /// 0x0: continues a fragmented message.
-    Continuation,
+    Continuation = 0x0,
     /// 0x1: text (UTF-8) data.
-    Text,
+    Text = 0x1,
     /// 0x2: binary data.
-    Binary,
+    Binary = 0x2,
     /// 0x8: connection close.
-    Close,
+    Close = 0x8,
     /// 0x9: ping.
-    Ping,
+    Ping = 0x9,
     /// 0xA: pong.
-    Pong,
+    Pong = 0xA,
     /// 0xB: a cumulative acknowledgement, defined by the `tether-resume` extension (RFC 6455
     /// §5.2 leaves 0xB-0xF to extensions); reserved unless that extension was negotiated.
-    Ack,
+    Ack = 0xB,
 }
 
 impl OpCode {
@@ -49,24 +52,14 @@ impl OpCode {
     /// The 4-bit wire value.
     #[must_use]
     pub const fn as_u8(self) -> u8 {
-        match self {
-            OpCode::Continuation => 0x0,
-            OpCode::Text => 0x1,
-            OpCode::Binary => 0x2,
-            OpCode::Close => 0x8,
-            OpCode::Ping => 0x9,
-            OpCode::Pong => 0xA,
-            OpCode::Ack => 0xB,
-        }
+        self as u8
     }
 
-    /// Close, Ping, Pong (and the extension's Ack) are control frames (RFC 6455 §5.5).
+    /// Close, Ping, Pong (and the extension's Ack) are control frames (RFC 6455 §5.5): the
+    /// opcodes with bit 3 set.
     #[must_use]
     pub const fn is_control(self) -> bool {
-        matches!(
-            self,
-            OpCode::Close | OpCode::Ping | OpCode::Pong | OpCode::Ack
-        )
+        self as u8 & 0x8 != 0
     }
 }
 
@@ -218,6 +211,27 @@ impl FrameHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every 4-bit value: the six RFC 6455 opcodes and 0xB convert both ways, 0x8-0xB are
+    /// control frames, the rest is reserved and given back.
+    #[test]
+    fn opcodes_convert_both_ways() {
+        for v in 0..16u8 {
+            match OpCode::from_u8(v) {
+                Ok(op) => {
+                    assert!(matches!(v, 0..=2 | 8..=0xB), "{v:#x}");
+                    assert_eq!(op.as_u8(), v);
+                    assert_eq!(op.is_control(), v >= 8, "{v:#x}");
+                }
+                Err(back) => {
+                    assert!(matches!(v, 3..=7 | 0xC..=0xF), "{v:#x}");
+                    assert_eq!(back, v);
+                }
+            }
+        }
+        assert!(OpCode::Ping.is_control() && !OpCode::Text.is_control());
+        assert_eq!(OpCode::Ack.as_u8(), 0xB);
+    }
 
     fn header(opcode: OpCode, fin: bool, len: u64, mask: Option<[u8; 4]>) -> FrameHeader {
         FrameHeader {

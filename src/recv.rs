@@ -36,6 +36,12 @@ const MAX_READ_HINT: usize = 4 << 20;
 /// message is still held.
 const COPY_MAX: usize = 16 << 10;
 
+/// Whether a payload of `len` bytes is copied out of the input buffer (see [`COPY_MAX`]).
+#[inline(always)]
+const fn copied(len: u64) -> bool {
+    len <= COPY_MAX as u64
+}
+
 /// Smallest read slice offered, and the most an empty input buffer keeps: an idle connection
 /// holds at most this much input buffer.
 const MIN_READ: usize = 1024;
@@ -247,7 +253,7 @@ impl Receiver {
         !self.in_pieces()
             && self.msg.as_ref().is_some_and(|m| m.parts.is_empty())
             && self.frame.as_ref().is_some_and(|f| {
-                f.header.fin && !f.header.opcode.is_control() && f.remaining > COPY_MAX as u64
+                f.header.fin && !f.header.opcode.is_control() && !copied(f.remaining)
             })
     }
 
@@ -328,7 +334,7 @@ impl Receiver {
     /// is split off the front and the allocation reclaimed once the message is dropped
     /// ([`Receiver::reclaim`]), its new room zeroed.
     fn take(&mut self, n: usize) -> Bytes {
-        if n <= COPY_MAX {
+        if copied(n as u64) {
             let data = Bytes::copy_from_slice(&self.buf[self.start..self.start + n]);
             self.consume(n);
             return data;
@@ -363,13 +369,13 @@ impl Receiver {
     /// copied from the `&str` that check gives, so it needs no second, slower check; a larger
     /// one keeps its bytes and gets `ByteString`'s own check.
     fn take_text(&mut self, avail: usize, parts: BytesMut) -> Result<Utf8Bytes, ProtocolError> {
-        let text = if parts.is_empty() && avail <= COPY_MAX {
+        let text = if parts.is_empty() && copied(avail as u64) {
             let text = Utf8Bytes::copy_validated(&self.buf[self.start..self.start + avail]);
             self.consume(avail);
             text.ok()
         } else if parts.is_empty() {
             Utf8Bytes::validate(self.take(avail)).ok()
-        } else if parts.len() <= COPY_MAX {
+        } else if copied(parts.len() as u64) {
             Utf8Bytes::copy_validated(&parts).ok()
         } else {
             Utf8Bytes::validate(parts.freeze()).ok()
@@ -398,7 +404,7 @@ impl Receiver {
         if !h.fin
             || h.rsv != 0
             || h.mask.is_some() != (self.role == Role::Server)
-            || len > COPY_MAX as u64
+            || !copied(len)
             || (self.len() - head) < len as usize
             || len > config.max_frame_payload as u64
             || len > config.max_message_size as u64
@@ -675,7 +681,7 @@ impl Receiver {
                 let frame_done = avail as u64 == f.remaining;
                 let last = frame_done && f.header.fin;
                 let tailed =
-                    last && avail <= COPY_MAX && self.msg.as_ref().is_some_and(|m| m.compressed);
+                    last && copied(avail as u64) && self.msg.as_ref().is_some_and(|m| m.compressed);
                 let data = if tailed {
                     self.take_with_tail(avail)
                 } else {

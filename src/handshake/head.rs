@@ -55,7 +55,7 @@ impl HeadScanner {
         while self.scanned < end {
             if self.line == Line::Inside {
                 // Inside a line only a line feed changes anything: skip to it.
-                match find_line_feed(&input[self.scanned..end]) {
+                match memchr::memchr(b'\n', &input[self.scanned..end]) {
                     Some(at) => self.scanned += at,
                     None => {
                         self.scanned = end;
@@ -89,30 +89,6 @@ impl HeadScanner {
     pub(crate) fn field_lines(&self) -> usize {
         self.lines.saturating_sub(1)
     }
-}
-
-/// The position of the first line feed in `bytes`, eight bytes at a time (a head's lines are
-/// tens of bytes; a byte-wise state machine spent about ten instructions a byte).
-fn find_line_feed(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const FEEDS: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        // A zero byte where a line feed was; the lowest flagged byte is the first zero (a
-        // borrow can only flag bytes above a real zero).
-        let x = u64::from_le_bytes(word) ^ FEEDS;
-        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zeros != 0 {
-            return Some(at + zeros.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    let rest = chunks.remainder();
-    rest.iter().position(|&b| b == b'\n').map(|i| at + i)
 }
 
 /// A short description of an httparse error, for reports.
@@ -240,8 +216,5 @@ mod tests {
             }
             assert_eq!(got, want, "{input:?} in pieces of {step}");
         }
-        assert_eq!(find_line_feed(b"0123456789abcdef\n"), Some(16));
-        assert_eq!(find_line_feed(b"01234567\n\n"), Some(8));
-        assert_eq!(find_line_feed(b"\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b"), None);
     }
 }

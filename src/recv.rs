@@ -2,8 +2,9 @@
 //!
 //! One input buffer holds `[consumed | data | initialised spare]`. The driver reads into the spare
 //! part, the decoder parses headers there, unmasks and validates payload bytes as soon as they
-//! arrive (so a bad text frame fails before it is complete). A complete payload up to 16 KiB is
-//! copied out, so the buffer stays initialised and is reused for the next read without being
+//! arrive (so a bad text frame fails before it is complete; a binary message in one frame that
+//! will be copied out stays masked and is unmasked while copied). A complete payload up to
+//! 16 KiB is copied out, so the buffer stays initialised and is reused for the next read without being
 //! zeroed again (safe Rust reads into initialised memory only), and a small message never pins
 //! a large buffer; a larger payload leaves the buffer without a copy (a big message is not held
 //! twice). Such a payload is read up to its end and no further, so it usually ends its buffer:
@@ -22,7 +23,7 @@ use crate::connection::Role;
 use crate::deflate::TAIL;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
-use crate::mask::{apply_mask, apply_mask_at};
+use crate::mask::{apply_mask, apply_mask_at, masked_vec};
 use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
@@ -88,6 +89,9 @@ struct InFrame {
     offset: usize,
     /// Whether the payload belongs to a text message.
     text: bool,
+    /// A masked binary message in one frame, copied out whole at its end: left masked as it
+    /// arrives (`ready` counts it anyway) and unmasked while copied, one pass instead of two.
+    masked_copy: bool,
 }
 
 /// The data message being received.
@@ -364,6 +368,15 @@ impl Receiver {
         Bytes::from(data)
     }
 
+    /// Takes the first `n` unprocessed bytes, still masked with `key` and no more than
+    /// [`COPY_MAX`]: unmasked while copied out, one pass over the payload instead of two.
+    fn take_unmasked(&mut self, n: usize, key: [u8; 4]) -> Bytes {
+        debug_assert!(copied(n as u64));
+        let data = masked_vec(&self.buf[self.start..self.start + n], key);
+        self.consume(n);
+        Bytes::from(data)
+    }
+
     /// Takes a complete text message: its `avail` last bytes in the buffer, or the assembled
     /// `parts`. One that is copied anyway (up to [`COPY_MAX`]) is checked with simdutf8 and
     /// copied from the `&str` that check gives, so it needs no second, slower check; a larger
@@ -414,6 +427,9 @@ impl Receiver {
         let len = len as usize;
         self.consume(head);
         if let Some(key) = h.mask {
+            if !text {
+                return Some(Ok(Message::Binary(self.take_unmasked(len, key))));
+            }
             apply_mask(&mut self.buf[self.start..self.start + len], key);
         }
         Some(if text {
@@ -632,12 +648,20 @@ impl Receiver {
                     });
                 }
                 let mut text = false;
+                let mut masked_copy = false;
                 if !header.opcode.is_control()
                     && let Some(m) = self.msg.as_mut()
                 {
                     m.size = m.size.saturating_add(header.payload_len);
                     // Compressed text is checked once inflated.
                     text = m.kind == DataKind::Text && !m.compressed;
+                    masked_copy = m.kind == DataKind::Binary
+                        && header.mask.is_some()
+                        && header.fin
+                        && m.parts.is_empty()
+                        && !m.compressed
+                        && !self.streaming
+                        && copied(header.payload_len);
                 }
                 self.frame = Some(InFrame {
                     header,
@@ -645,6 +669,7 @@ impl Receiver {
                     ready: 0,
                     offset: 0,
                     text,
+                    masked_copy,
                 });
             }
             let buffered = self.len();
@@ -655,7 +680,9 @@ impl Receiver {
             let avail = (buffered as u64).min(f.remaining) as usize;
             if f.ready < avail {
                 let fresh = &mut self.buf[self.start + f.ready..self.start + avail];
-                if let Some(key) = f.header.mask {
+                if let Some(key) = f.header.mask
+                    && !f.masked_copy
+                {
                     apply_mask_at(fresh, key, f.offset + f.ready);
                 }
                 // A whole unfragmented text message that is here at once gets one check, when
@@ -725,6 +752,7 @@ impl Receiver {
                 return Ok(None);
             }
             let header = f.header;
+            let masked_copy = f.masked_copy;
             self.frame = None;
             if header.opcode.is_control() {
                 let payload = self.take(avail);
@@ -755,7 +783,10 @@ impl Receiver {
                     self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                     Message::Text(self.take_text(avail, m.parts)?)
                 }
-                DataKind::Binary if m.parts.is_empty() => Message::Binary(self.take(avail)),
+                DataKind::Binary if m.parts.is_empty() => Message::Binary(match header.mask {
+                    Some(key) if masked_copy => self.take_unmasked(avail, key),
+                    _ => self.take(avail),
+                }),
                 DataKind::Binary => Message::Binary(m.parts.freeze()),
             };
             return Ok(Some(Incoming::Message(message)));

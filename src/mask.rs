@@ -73,13 +73,21 @@ pub(crate) fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
 }
 
 /// The key repeated over a word: 8 bytes are 2 whole keys, so every word starts at key byte 0.
-/// A new vector holding `src` unmasked with `key`: the copy and the XOR in one pass, into
-/// memory that is written once (no zero-filling first). Used where a masked payload is
-/// copied out of the input buffer anyway.
+/// A new vector holding `src` unmasked with `key` (see [`extend_masked`]), exactly sized.
 #[inline]
 pub(crate) fn masked_vec(src: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let word = widen(key);
     let mut out = Vec::with_capacity(src.len());
+    extend_masked(&mut out, src, key);
+    out
+}
+
+/// Appends `src` unmasked with `key` (starting at key byte 0) to `out`: the copy and the XOR
+/// in one pass, into memory that is written once (no zero-filling first). Used where a masked
+/// payload is copied out of the input buffer anyway.
+#[inline]
+pub(crate) fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
+    let word = widen(key);
+    out.reserve(src.len());
     let (words, rest) = src.as_chunks::<8>();
     // An iterator of known length (arrays flattened): `extend` writes it without a capacity
     // check per element, which lets the compiler keep the words in vector registers.
@@ -89,7 +97,6 @@ pub(crate) fn masked_vec(src: &[u8], key: [u8; 4]) -> Vec<u8> {
             .flat_map(|w| (u64::from_ne_bytes(*w) ^ word).to_ne_bytes()),
     );
     out.extend(rest.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
-    out
 }
 
 #[inline]
@@ -152,6 +159,20 @@ mod tests {
         }
         let pristine: Vec<u8> = (0..17_000u32).map(|i| (i * 131 + 17) as u8).collect();
         assert_eq!(src_backing, pristine);
+    }
+
+    #[test]
+    fn extend_masked_appends() {
+        let key = [0x9c, 0x01, 0xe7, 0x5b];
+        let src: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let mut out = b"kept".to_vec();
+        extend_masked(&mut out, &src[..333], key);
+        extend_masked(&mut out, &src[333..], [1, 2, 3, 4]);
+        let mut want = src.clone();
+        reference(&mut want[..333], key, 0);
+        reference(&mut want[333..], [1, 2, 3, 4], 0);
+        assert_eq!(&out[..4], b"kept");
+        assert_eq!(&out[4..], &want[..]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::connection::Role;
 use crate::deflate::TAIL;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
-use crate::mask::{apply_mask, apply_mask_at, masked_vec};
+use crate::mask::{apply_mask, apply_mask_at, extend_masked, masked_vec};
 use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
@@ -101,7 +101,7 @@ struct InMessage {
     /// Sum of the announced payload lengths so far.
     size: u64,
     /// Fragments assembled so far (assembled mode).
-    parts: BytesMut,
+    parts: Vec<u8>,
     /// Whether a chunk was already reported (streaming mode).
     started: bool,
     /// RSV1 was set on its first frame: the payload is compressed (RFC 7692 §6.1).
@@ -381,7 +381,7 @@ impl Receiver {
     /// `parts`. One that is copied anyway (up to [`COPY_MAX`]) is checked with simdutf8 and
     /// copied from the `&str` that check gives, so it needs no second, slower check; a larger
     /// one keeps its bytes and gets `ByteString`'s own check.
-    fn take_text(&mut self, avail: usize, parts: BytesMut) -> Result<Utf8Bytes, ProtocolError> {
+    fn take_text(&mut self, avail: usize, parts: Vec<u8>) -> Result<Utf8Bytes, ProtocolError> {
         let text = if parts.is_empty() && copied(avail as u64) {
             let text = Utf8Bytes::copy_validated(&self.buf[self.start..self.start + avail]);
             self.consume(avail);
@@ -391,7 +391,7 @@ impl Receiver {
         } else if copied(parts.len() as u64) {
             Utf8Bytes::copy_validated(&parts).ok()
         } else {
-            Utf8Bytes::validate(parts.freeze()).ok()
+            Utf8Bytes::validate(Bytes::from(parts)).ok()
         };
         text.ok_or(ProtocolError::InvalidUtf8)
     }
@@ -433,7 +433,7 @@ impl Receiver {
             apply_mask(&mut self.buf[self.start..self.start + len], key);
         }
         Some(if text {
-            self.take_text(len, BytesMut::new()).map(Message::Text)
+            self.take_text(len, Vec::new()).map(Message::Text)
         } else {
             Ok(Message::Binary(self.take(len)))
         })
@@ -642,7 +642,7 @@ impl Receiver {
                     self.msg = Some(InMessage {
                         kind,
                         size: 0,
-                        parts: BytesMut::new(),
+                        parts: Vec::new(),
                         started: false,
                         compressed: header.rsv & 0b100 != 0,
                     });
@@ -655,13 +655,13 @@ impl Receiver {
                     m.size = m.size.saturating_add(header.payload_len);
                     // Compressed text is checked once inflated.
                     text = m.kind == DataKind::Text && !m.compressed;
+                    // Copied out at the frame's end: a fragment (into the message being
+                    // assembled) or a whole message up to COPY_MAX.
                     masked_copy = m.kind == DataKind::Binary
                         && header.mask.is_some()
-                        && header.fin
-                        && m.parts.is_empty()
                         && !m.compressed
                         && !self.streaming
-                        && copied(header.payload_len);
+                        && (!header.fin || !m.parts.is_empty() || copied(header.payload_len));
                 }
                 self.frame = Some(InFrame {
                     header,
@@ -768,8 +768,11 @@ impl Receiver {
             };
             if !header.fin || !m.parts.is_empty() {
                 // A fragment: copied straight into the message being assembled.
-                m.parts
-                    .extend_from_slice(&self.buf[self.start..self.start + avail]);
+                let payload = &self.buf[self.start..self.start + avail];
+                match header.mask {
+                    Some(key) if masked_copy => extend_masked(&mut m.parts, payload, key),
+                    _ => m.parts.extend_from_slice(payload),
+                }
                 self.consume(avail);
                 if !header.fin {
                     continue;
@@ -787,7 +790,7 @@ impl Receiver {
                     Some(key) if masked_copy => self.take_unmasked(avail, key),
                     _ => self.take(avail),
                 }),
-                DataKind::Binary => Message::Binary(m.parts.freeze()),
+                DataKind::Binary => Message::Binary(Bytes::from(m.parts)),
             };
             return Ok(Some(Incoming::Message(message)));
         }

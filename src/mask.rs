@@ -99,11 +99,12 @@ pub(crate) fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     out.extend(rest.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
 }
 
-#[inline]
+#[inline(always)]
 fn widen(key: [u8; 4]) -> u64 {
-    u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ])
+    // The key twice, in memory order: two copies of one 32-bit word (built byte by byte, the
+    // compiler shifted and or-ed each of the eight bytes into place).
+    let k = u64::from(u32::from_ne_bytes(key));
+    k | (k << 32)
 }
 
 #[cfg(test)]

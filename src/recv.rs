@@ -533,6 +533,12 @@ impl Receiver {
             + self.msg.as_ref().map_or(0, |m| m.parts.capacity())
     }
 
+    /// Whether a data message is partly received: its pieces or fragments so far have left
+    /// the input buffer, the rest is to come.
+    pub(crate) fn in_message(&self) -> bool {
+        self.msg.is_some()
+    }
+
     /// Whether a data frame is partly received (the peer is mid-message).
     pub(crate) fn in_data_frame(&self) -> bool {
         self.frame

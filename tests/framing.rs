@@ -514,6 +514,61 @@ fn an_empty_read_on_a_quiet_connection_leaves_no_buffer() {
     assert_eq!(conn.buffer_memory(), 0, "quiet again");
 }
 
+/// A message that arrives over several reads (fragments assembled, or pieces passed on in
+/// streaming mode) empties the input buffer after each read: that is the middle of one message,
+/// not traffic. The buffer is kept for the rest without arming the linger, and a single such
+/// message leaves the connection quiet: its buffer goes back at once, as after a message that
+/// came in one read.
+#[test]
+fn a_message_in_many_reads_counts_once_for_the_buffer_linger() {
+    for streaming in [false, true] {
+        let mut config = quiet();
+        config.streaming = streaming;
+        let mut conn = open(Role::Server, config);
+        let pieces = [
+            cframe(false, OpCode::Binary, &[1u8; 3000]),
+            cframe(false, OpCode::Continuation, &[2u8; 3000]),
+            cframe(true, OpCode::Continuation, &[3u8; 3000]),
+        ];
+        let mut got = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let now = T0 + std::time::Duration::from_millis(i as u64);
+            feed(&mut conn, now, piece, &Chunking::Whole);
+            for d in drain_data(&mut conn) {
+                match d {
+                    Data::Message(m) => got.extend_from_slice(m.as_bytes()),
+                    Data::MessageChunk(c) => got.extend_from_slice(&c),
+                    _ => {}
+                }
+            }
+            let last = i + 1 == pieces.len();
+            if !last {
+                assert_eq!(
+                    conn.poll_timeout(),
+                    None,
+                    "no linger mid-message ({streaming})"
+                );
+                // A read that finds nothing mid-message keeps the buffer for the rest.
+                drop(conn.recv_buf());
+                assert!(conn.buffer_memory() > 0, "kept mid-message ({streaming})");
+            }
+        }
+        assert_eq!(got.len(), 9000, "{streaming}");
+        assert!(got[..3000].iter().all(|&b| b == 1) && got[6000..].iter().all(|&b| b == 3));
+        assert_eq!(
+            conn.poll_timeout(),
+            None,
+            "one message is no busy time ({streaming})"
+        );
+        drop(conn.recv_buf());
+        assert_eq!(
+            conn.buffer_memory(),
+            0,
+            "quiet after one message ({streaming})"
+        );
+    }
+}
+
 /// Server role: a large binary payload is queued as-is for a vectored write.
 #[test]
 fn server_sends_large_payloads_without_copy() {

@@ -1,18 +1,19 @@
 //! The receive path: frame decoding, in-place unmasking, incremental UTF-8 and message assembly.
 //!
-//! One input buffer holds `[consumed | data | initialised spare]`. The driver reads into the spare
-//! part, the decoder parses headers there, unmasks and validates payload bytes as soon as they
-//! arrive (so a bad text frame fails before it is complete; a binary message in one frame that
-//! will be copied out stays masked and is unmasked while copied). A complete payload up to
-//! 16 KiB is copied out, so the buffer stays initialised and is reused for the next read without being
-//! zeroed again (safe Rust reads into initialised memory only), and a small message never pins
-//! a large buffer; a larger payload leaves the buffer without a copy (a big message is not held
-//! twice). Such a payload is read up to its end and no further, so it usually ends its buffer:
-//! the whole buffer is then frozen and lent out with it, and taken back, still initialised,
-//! once the message is dropped (otherwise the payload is split off the front, and the
-//! allocation is reclaimed, partly zeroed, once the message is dropped). Fragmented messages
-//! are copied, once, into their assembly buffer. An emptied buffer is kept while input keeps
-//! coming and given back once the connection is quiet (the connection's `InputBuffer` timer).
+//! One input buffer holds `[consumed | data | initialised spare]`. The driver reads into the
+//! spare part, the decoder parses headers there, unmasks and validates payload bytes as soon as
+//! they arrive (so a bad text frame fails before it is complete; binary payloads that are
+//! copied out, whole messages up to 16 KiB and fragments, stay masked and are unmasked while
+//! copied). A complete payload up to 16 KiB is copied out, so the buffer stays initialised and
+//! is reused for the next read without being zeroed again (safe Rust reads into initialised
+//! memory only), and a small message never pins a large buffer; a larger payload leaves the
+//! buffer without a copy (a big message is not held twice). Such a payload is read up to its
+//! end and no further, so it usually ends its buffer: the whole buffer is then frozen and lent
+//! out with it, and taken back, still initialised, once the message is dropped (otherwise the
+//! payload is split off the front, and the allocation is reclaimed, partly zeroed, once the
+//! message is dropped). Fragmented messages are copied, once, into their assembly buffer. An
+//! emptied buffer is kept while input keeps coming and given back once the connection is quiet
+//! (the connection's `InputBuffer` timer).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -1787,9 +1787,19 @@ impl Connection {
         self.replies_since_low += self.send.len() - before;
     }
 
-    /// Acts on what the peer sent behind data the application had not taken yet. Either way
-    /// the connection ends (nothing that follows a Close or a violation is read).
+    /// Acts on what the peer sent behind data the application had not taken yet, if anything.
+    /// Inlined: `read` asks on every call, and there is rarely anything.
+    #[inline]
     fn release_deferred(&mut self) {
+        if self.deferred.is_some() {
+            self.act_on_deferred();
+        }
+    }
+
+    /// [`release_deferred`](Connection::release_deferred)'s work. Either way the connection
+    /// ends (nothing that follows a Close or a violation is read).
+    #[inline(never)]
+    fn act_on_deferred(&mut self) {
         let now = self.now;
         match self.deferred.take().map(|what| *what) {
             None => {}

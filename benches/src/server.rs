@@ -1,8 +1,10 @@
 //! Each library's own echo server, run as a child process of the harness (`--serve LIB`), so
 //! its CPU time (`/proc/PID/task/*/schedstat`) and RSS are its own. Every server binds
 //! 127.0.0.1:0, prints `listening on ADDR`, pins itself to the CPU it is given, runs a
-//! single-threaded runtime (tether-smol: one `smol::Executor` handed to the adapter too;
-//! tether-std: the adapter's thread per connection), sets TCP_NODELAY,
+//! single-threaded runtime (tether-smol: the accept loop in `smol::block_on`, each connection
+//! a task on smol's global executor, as the adapter's documentation shows; a single-threaded
+//! executor on the main thread measured the same; tether-std: the adapter's thread per
+//! connection), sets TCP_NODELAY,
 //! echoes text and binary messages and exits when its standard input closes.
 
 use std::io::{BufRead, Write};

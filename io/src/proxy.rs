@@ -330,11 +330,9 @@ pub async fn tunnel<T: Transport>(
     let request = connect_request(host, port, server.authorization.as_deref());
     let mut written = 0;
     while written < request.len() {
-        let n = std::future::poll_fn(|cx| {
-            stream.poll_write_vectored(cx, &[IoSlice::new(&request[written..])])
-        })
-        .await
-        .map_err(io_fail)?;
+        let n = std::future::poll_fn(|cx| stream.poll_write(cx, &request[written..]))
+            .await
+            .map_err(io_fail)?;
         if n == 0 {
             return Err(io_fail(io::ErrorKind::WriteZero.into()));
         }
@@ -420,6 +418,10 @@ impl<T: Transport> Transport for Tunnel<T> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.io.poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_write(cx, buf)
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -107,6 +107,14 @@ pub trait Transport: Send + Unpin + 'static {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>>;
 
+    /// Writes the first bytes of `buf`; returns how many were written. The engine calls this
+    /// when its output is one slice (a small message's frame): on a socket a plain write is
+    /// cheaper than a vectored one (Linux spends ~250 ns more in `writev` of one slice than in
+    /// `send`, a few percent of an echo). The default writes it vectored.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
     /// Pushes out anything the transport buffers (a TLS record).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
@@ -172,6 +180,13 @@ impl<P: Transport, T: Transport> Transport for MaybeTls<P, T> {
         match self {
             MaybeTls::Plain(s) => s.poll_write_vectored(cx, bufs),
             MaybeTls::Tls(s) => s.poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            MaybeTls::Plain(s) => s.poll_write(cx, buf),
+            MaybeTls::Tls(s) => s.poll_write(cx, buf),
         }
     }
 

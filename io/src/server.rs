@@ -3,7 +3,7 @@
 //! when the process runs out of file descriptors, and the handshake timeout of the core.
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -635,8 +635,7 @@ async fn refuse<R: Runtime, T: Transport>(mut stream: T, retry_after: Duration, 
     let work = async {
         let mut written = 0;
         while written < out.len() {
-            let slice = [IoSlice::new(&out[written..])];
-            match poll_fn(|cx| stream.poll_write_vectored(cx, &slice)).await? {
+            match poll_fn(|cx| stream.poll_write(cx, &out[written..])).await? {
                 0 => return Ok(()),
                 n => written += n,
             }

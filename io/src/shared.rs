@@ -699,7 +699,11 @@ impl Inner {
         while let Some(transmit) = self.conn.poll_transmit() {
             let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
             let count = transmit.io_slices(&mut slices);
-            match stream.poll_write_vectored(cx, &slices[..count]) {
+            let written = match &slices[..count] {
+                [one] => stream.poll_write(cx, one),
+                more => stream.poll_write_vectored(cx, more),
+            };
+            match written {
                 Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Poll::Ready(Ok(0) | Err(_)) => {
                     failed = true;
@@ -891,6 +895,88 @@ mod tests {
         fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
+    }
+
+    /// Output that records which write each call was.
+    #[derive(Default)]
+    struct Written {
+        plain: usize,
+        vectored: usize,
+        bytes: Vec<u8>,
+    }
+
+    struct Sink(Arc<Mutex<Written>>);
+
+    impl Transport for Sink {
+        fn poll_read(&mut self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+
+        fn poll_write_vectored(
+            &mut self,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut w = self.0.lock().unwrap();
+            w.vectored += 1;
+            let mut n = 0;
+            for b in bufs {
+                w.bytes.extend_from_slice(b);
+                n += b.len();
+            }
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let mut w = self.0.lock().unwrap();
+            w.plain += 1;
+            w.bytes.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Output in one slice (a small message's frame) goes out as a plain write, which costs
+    /// the kernel less than a vectored one; output in several (a large payload queued by
+    /// reference after its header) goes out vectored, in one call.
+    #[test]
+    fn one_slice_is_a_plain_write_several_are_one_vectored_write() {
+        let conn = Connection::open(
+            Role::Server,
+            Config::default(),
+            crate::clock::os_rng().expect("rng"),
+            Instant::ZERO,
+        );
+        let shared = Shared::new(conn, || Instant::ZERO);
+        let out = Arc::new(Mutex::new(Written::default()));
+        let waker = Waker::from(Arc::new(Count::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut inner = shared.lock();
+        inner.stream = Some(Box::new(Sink(Arc::clone(&out))));
+        let mut wake = Wake::default();
+
+        inner.conn.send(Message::text("hello")).unwrap();
+        assert_eq!(inner.write(&mut cx, &mut wake), Ok(true));
+        {
+            let w = out.lock().unwrap();
+            assert_eq!((w.plain, w.vectored), (1, 0));
+            assert_eq!(w.bytes, b"\x81\x05hello");
+        }
+
+        let big = bytes::Bytes::from(vec![7u8; 64 << 10]);
+        inner.conn.send(Message::Binary(big)).unwrap();
+        assert_eq!(inner.write(&mut cx, &mut wake), Ok(true));
+        let w = out.lock().unwrap();
+        assert_eq!((w.plain, w.vectored), (1, 1));
+        assert_eq!(w.bytes.len(), 7 + 10 + (64 << 10));
+        assert!(w.bytes[7 + 10..].iter().all(|&b| b == 7));
     }
 
     #[derive(Default)]

@@ -72,7 +72,6 @@ pub(crate) fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
     }
 }
 
-/// The key repeated over a word: 8 bytes are 2 whole keys, so every word starts at key byte 0.
 /// A new vector holding `src` unmasked with `key` (see [`extend_masked`]), exactly sized.
 #[inline]
 pub(crate) fn masked_vec(src: &[u8], key: [u8; 4]) -> Vec<u8> {
@@ -99,6 +98,7 @@ pub(crate) fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     out.extend(rest.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
 }
 
+/// The key repeated over a word: 8 bytes are 2 whole keys, so every word starts at key byte 0.
 #[inline(always)]
 fn widen(key: [u8; 4]) -> u64 {
     // The key twice, in memory order: two copies of one 32-bit word (built byte by byte, the

@@ -323,3 +323,98 @@ pub fn json_line(s: &Sample) -> String {
     o.push('}');
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(scenario: &str, case: &str, metric: &'static str, higher: bool) -> CellSpec {
+        CellSpec {
+            scenario: scenario.into(),
+            case: case.into(),
+            metric,
+            higher_is_better: higher,
+            reference_only: vec![],
+        }
+    }
+
+    fn report(spec: &CellSpec, samples: &[(&str, usize, f64)]) -> Report {
+        let mut r = Report::default();
+        r.add_cell(spec.clone());
+        for &(lib, rep, value) in samples {
+            r.push(Sample {
+                scenario: spec.scenario.clone(),
+                case: spec.case.clone(),
+                lib: lib.into(),
+                rep,
+                value,
+                extra: vec![],
+            });
+        }
+        r
+    }
+
+    /// The line other tools parse: `bench <scenario>/<case>.<metric> tether=<x>
+    /// best_peer=<name>:<y> ratio=<r>`, where the best peer is the one with the best median and
+    /// the ratio is the median of the per-repetition ratios against that peer (paired), not the
+    /// ratio of the medians.
+    #[test]
+    fn the_summary_line_keeps_its_form_and_pairs_repetitions() {
+        let s = spec("decode", "bin-16B", "msg_per_cpu_s", true);
+        let r = report(
+            &s,
+            &[
+                ("tether", 0, 10.0),
+                ("fast", 0, 20.0),
+                ("slow", 0, 5.0),
+                ("tether", 1, 60.0),
+                ("fast", 1, 20.0),
+                ("slow", 1, 10.0),
+                ("tether", 2, 12.0),
+                ("fast", 2, 24.0),
+                ("slow", 2, 6.0),
+            ],
+        );
+        let line = r.summarize(&s).line.expect("a summary line");
+        // Paired: 10/20, 60/20, 12/24 -> median 0.5 (the medians' ratio would be 12/20 = 0.6).
+        assert_eq!(
+            line,
+            "bench decode/bin-16B.msg_per_cpu_s tether=12.0 best_peer=fast:20.0 ratio=0.500"
+        );
+        assert!(
+            r.markdown("# run").contains(&line),
+            "the table ends with the lines"
+        );
+    }
+
+    /// Lower is better for memory; an outside reference (Bun) is shown but is never the best
+    /// peer, even when it is the best; "tether" is the first tether row (an adapter).
+    #[test]
+    fn lower_is_better_and_references_never_count() {
+        let s = spec("memory", "idle-10000", "bytes_per_conn", false);
+        let r = report(
+            &s,
+            &[
+                ("tether-tokio", 0, 2000.0),
+                ("tether-smol", 0, 1800.0),
+                ("fastwebsockets", 0, 7000.0),
+                ("yawc", 0, 12000.0),
+                ("bun", 0, 1000.0),
+            ],
+        );
+        let sum = r.summarize(&s);
+        assert_eq!(
+            sum.line.as_deref(),
+            Some(
+                "bench memory/idle-10000.bytes_per_conn tether=2000 best_peer=fastwebsockets:7000 ratio=0.286"
+            )
+        );
+        let bun = sum.rows.iter().find(|row| row.lib == "bun").unwrap();
+        assert!(
+            (bun.vs_best - 1000.0 / 1800.0).abs() < 1e-9,
+            "{}",
+            bun.vs_best
+        );
+        assert!(r.markdown("# run").contains("| bun (ref) |"));
+    }
+}

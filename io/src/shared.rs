@@ -832,12 +832,17 @@ mod tests {
 
     /// In-memory input with edge-triggered readiness, as tokio's and async-io's sockets have:
     /// a poll that finds no readiness stores the waker, a short read clears readiness, and new
-    /// input wakes the stored waker (if there is one).
+    /// input wakes the stored waker (if there is one); output is kept, with the kind of
+    /// write that brought it.
     #[derive(Default)]
     struct Pipe {
         input: VecDeque<u8>,
         ready: bool,
         waker: Option<Waker>,
+        /// What was written, and in how many plain and vectored writes.
+        output: Vec<u8>,
+        plain: usize,
+        vectored: usize,
     }
 
     impl Pipe {
@@ -885,52 +890,18 @@ mod tests {
             _: &mut Context<'_>,
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
+            let mut pipe = self.0.lock().unwrap();
+            pipe.vectored += 1;
+            for b in bufs {
+                pipe.output.extend_from_slice(b);
+            }
             Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()))
         }
 
-        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    /// Output that records which write each call was.
-    #[derive(Default)]
-    struct Written {
-        plain: usize,
-        vectored: usize,
-        bytes: Vec<u8>,
-    }
-
-    struct Sink(Arc<Mutex<Written>>);
-
-    impl Transport for Sink {
-        fn poll_read(&mut self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
-            Poll::Pending
-        }
-
-        fn poll_write_vectored(
-            &mut self,
-            _: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            let mut w = self.0.lock().unwrap();
-            w.vectored += 1;
-            let mut n = 0;
-            for b in bufs {
-                w.bytes.extend_from_slice(b);
-                n += b.len();
-            }
-            Poll::Ready(Ok(n))
-        }
-
         fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-            let mut w = self.0.lock().unwrap();
-            w.plain += 1;
-            w.bytes.extend_from_slice(buf);
+            let mut pipe = self.0.lock().unwrap();
+            pipe.plain += 1;
+            pipe.output.extend_from_slice(buf);
             Poll::Ready(Ok(buf.len()))
         }
 
@@ -948,18 +919,12 @@ mod tests {
     /// reference after its header) goes out vectored, in one call.
     #[test]
     fn one_slice_is_a_plain_write_several_are_one_vectored_write() {
-        let conn = Connection::open(
-            Role::Server,
-            Config::default(),
-            crate::clock::os_rng().expect("rng"),
-            Instant::ZERO,
-        );
-        let shared = Shared::new(conn, || Instant::ZERO);
-        let out = Arc::new(Mutex::new(Written::default()));
+        let shared = open_server();
+        let out = Arc::new(Mutex::new(Pipe::default()));
         let waker = Waker::from(Arc::new(Count::default()));
         let mut cx = Context::from_waker(&waker);
         let mut inner = shared.lock();
-        inner.stream = Some(Box::new(Sink(Arc::clone(&out))));
+        inner.stream = Some(Box::new(Edge(Arc::clone(&out))));
         let mut wake = Wake::default();
 
         inner.conn.send(Message::text("hello")).unwrap();
@@ -967,7 +932,7 @@ mod tests {
         {
             let w = out.lock().unwrap();
             assert_eq!((w.plain, w.vectored), (1, 0));
-            assert_eq!(w.bytes, b"\x81\x05hello");
+            assert_eq!(w.output, b"\x81\x05hello");
         }
 
         let big = bytes::Bytes::from(vec![7u8; 64 << 10]);
@@ -975,8 +940,8 @@ mod tests {
         assert_eq!(inner.write(&mut cx, &mut wake), Ok(true));
         let w = out.lock().unwrap();
         assert_eq!((w.plain, w.vectored), (1, 1));
-        assert_eq!(w.bytes.len(), 7 + 10 + (64 << 10));
-        assert!(w.bytes[7 + 10..].iter().all(|&b| b == 7));
+        assert_eq!(w.output.len(), 7 + 10 + (64 << 10));
+        assert!(w.output[7 + 10..].iter().all(|&b| b == 7));
     }
 
     #[derive(Default)]
@@ -986,6 +951,17 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// The shared state of an open server connection, with no transport yet.
+    fn open_server() -> Arc<Shared> {
+        let conn = Connection::open(
+            Role::Server,
+            Config::default(),
+            crate::clock::os_rng().expect("rng"),
+            Instant::ZERO,
+        );
+        Shared::new(conn, || Instant::ZERO)
     }
 
     /// A client's text frame (masked with the all-zero key, which leaves the payload as is).
@@ -1000,13 +976,7 @@ mod tests {
     /// while it is away wakes the driver, which must answer Pings and a Close meanwhile.
     #[test]
     fn a_receiver_that_read_inline_leaves_the_transport_armed() {
-        let conn = Connection::open(
-            Role::Server,
-            Config::default(),
-            crate::clock::os_rng().expect("rng"),
-            Instant::ZERO,
-        );
-        let shared = Shared::new(conn, || Instant::ZERO);
+        let shared = open_server();
         let pipe = Arc::new(Mutex::new(Pipe::default()));
         let driver = Arc::new(Count::default());
         let driver_waker = Waker::from(Arc::clone(&driver));

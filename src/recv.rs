@@ -90,9 +90,10 @@ struct InFrame {
     offset: usize,
     /// Whether the payload belongs to a text message.
     text: bool,
-    /// A masked binary message in one frame, copied out whole at its end: left masked as it
-    /// arrives (`ready` counts it anyway) and unmasked while copied, one pass instead of two.
-    masked_copy: bool,
+    /// The key of a masked binary payload that is copied out at the frame's end (a whole
+    /// message up to [`COPY_MAX`], or a fragment): left masked as it arrives (`ready` counts it
+    /// anyway) and unmasked while copied, one pass instead of two.
+    copy_key: Option<[u8; 4]>,
 }
 
 /// The data message being received.
@@ -427,16 +428,15 @@ impl Receiver {
         }
         let len = len as usize;
         self.consume(head);
-        if let Some(key) = h.mask {
-            if !text {
-                return Some(Ok(Message::Binary(self.take_unmasked(len, key))));
+        Some(match (text, h.mask) {
+            (false, Some(key)) => Ok(Message::Binary(self.take_unmasked(len, key))),
+            (false, None) => Ok(Message::Binary(self.take(len))),
+            (true, key) => {
+                if let Some(key) = key {
+                    apply_mask(&mut self.buf[self.start..self.start + len], key);
+                }
+                self.take_text(len, Vec::new()).map(Message::Text)
             }
-            apply_mask(&mut self.buf[self.start..self.start + len], key);
-        }
-        Some(if text {
-            self.take_text(len, Vec::new()).map(Message::Text)
-        } else {
-            Ok(Message::Binary(self.take(len)))
         })
     }
 
@@ -655,7 +655,7 @@ impl Receiver {
                     });
                 }
                 let mut text = false;
-                let mut masked_copy = false;
+                let mut copy_key = None;
                 if !header.opcode.is_control()
                     && let Some(m) = self.msg.as_mut()
                 {
@@ -664,11 +664,13 @@ impl Receiver {
                     text = m.kind == DataKind::Text && !m.compressed;
                     // Copied out at the frame's end: a fragment (into the message being
                     // assembled) or a whole message up to COPY_MAX.
-                    masked_copy = m.kind == DataKind::Binary
-                        && header.mask.is_some()
+                    let copied_out = m.kind == DataKind::Binary
                         && !m.compressed
                         && !self.streaming
                         && (!header.fin || !m.parts.is_empty() || copied(header.payload_len));
+                    if copied_out {
+                        copy_key = header.mask;
+                    }
                 }
                 self.frame = Some(InFrame {
                     header,
@@ -676,7 +678,7 @@ impl Receiver {
                     ready: 0,
                     offset: 0,
                     text,
-                    masked_copy,
+                    copy_key,
                 });
             }
             let buffered = self.len();
@@ -688,7 +690,7 @@ impl Receiver {
             if f.ready < avail {
                 let fresh = &mut self.buf[self.start + f.ready..self.start + avail];
                 if let Some(key) = f.header.mask
-                    && !f.masked_copy
+                    && f.copy_key.is_none()
                 {
                     apply_mask_at(fresh, key, f.offset + f.ready);
                 }
@@ -759,7 +761,7 @@ impl Receiver {
                 return Ok(None);
             }
             let header = f.header;
-            let masked_copy = f.masked_copy;
+            let copy_key = f.copy_key;
             self.frame = None;
             if header.opcode.is_control() {
                 let payload = self.take(avail);
@@ -776,9 +778,9 @@ impl Receiver {
             if !header.fin || !m.parts.is_empty() {
                 // A fragment: copied straight into the message being assembled.
                 let payload = &self.buf[self.start..self.start + avail];
-                match header.mask {
-                    Some(key) if masked_copy => extend_masked(&mut m.parts, payload, key),
-                    _ => m.parts.extend_from_slice(payload),
+                match copy_key {
+                    Some(key) => extend_masked(&mut m.parts, payload, key),
+                    None => m.parts.extend_from_slice(payload),
                 }
                 self.consume(avail);
                 if !header.fin {
@@ -793,9 +795,9 @@ impl Receiver {
                     self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                     Message::Text(self.take_text(avail, m.parts)?)
                 }
-                DataKind::Binary if m.parts.is_empty() => Message::Binary(match header.mask {
-                    Some(key) if masked_copy => self.take_unmasked(avail, key),
-                    _ => self.take(avail),
+                DataKind::Binary if m.parts.is_empty() => Message::Binary(match copy_key {
+                    Some(key) => self.take_unmasked(avail, key),
+                    None => self.take(avail),
                 }),
                 DataKind::Binary => Message::Binary(Bytes::from(m.parts)),
             };
